@@ -1,0 +1,88 @@
+# mailpipe build: `make` builds bin/, `make check` installs what is missing and runs every test,
+# `make demo` runs the whole pipeline on the bundled mailbox, `make bench` prints figures.
+PREFIX ?= /usr/local
+CC ?= cc
+PKGS := hiredis libcurl libpq gmime-3.0 libuv jansson
+SANITIZER ?=
+OPT ?= -O2 -g
+WERROR ?= -Werror
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra $(WERROR) -Icommon -Itests/unit \
+	$(PKG_CFLAGS) $(if $(SANITIZER),-fsanitize=$(SANITIZER) -fno-omit-frame-pointer)
+override LDFLAGS += $(if $(SANITIZER),-fsanitize=$(SANITIZER))
+LDLIBS := $(PKG_LIBS) -lcrypto -lm
+
+STAGES := scheduler fetcher parser writer cli
+COMMON_OBJ := $(patsubst %.c,build/%.o,$(wildcard common/*.c))
+stage_obj = $(patsubst %.c,build/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c)))
+STAGE_LIBS := $(foreach s,$(STAGES),build/lib$(s).a)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRC))
+BINS := bin/mailpipe bin/mailpipe-scheduler bin/mailpipe-fetcher bin/mailpipe-parser bin/mailpipe-writer
+
+all: $(BINS)
+
+build/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/libmailpipe.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+define stage_lib
+build/lib$(1).a: $(call stage_obj,$(1)) | build/libmailpipe.a
+	@mkdir -p build
+	@rm -f $$@
+	ar rcs $$@ $$^ $(if $(call stage_obj,$(1)),,build/common/log.o)
+endef
+$(foreach s,$(STAGES),$(eval $(call stage_lib,$(s))))
+
+bin/mailpipe: build/cli/main.o build/libcli.a build/libmailpipe.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bin/mailpipe-%: build/%/main.o build/lib%.a build/libmailpipe.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+build/tests/%: tests/unit/%.c $(STAGE_LIBS) build/libmailpipe.a tests/unit/test.h
+	@mkdir -p build/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STAGE_LIBS) build/libmailpipe.a $(LDLIBS)
+
+unit: $(UNIT_BIN)
+
+deps:
+	./deploy/install-deps.sh
+
+check: deps
+	$(MAKE) all unit
+	./tests/run.sh
+
+demo: deps
+	$(MAKE) all
+	./deploy/demo.sh
+
+demo-stop:
+	./deploy/local/stack.sh stop
+
+bench: deps
+	$(MAKE) all
+	./tests/bench/run.sh
+
+lint:
+	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets)\s*\(' */*.c */*.h || \
+		{ echo "lint: banned call above"; exit 1; }
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mailpipe/migrations
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 writer/migrations/*.sql $(DESTDIR)$(PREFIX)/share/mailpipe/migrations/
+
+clean:
+	rm -rf build bin
+
+.PHONY: all unit deps check demo demo-stop bench lint install clean
+.SECONDARY:

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs the Debian packages mailpipe needs to build, test and run; does nothing when all are
+# present. Called by `make demo`, `make check` and .ci/run; safe to run by hand.
+set -eu
+
+PKGS="build-essential pkg-config libhiredis-dev libcurl4-openssl-dev libpq-dev libgmime-3.0-dev
+libuv1-dev libjansson-dev libglib2.0-dev redis-server postgresql postgresql-contrib dovecot-imapd
+openssl python3 curl"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# The packaged services must not start system-wide instances: mailpipe runs its own on loopback.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+	$SUDO chmod +x /usr/sbin/policy-rc.d
+	trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
