@@ -9,13 +9,14 @@ WERROR ?= -Werror
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra $(WERROR) -Icommon -Itests/unit \
+override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wno-format-truncation $(WERROR) -Icommon -Itests/unit \
 	$(PKG_CFLAGS) $(if $(SANITIZER),-fsanitize=$(SANITIZER) -fno-omit-frame-pointer)
 override LDFLAGS += $(if $(SANITIZER),-fsanitize=$(SANITIZER))
 LDLIBS := $(PKG_LIBS) -lcrypto -lm
 
 STAGES := scheduler fetcher parser writer cli
-COMMON_OBJ := $(patsubst %.c,build/%.o,$(wildcard common/*.c))
+COMMON_OBJ := $(patsubst %.c,build/%.o,$(wildcard common/*.c)) build/migrations.o
+MIGRATIONS := $(sort $(wildcard writer/migrations/*.sql))
 stage_obj = $(patsubst %.c,build/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c)))
 STAGE_LIBS := $(foreach s,$(STAGES),build/lib$(s).a)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -26,7 +27,16 @@ all: $(BINS)
 
 build/%.o: %.c $(wildcard common/*.h) $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo CC $<
+	@$(CC) $(CFLAGS) -c -o $@ $<
+
+build/migrations.c: $(MIGRATIONS) common/embed-migrations.sh
+	@mkdir -p build
+	./common/embed-migrations.sh $(MIGRATIONS) > $@
+
+build/migrations.o: build/migrations.c
+	@echo CC $<
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 build/libmailpipe.a: $(COMMON_OBJ)
 	@rm -f $@
@@ -36,7 +46,7 @@ define stage_lib
 build/lib$(1).a: $(call stage_obj,$(1)) | build/libmailpipe.a
 	@mkdir -p build
 	@rm -f $$@
-	ar rcs $$@ $$^ $(if $(call stage_obj,$(1)),,build/common/log.o)
+	ar rcs $$@ $$^
 endef
 $(foreach s,$(STAGES),$(eval $(call stage_lib,$(s))))
 

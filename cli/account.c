@@ -1,0 +1,237 @@
+/* mailpipe account add|list|show|remove. Provider presets fill host, port and TLS; explicit
+ * flags override them. Secrets are accepted only as references (invariant 7). */
+#include "cli.h"
+#include "pg.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct preset {
+	const char *provider, *host, *port, *tls;
+};
+
+static const struct preset presets[] = {
+	{ "icloud", "imap.mail.me.com", "993", "implicit" },
+	{ "gmail", "imap.gmail.com", "993", "implicit" },
+	{ "fastmail", "imap.fastmail.com", "993", "implicit" },
+	{ "outlook", "outlook.office365.com", "993", "implicit" },
+	{ "yahoo", "imap.mail.yahoo.com", "993", "implicit" },
+	{ "imap", NULL, NULL, NULL },
+};
+
+static int valid_number(const char *s, long min, long max)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	return !errno && *s && !*end && v >= min && v <= max;
+}
+
+static int usage_error(const char *fmt, const char *what)
+{
+	fprintf(stderr, "mailpipe: ");
+	fprintf(stderr, fmt, what);
+	fputc('\n', stderr);
+	cli_usage();
+	return 2;
+}
+
+/* The folder list as a JSON array text, for Postgres to turn into text[]. */
+static char *folders_json(char **folders, int n)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(a, json_string(folders[i]));
+	char *s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
+static int account_add(struct cli *c, int argc, char **argv)
+{
+	const char *name = NULL, *provider = "imap", *host = NULL, *port = NULL, *tls = NULL;
+	const char *username = NULL, *auth = "password", *secret = NULL, *email = NULL;
+	const char *interval = "60", *window = "30", *ca_file = NULL;
+	char *folders[64];
+	int nfolders = 0, insecure = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char **dst = NULL;
+		if (!strcmp(a, "--provider")) dst = &provider;
+		else if (!strcmp(a, "--host")) dst = &host;
+		else if (!strcmp(a, "--port")) dst = &port;
+		else if (!strcmp(a, "--tls")) dst = &tls;
+		else if (!strcmp(a, "--username")) dst = &username;
+		else if (!strcmp(a, "--auth")) dst = &auth;
+		else if (!strcmp(a, "--secret")) dst = &secret;
+		else if (!strcmp(a, "--email")) dst = &email;
+		else if (!strcmp(a, "--interval")) dst = &interval;
+		else if (!strcmp(a, "--initial-window-days")) dst = &window;
+		else if (!strcmp(a, "--ca-file")) dst = &ca_file;
+		else if (!strcmp(a, "--insecure")) { insecure = 1; continue; }
+		else if (!strcmp(a, "--folder")) {
+			const char *v = cli_arg(argc, argv, &i);
+			if (!v)
+				return 2;
+			if (nfolders == 64)
+				return usage_error("%s", "at most 64 --folder flags");
+			folders[nfolders++] = (char *)v;
+			continue;
+		} else if (a[0] == '-') {
+			return usage_error("unknown option '%s'", a);
+		} else if (!name) {
+			name = a;
+			continue;
+		} else {
+			return usage_error("unexpected argument '%s'", a);
+		}
+		if (!(*dst = cli_arg(argc, argv, &i))) {
+			cli_usage();
+			return 2;
+		}
+	}
+	if (!name)
+		return usage_error("%s", "account add needs a NAME");
+	const struct preset *p = NULL;
+	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
+		if (!strcmp(presets[i].provider, provider))
+			p = &presets[i];
+	if (!p)
+		return usage_error("unknown provider '%s' (icloud, gmail, fastmail, outlook, yahoo, imap)", provider);
+	host = host ? host : p->host;
+	port = port ? port : p->port;
+	tls = tls ? tls : p->tls ? p->tls : "implicit";
+	if (!port)
+		port = !strcmp(tls, "implicit") ? "993" : "143";
+	if (!host)
+		return usage_error("%s", "--host is required unless --provider gives one");
+	if (!valid_number(port, 1, 65535))
+		return usage_error("--port '%s' is not a port number", port);
+	if (strcmp(tls, "implicit") && strcmp(tls, "starttls") && strcmp(tls, "none"))
+		return usage_error("--tls '%s' is not implicit, starttls or none", tls);
+	if (strcmp(auth, "password") && strcmp(auth, "xoauth2"))
+		return usage_error("--auth '%s' is not password or xoauth2", auth);
+	if (!username)
+		return usage_error("%s", "--username is required");
+	if (!secret || (strncmp(secret, "env:", 4) && strncmp(secret, "file:", 5)) || strlen(secret) < 5)
+		return usage_error("%s", "--secret must be a reference, env:VAR or file:PATH, never the secret itself");
+	if (!valid_number(interval, 0, 86400 * 30))
+		return usage_error("--interval '%s' is not a number of seconds", interval);
+	if (!valid_number(window, 0, 365 * 100))
+		return usage_error("--initial-window-days '%s' is not a number of days", window);
+
+	PGconn *pg = cli_db(c, 1);
+	if (!pg)
+		return 1;
+	char *fj = folders_json(folders, nfolders);
+	const char *params[] = { name, provider, host, port, tls, username, auth, secret, email,
+				 interval, window, fj, ca_file, insecure ? "false" : "true" };
+	PGresult *r = PQexecParams(pg,
+		"INSERT INTO accounts (name, provider, host, port, tls, username, auth, secret_ref, email, "
+		" sync_interval_s, initial_window_days, folders, ca_file, tls_verify) "
+		"VALUES ($1, $2, $3, $4::int, $5, $6, $7, $8, $9, $10::int, $11::int, "
+		" coalesce(array(SELECT jsonb_array_elements_text($12::jsonb)), '{}'), $13, $14::boolean) "
+		"ON CONFLICT (name) DO NOTHING RETURNING id",
+		14, NULL, params, NULL, NULL, 0);
+	free(fj);
+	int rc = 1;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fprintf(stderr, "mailpipe: account '%s' not added: %s", name, PQerrorMessage(pg));
+	else if (PQntuples(r) == 0)
+		fprintf(stderr, "mailpipe: account '%s' already exists\n", name);
+	else {
+		printf("account '%s' added (id %s): %s:%s %s, user %s\n", name, PQgetvalue(r, 0, 0), host,
+		       port, tls, username);
+		rc = 0;
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int print_rows(PGresult *r, int json)
+{
+	if (json) {
+		json_t *a = json_array();
+		for (int i = 0; i < PQntuples(r); i++)
+			json_array_append_new(a, json_loads(PQgetvalue(r, i, 0), 0, NULL));
+		char *s = json_dumps(a, JSON_INDENT(2));
+		puts(s);
+		free(s);
+		json_decref(a);
+		return 0;
+	}
+	for (int i = 0; i < PQntuples(r); i++)
+		puts(PQgetvalue(r, i, 1));
+	return 0;
+}
+
+static int account_list(struct cli *c, const char *name, int json)
+{
+	PGconn *pg = cli_db(c, 1);
+	if (!pg)
+		return 1;
+	const char *params[] = { name };
+	PGresult *r = PQexecParams(pg,
+		"SELECT json_build_object('id', id, 'name', name, 'provider', provider, 'host', host, "
+		" 'port', port, 'tls', tls, 'username', username, 'auth', auth, 'secret_ref', secret_ref, "
+		" 'email', email, 'interval', sync_interval_s, 'initial_window_days', initial_window_days, "
+		" 'folders', folders, 'ca_file', ca_file, 'tls_verify', tls_verify, 'state', state, "
+		" 'last_error', last_error, 'next_sync_at', next_sync_at)::text, "
+		" format('%s  %s %s:%s (%s) user=%s state=%s%s', name, provider, host, port, tls, username, "
+		"  state, coalesce(' error: ' || last_error, '')) "
+		"FROM accounts WHERE $1::text IS NULL OR name = $1 ORDER BY name",
+		1, NULL, params, NULL, NULL, 0);
+	int rc = 1;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fprintf(stderr, "mailpipe: %s", PQerrorMessage(pg));
+	else if (name && PQntuples(r) == 0)
+		fprintf(stderr, "mailpipe: no account named '%s'\n", name);
+	else
+		rc = print_rows(r, json);
+	PQclear(r);
+	return rc;
+}
+
+static int account_remove(struct cli *c, const char *name)
+{
+	PGconn *pg = cli_db(c, 1);
+	if (!pg)
+		return 1;
+	const char *params[] = { name };
+	PGresult *r = PQexecParams(pg, "DELETE FROM accounts WHERE name = $1 RETURNING id", 1, NULL,
+				   params, NULL, NULL, 0);
+	int rc = 1;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		fprintf(stderr, "mailpipe: %s", PQerrorMessage(pg));
+	else if (PQntuples(r) == 0)
+		fprintf(stderr, "mailpipe: no account named '%s'\n", name);
+	else {
+		printf("account '%s' removed with its folders and messages\n", name);
+		rc = 0;
+	}
+	PQclear(r);
+	return rc;
+}
+
+int cmd_account(struct cli *c, int argc, char **argv)
+{
+	if (argc < 2) {
+		cli_usage();
+		return 2;
+	}
+	int json = argc > 2 && !strcmp(argv[argc - 1], "--json");
+	if (!strcmp(argv[1], "add"))
+		return account_add(c, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "list") && argc == 2 + json)
+		return account_list(c, NULL, json);
+	if (!strcmp(argv[1], "show") && argc == 3 + json)
+		return account_list(c, argv[2], json);
+	if (!strcmp(argv[1], "remove") && argc == 3)
+		return account_remove(c, argv[2]);
+	cli_usage();
+	return 2;
+}

@@ -1,0 +1,28 @@
+/* The mailpipe command's subcommands. Each returns the process exit status: 0 success, 1
+ * failure (one line on stderr names what), 2 bad usage (usage printed). */
+#ifndef MP_CLI_H
+#define MP_CLI_H
+
+#include "config.h"
+
+#include <libpq-fe.h>
+
+struct cli {
+	struct mp_config cfg;
+	PGconn *pg;	/* connected on first use by cli_db() */
+};
+
+/* Connects (once) and checks the schema is current unless migrating. NULL after one line. */
+PGconn *cli_db(struct cli *c, int need_schema);
+void cli_usage(void);
+/* The value of "--flag VALUE" at argv[*i], advancing *i; NULL (with usage) when missing. */
+const char *cli_arg(int argc, char **argv, int *i);
+
+int cmd_db(struct cli *c, int argc, char **argv);
+int cmd_account(struct cli *c, int argc, char **argv);
+int cmd_sync(struct cli *c, int argc, char **argv);
+int cmd_run(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_folders(struct cli *c, int argc, char **argv);
+
+#endif

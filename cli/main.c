@@ -1,0 +1,100 @@
+/* mailpipe: the operator's command. Dispatches to the subcommands in the other cli/ files. */
+#include "cli.h"
+#include "log.h"
+#include "pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_usage(void)
+{
+	fputs("usage:\n"
+	      "  mailpipe db migrate\n"
+	      "  mailpipe account add NAME (--provider P | --host H --port N --tls implicit|starttls|none)\n"
+	      "                       --username U [--auth password|xoauth2] --secret env:VAR|file:PATH\n"
+	      "                       [--email ADDR] [--interval S] [--initial-window-days D]\n"
+	      "                       [--folder F]... [--ca-file PATH] [--insecure]\n"
+	      "  mailpipe account list [--json] | show NAME [--json] | remove NAME\n"
+	      "  mailpipe sync NAME [--folder F]... [--wait] [--timeout S]\n"
+	      "  mailpipe run\n"
+	      "  mailpipe status [NAME] [--json]\n"
+	      "  mailpipe folders [--account NAME] [--json]\n"
+	      "providers: icloud, gmail, fastmail, imap (explicit flags override a preset)\n",
+	      stderr);
+	config_print_help(stderr);
+}
+
+const char *cli_arg(int argc, char **argv, int *i)
+{
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "mailpipe: %s needs a value\n", argv[*i]);
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+PGconn *cli_db(struct cli *c, int need_schema)
+{
+	if (!c->pg) {
+		c->pg = pg_connect(c->cfg.database_url);
+		if (!c->pg)
+			return NULL;
+	}
+	if (need_schema && pg_schema_version(c->pg) < pg_schema_latest()) {
+		fprintf(stderr, "mailpipe: the database at MAILPIPE_DATABASE_URL is not migrated: run "
+				"'mailpipe db migrate'\n");
+		return NULL;
+	}
+	return c->pg;
+}
+
+int cmd_db(struct cli *c, int argc, char **argv)
+{
+	if (argc != 2 || strcmp(argv[1], "migrate") != 0) {
+		cli_usage();
+		return 2;
+	}
+	PGconn *pg = cli_db(c, 0);
+	if (!pg)
+		return 1;
+	int n = pg_migrate(pg);
+	if (n < 0)
+		return 1;
+	printf("database at schema version %d (%d migration%s applied)\n", pg_schema_version(pg), n,
+	       n == 1 ? "" : "s");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(struct cli *, int, char **);
+	} cmds[] = {
+		{ "db", cmd_db },	  { "account", cmd_account }, { "sync", cmd_sync },
+		{ "run", cmd_run },	  { "status", cmd_status },   { "folders", cmd_folders },
+	};
+	struct cli c = { 0 };
+	int rc = 2;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		cli_usage();
+		return argc < 2 ? 2 : 0;
+	}
+	if (config_load(&c.cfg) < 0)
+		return 2;
+	log_setup("cli", c.cfg.log_level);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(argv[1], cmds[i].name) == 0) {
+			rc = cmds[i].fn(&c, argc - 1, argv + 1);
+			goto out;
+		}
+	fprintf(stderr, "mailpipe: unknown command '%s'\n", argv[1]);
+	cli_usage();
+out:
+	PQfinish(c.pg);
+	config_release(&c.cfg);
+	return rc;
+}

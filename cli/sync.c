@@ -1,0 +1,171 @@
+/* mailpipe sync NAME [--folder F]... [--wait] [--timeout S]: starts a run (or joins the one
+ * in progress) and, with --wait, waits for its end on {mp}:events and prints the DESIGN.md
+ * summary. Postgres stays the truth: the summary is read from sync_runs, and the run's state is
+ * polled too, so a missed event only costs a second. */
+#include "cli.h"
+#include "jobs.h"
+#include "pg.h"
+#include "rstream.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *SQL_SUMMARY =
+	"SELECT json_build_object('status', CASE r.status WHEN 'running' THEN 'running' "
+	"  WHEN 'ok' THEN 'ok' ELSE 'failed' END, "
+	" 'run_id', r.run_id, 'account', a.name, 'host', a.host, 'port', a.port, 'auth', a.auth, "
+	" 'folder_count', (SELECT count(*) FROM sync_run_folders s WHERE s.run_id = r.run_id), "
+	" 'error_count', r.error_count, 'fetched_count', r.fetched_count, "
+	" 'ingested_count', r.ingested_count, 'duplicate_count', r.duplicate_count, "
+	" 'error', r.error, "
+	" 'folders', coalesce((SELECT json_agg(json_build_object('folder', f.name, "
+	"   'status', CASE s.status WHEN 'done' THEN 'ok' WHEN 'failed' THEN 'failed' ELSE 'pending' END, "
+	"   'uidvalidity', s.uidvalidity, 'last_uid', s.last_uid, 'fetched_count', s.fetched_count, "
+	"   'ingested_count', s.ingested_count, 'duplicate_count', s.duplicate_count, "
+	"   'error', s.error) ORDER BY f.name) "
+	"  FROM sync_run_folders s JOIN email_folders f ON f.id = s.folder_id "
+	"  WHERE s.run_id = r.run_id), '[]'::json))::text, r.status "
+	"FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.run_id = $1::bigint";
+
+/* Prints the run's summary; returns the exit status it implies, or -1 while still running. */
+static int print_summary(PGconn *pg, long long run_id, int final)
+{
+	char run[24];
+	snprintf(run, sizeof(run), "%lld", run_id);
+	const char *params[] = { run };
+	PGresult *r = pg_exec(pg, "read run summary", SQL_SUMMARY, 1, params);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return 1;
+	}
+	const char *status = PQgetvalue(r, 0, 1);
+	if (!final && !strcmp(status, "running")) {
+		PQclear(r);
+		return -1;
+	}
+	json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	char *out = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	if (out)
+		puts(out);
+	free(out);
+	json_decref(j);
+	int rc = !strcmp(status, "ok") ? 0 : 1;
+	PQclear(r);
+	return rc;
+}
+
+int cmd_sync(struct cli *c, int argc, char **argv)
+{
+	const char *name = NULL, *folders[64];
+	size_t nfolders = 0;
+	int wait = 0;
+	long timeout_s = 3600;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--wait")) {
+			wait = 1;
+		} else if (!strcmp(argv[i], "--folder")) {
+			const char *v = cli_arg(argc, argv, &i);
+			if (!v || nfolders == 64) {
+				cli_usage();
+				return 2;
+			}
+			folders[nfolders++] = v;
+		} else if (!strcmp(argv[i], "--timeout")) {
+			const char *v = cli_arg(argc, argv, &i);
+			char *end;
+			timeout_s = v ? strtol(v, &end, 10) : 0;
+			if (!v || *end || timeout_s <= 0) {
+				fprintf(stderr, "mailpipe: --timeout needs a positive number of seconds\n");
+				cli_usage();
+				return 2;
+			}
+		} else if (argv[i][0] != '-' && !name) {
+			name = argv[i];
+		} else {
+			fprintf(stderr, "mailpipe: unexpected argument '%s'\n", argv[i]);
+			cli_usage();
+			return 2;
+		}
+	}
+	if (!name) {
+		fprintf(stderr, "mailpipe: sync needs an account NAME\n");
+		cli_usage();
+		return 2;
+	}
+	PGconn *pg = cli_db(c, 1);
+	if (!pg)
+		return 1;
+	redisContext *rc = redis_connect_url(c->cfg.redis_url);
+	if (!rc) {
+		fprintf(stderr, "mailpipe: cannot reach Redis at %s\n", c->cfg.redis_url);
+		return 1;
+	}
+	int status = 1;
+	char last_id[64] = "0-0";
+	const char *params[] = { name };
+	PGresult *r = pg_exec(pg, "find account",
+			      "SELECT a.id, (SELECT max(run_id) FROM sync_runs s WHERE s.account_id = a.id "
+			      " AND s.status = 'running' AND cardinality(s.folder_filter) = 0) "
+			      "FROM accounts a WHERE a.name = $1", 1, params);
+	if (!r)
+		goto out;
+	if (PQntuples(r) != 1) {
+		fprintf(stderr, "mailpipe: no account named '%s'\n", name);
+		PQclear(r);
+		goto out;
+	}
+	long long account_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10), run_id = 0;
+	/* A whole-account run already in progress is joined rather than doubled. */
+	if (nfolders == 0 && !PQgetisnull(r, 0, 1))
+		run_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	PQclear(r);
+	if (rstream_group_create(rc, c->cfg.key_jobs, "fetchers") < 0 ||
+	    rstream_last_id(rc, c->cfg.key_events, last_id, sizeof(last_id)) < 0)
+		goto out;
+	if (!run_id)
+		run_id = jobs_start_run(pg, rc, &c->cfg, account_id, folders, nfolders);
+	if (run_id < 0) {
+		fprintf(stderr, "mailpipe: could not start a sync of account '%s'\n", name);
+		goto out;
+	}
+	if (!wait) {
+		printf("sync of account '%s' started: run %lld\n", name, run_id);
+		status = 0;
+		goto out;
+	}
+	time_t deadline = time(NULL) + timeout_s;
+	for (;;) {
+		status = print_summary(pg, run_id, 0);
+		if (status >= 0)
+			break;
+		if (time(NULL) >= deadline) {
+			fprintf(stderr, "mailpipe: sync of account '%s' (run %lld) did not finish within %lds; "
+					"is `mailpipe run` running?\n", name, run_id, timeout_s);
+			print_summary(pg, run_id, 1);
+			status = 1;
+			break;
+		}
+		redisReply *ev = redisCommand(rc, "XREAD COUNT 100 BLOCK 1000 STREAMS %s %s",
+					      c->cfg.key_events, last_id);
+		if (!ev) {
+			fprintf(stderr, "mailpipe: lost Redis while waiting: %s\n", rc->errstr);
+			status = 1;
+			break;
+		}
+		struct rentry *e = NULL;
+		size_t n = 0;
+		rstream_entries(ev, &e, &n);
+		if (n)
+			snprintf(last_id, sizeof(last_id), "%s", e[n - 1].id);
+		free(e);
+		freeReplyObject(ev);
+	}
+out:
+	redisFree(rc);
+	return status;
+}

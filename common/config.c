@@ -1,0 +1,114 @@
+/* The option table and its loader. Every tunable lives here so --help, validation and the
+ * environment agree; daemons never call getenv for options themselves. */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum opt_type { OPT_STR, OPT_LONG };
+
+struct opt {
+	const char *env;
+	enum opt_type type;
+	size_t offset;
+	const char *def;
+	long min, max;
+	const char *help;
+};
+
+#define STR(f) OPT_STR, offsetof(struct mp_config, f)
+#define NUM(f) OPT_LONG, offsetof(struct mp_config, f)
+
+static const struct opt opts[] = {
+	{ "MAILPIPE_DATABASE_URL", STR(database_url), "postgresql:///mailpipe", 0, 0,
+	  "libpq URI of the database" },
+	{ "MAILPIPE_REDIS_URL", STR(redis_url), "redis://127.0.0.1:6379/0", 0, 0,
+	  "redis://host:port/db or unix:///path" },
+	{ "MAILPIPE_REDIS_PREFIX", STR(redis_prefix), "mp", 0, 0, "hash-tagged key prefix" },
+	{ "MAILPIPE_LOG", STR(log_level), "info", 0, 0, "error, warn, info or debug" },
+	{ "MAILPIPE_CONSUMER", STR(consumer), "", 0, 0,
+	  "stream consumer name (default host-pid; `run` sets stage-host-slot)" },
+	{ "MAILPIPE_FETCH_BATCH", NUM(fetch_batch), "500", 1, 100000, "UIDs per UID FETCH" },
+	{ "MAILPIPE_FETCH_PIPELINE", NUM(fetch_pipeline), "3", 1, 64,
+	  "UID FETCH commands in flight per connection" },
+	{ "MAILPIPE_FETCH_TIMEOUT_S", NUM(fetch_timeout_s), "60", 1, 3600,
+	  "seconds of server silence before a connection is dropped" },
+	{ "MAILPIPE_MAX_MESSAGE_BYTES", NUM(max_literal), "67108864", 65536, 2147483647L,
+	  "largest message accepted from a server" },
+	{ "MAILPIPE_RAW_BUDGET", NUM(raw_budget), "2000", 10, 10000000,
+	  "fetchers pause while the raw stream holds more entries" },
+	{ "MAILPIPE_PARSER_BATCH", NUM(parser_batch), "64", 1, 10000, "raw entries per read" },
+	{ "MAILPIPE_WRITER_BATCH", NUM(writer_batch), "500", 1, 100000, "messages per transaction" },
+	{ "MAILPIPE_WRITER_BATCH_MS", NUM(writer_batch_ms), "100", 1, 60000,
+	  "longest wait to fill a writer batch" },
+	{ "MAILPIPE_CLAIM_IDLE_MS", NUM(claim_idle_ms), "30000", 100, 86400000L,
+	  "idle time after which a dead consumer's entries are reclaimed" },
+	{ "MAILPIPE_LOCK_TTL_MS", NUM(lock_ttl_ms), "120000", 1000, 86400000L,
+	  "folder lock lifetime, refreshed while a job runs" },
+	{ "MAILPIPE_TICK_MS", NUM(tick_ms), "1000", 50, 600000, "scheduler period" },
+	{ "MAILPIPE_FETCHERS", NUM(fetchers), "2", 0, 256, "fetcher processes started by run" },
+	{ "MAILPIPE_PARSERS", NUM(parsers), "1", 0, 256, "parser processes started by run" },
+	{ "MAILPIPE_WRITERS", NUM(writers), "1", 0, 256, "writer processes started by run" },
+	{ "MAILPIPE_STORE_RAW", NUM(store_raw), "1", 0, 1, "keep the raw message in messages.raw" },
+};
+
+int config_load(struct mp_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		const struct opt *o = &opts[i];
+		const char *v = getenv(o->env);
+		if (!v || !*v)
+			v = o->def;
+		void *field = (char *)cfg + o->offset;
+		if (o->type == OPT_STR) {
+			*(char **)field = strdup(v);
+			continue;
+		}
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (errno || *end || end == v || n < o->min || n > o->max) {
+			fprintf(stderr, "mailpipe: %s='%s' is not a number in [%ld, %ld]\n", o->env, v,
+				o->min, o->max);
+			config_release(cfg);
+			return -EINVAL;
+		}
+		*(long *)field = n;
+	}
+	if (!*cfg->consumer) {
+		char host[64] = "host";
+		gethostname(host, sizeof(host) - 1);
+		free(cfg->consumer);
+		if (asprintf(&cfg->consumer, "%s-%d", host, (int)getpid()) < 0)
+			cfg->consumer = NULL;
+	}
+	const char *p = cfg->redis_prefix;
+	snprintf(cfg->key_jobs, sizeof(cfg->key_jobs), "{%s}:jobs", p);
+	snprintf(cfg->key_raw, sizeof(cfg->key_raw), "{%s}:raw", p);
+	snprintf(cfg->key_parsed, sizeof(cfg->key_parsed), "{%s}:parsed", p);
+	snprintf(cfg->key_events, sizeof(cfg->key_events), "{%s}:events", p);
+	snprintf(cfg->key_dead, sizeof(cfg->key_dead), "{%s}:dead", p);
+	snprintf(cfg->key_lock_prefix, sizeof(cfg->key_lock_prefix), "{%s}:lock:folder:", p);
+	return 0;
+}
+
+void config_release(struct mp_config *cfg)
+{
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (opts[i].type == OPT_STR) {
+			char **field = (char **)((char *)cfg + opts[i].offset);
+			free(*field);
+			*field = NULL;
+		}
+}
+
+void config_print_help(FILE *out)
+{
+	fprintf(out, "Environment:\n");
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		fprintf(out, "  %-28s %s (default %s)\n", opts[i].env, opts[i].help, opts[i].def);
+}

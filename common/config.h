@@ -1,0 +1,40 @@
+/* Process configuration: one table of options (name, env var, type, default, bounds) from which
+ * parsing, validation and --help come. Owns the values; does not read accounts (Postgres does). */
+#ifndef MP_CONFIG_H
+#define MP_CONFIG_H
+
+#include <stdio.h>
+
+struct mp_config {
+	char *database_url;
+	char *redis_url;
+	char *redis_prefix;
+	char *log_level;
+	char *consumer;		/* stream consumer name; stable per supervised slot */
+	long fetch_batch;	/* UIDs per UID FETCH command */
+	long fetch_pipeline;	/* UID FETCH commands in flight */
+	long fetch_timeout_s;	/* no byte from the server for this long = dead connection */
+	long max_literal;	/* largest message accepted from a server, bytes */
+	long raw_budget;	/* fetchers pause while {mp}:raw holds more entries than this */
+	long parser_batch;
+	long writer_batch;
+	long writer_batch_ms;
+	long claim_idle_ms;	/* a pending entry idle this long belongs to a dead consumer */
+	long lock_ttl_ms;
+	long tick_ms;		/* scheduler period */
+	long fetchers, parsers, writers; /* processes started by `mailpipe run` */
+	long store_raw;		/* keep raw bytes in messages.raw */
+
+	/* Derived: stream and key names with the {prefix} hash tag. */
+	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];
+	char key_lock_prefix[96];
+};
+
+/* Fills cfg from defaults then the environment. Returns 0, or -EINVAL after printing one line
+ * naming the variable and the accepted range. Caller releases with config_release. */
+int config_load(struct mp_config *cfg);
+void config_release(struct mp_config *cfg);
+/* Prints the option table (env var, default, meaning) for --help. */
+void config_print_help(FILE *out);
+
+#endif

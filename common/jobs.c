@@ -1,0 +1,173 @@
+/* Run bookkeeping in Postgres and job records in Redis. Job payloads are built by Postgres
+ * (json_build_object) from the rows, so the job always matches the committed folder state. */
+#include "jobs.h"
+#include "log.h"
+#include "pg.h"
+#include "rstream.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ACCOUNT_JSON                                                                          \
+	"json_build_object('id', a.id, 'name', a.name, 'provider', a.provider, 'host', a.host, " \
+	"'port', a.port, 'tls', a.tls, 'username', a.username, 'auth', a.auth, 'secret_ref', " \
+	"a.secret_ref, 'ca_file', a.ca_file, 'tls_verify', a.tls_verify)"
+
+static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r)
+{
+	int n = PQntuples(r);
+	for (int i = 0; i < n; i++) {
+		const char *names[] = { "job" };
+		const char *vals[] = { PQgetvalue(r, i, 0) };
+		rstream_append_add(rc, cfg->key_jobs, 1, names, vals, NULL);
+	}
+	return rstream_collect(rc, (size_t)n) < 0 ? -EIO : n;
+}
+
+long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+			 long long account_id, const char *const *folders, size_t nfolders)
+{
+	char acc[24], *filter = NULL;
+	long long run_id = -EIO;
+	PGresult *r = NULL;
+
+	/* The folder filter travels as a Postgres array literal built by Postgres itself from a
+	 * JSON array, so names with quotes or commas need no escaping here. */
+	size_t cap = 3;
+	for (size_t i = 0; i < nfolders; i++)
+		cap += strlen(folders[i]) * 2 + 4;
+	filter = malloc(cap);
+	if (!filter)
+		return -ENOMEM;
+	size_t k = 0;
+	filter[k++] = '[';
+	for (size_t i = 0; i < nfolders; i++) {
+		if (i)
+			filter[k++] = ',';
+		filter[k++] = '"';
+		for (const char *p = folders[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				filter[k++] = '\\';
+			filter[k++] = *p;
+		}
+		filter[k++] = '"';
+	}
+	filter[k++] = ']';
+	filter[k] = 0;
+
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	const char *params[] = { acc, filter };
+	if (pg_cmd(pg, "begin", "BEGIN", 0, NULL) < 0)
+		goto out;
+	r = pg_exec(pg, "create sync run",
+		    "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter) "
+		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}') "
+		    "  RETURNING run_id, account_id) "
+		    "SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
+		    "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ")::text, "
+		    "  run.run_id FROM run JOIN accounts a ON a.id = run.account_id",
+		    2, params);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(PQexec(pg, "ROLLBACK"));
+		goto out;
+	}
+	if (enqueue_rows(rc, cfg, r) < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0) {
+		PQclear(PQexec(pg, "ROLLBACK"));
+		goto out;
+	}
+	run_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+out:
+	PQclear(r);
+	free(filter);
+	return run_id;
+}
+
+int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+			long long run_id)
+{
+	char run[24];
+	snprintf(run, sizeof(run), "%lld", run_id);
+	const char *params[] = { run };
+	int n = -EIO;
+
+	if (pg_cmd(pg, "begin", "BEGIN", 0, NULL) < 0)
+		return -EIO;
+	PGresult *r = pg_exec(
+		pg, "claim queued folders",
+		"WITH q AS (SELECT run_id, folder_id FROM sync_run_folders "
+		"  WHERE status = 'queued' AND enqueued_at IS NULL AND ($1::bigint = 0 OR run_id = $1::bigint) "
+		"  ORDER BY run_id, folder_id LIMIT 1000 FOR UPDATE SKIP LOCKED), "
+		"u AS (UPDATE sync_run_folders s SET enqueued_at = now() FROM q "
+		"  WHERE s.run_id = q.run_id AND s.folder_id = q.folder_id RETURNING s.run_id, s.folder_id) "
+		"SELECT json_build_object('type', 'sync_folder', 'job_id', u.run_id || ':' || f.id, "
+		"  'run_id', u.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
+		"  'folder_id', f.id, 'folder', f.name, 'wire_name', f.wire_name, "
+		"  'uidvalidity', coalesce(f.uidvalidity, 0), 'last_uid', f.last_uid, "
+		"  'highest_modseq', coalesce(f.highest_modseq, 0), "
+		"  'window_start', CASE WHEN f.last_uid = 0 AND a.initial_window_days > 0 THEN "
+		"    to_char(now() - make_interval(days => a.initial_window_days), 'FMDD-Mon-YYYY') END)::text "
+		"FROM u JOIN email_folders f ON f.id = u.folder_id JOIN accounts a ON a.id = f.account_id",
+		1, params);
+	if (!r)
+		goto fail;
+	n = enqueue_rows(rc, cfg, r);
+	PQclear(r);
+	if (n < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
+		goto fail;
+	return n;
+fail:
+	PQclear(PQexec(pg, "ROLLBACK"));
+	return -EIO;
+}
+
+int jobs_finish_run_if_done(PGconn *pg, long long run_id)
+{
+	char run[24];
+	snprintf(run, sizeof(run), "%lld", run_id);
+	const char *params[] = { run };
+	PGresult *r = pg_exec(
+		pg, "finish run",
+		"WITH t AS (SELECT count(*) FILTER (WHERE status = 'queued') AS queued, "
+		"  count(*) FILTER (WHERE status = 'failed') AS failed, "
+		"  coalesce(sum(fetched_count), 0) AS fetched, coalesce(sum(ingested_count), 0) AS ingested, "
+		"  coalesce(sum(duplicate_count), 0) AS dups FROM sync_run_folders WHERE run_id = $1::bigint) "
+		"UPDATE sync_runs r SET finished_at = now(), "
+		"  status = CASE WHEN t.failed > 0 OR r.error IS NOT NULL THEN 'failed' ELSE 'ok' END, "
+		"  fetched_count = t.fetched, ingested_count = t.ingested, duplicate_count = t.dups, "
+		"  error_count = t.failed + (r.error IS NOT NULL)::int "
+		"FROM t WHERE r.run_id = $1::bigint AND r.status = 'running' "
+		"  AND (r.listed OR r.error IS NOT NULL) AND t.queued = 0 RETURNING r.run_id",
+		1, params);
+	if (!r)
+		return -EIO;
+	int finished = PQntuples(r) > 0;
+	PQclear(r);
+	if (finished)
+		return 1;
+	r = pg_exec(pg, "run status", "SELECT status FROM sync_runs WHERE run_id = $1::bigint", 1,
+		    params);
+	if (!r)
+		return -EIO;
+	finished = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "running") != 0;
+	PQclear(r);
+	return finished;
+}
+
+void jobs_emit_event(redisContext *rc, const struct mp_config *cfg, const char *type,
+		     long long run_id, long long account_id, const char *detail_json)
+{
+	char run[24], acc[24];
+	snprintf(run, sizeof(run), "%lld", run_id);
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	const char *names[] = { "type", "run_id", "account_id", "detail" };
+	const char *vals[] = { type, run, acc, detail_json ? detail_json : "{}" };
+	/* MAXLEN keeps the event stream a window, not a log: readers only wait for new events. */
+	redisReply *r = redisCommand(rc, "XADD %s MAXLEN ~ 10000 * %s %s %s %s %s %s %s %s",
+				     cfg->key_events, names[0], vals[0], names[1], vals[1],
+				     names[2], vals[2], names[3], vals[3]);
+	if (!r || r->type == REDIS_REPLY_ERROR)
+		log_warn("run=%lld msg=\"event %s not published\"", run_id, type);
+	freeReplyObject(r);
+}

@@ -1,0 +1,150 @@
+/* libpq helpers and the migration runner. The SQL files under writer/migrations are compiled
+ * into the binary (build/migrations.c) so a deployed binary cannot disagree with its schema. */
+#include "pg.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+extern const struct migration mp_migrations[];
+extern const int mp_migration_count;
+
+static _Thread_local char last_sqlstate[8];
+
+PGconn *pg_connect(const char *url)
+{
+	PGconn *c = PQconnectdb(url);
+	if (PQstatus(c) != CONNECTION_OK) {
+		char *msg = PQerrorMessage(c);
+		size_t l = strlen(msg);
+		while (l && (msg[l - 1] == '\n' || msg[l - 1] == ' '))
+			msg[--l] = 0;
+		log_error("db=\"%s@%s:%s/%s\" msg=\"cannot connect: %s\"", PQuser(c) ? PQuser(c) : "",
+			  PQhost(c) ? PQhost(c) : "", PQport(c) ? PQport(c) : "",
+			  PQdb(c) ? PQdb(c) : "", msg);
+		PQfinish(c);
+		return NULL;
+	}
+	PGresult *r = PQexec(c, "SET client_min_messages = warning");
+	PQclear(r);
+	return c;
+}
+
+PGresult *pg_exec(PGconn *c, const char *what, const char *sql, int n, const char *const *params)
+{
+	return pg_exec_bin(c, what, sql, n, params, NULL, NULL);
+}
+
+PGresult *pg_exec_bin(PGconn *c, const char *what, const char *sql, int n,
+		      const char *const *params, const int *lengths, const int *formats)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, lengths, formats, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		last_sqlstate[0] = 0;
+		return r;
+	}
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", state ? state : "");
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	/* Deadlocks and serialisation failures are retried by the caller: not worth an error. */
+	if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+		log_warn("msg=\"%s: %s (will retry)\"", what, msg ? msg : "");
+	else
+		log_error("msg=\"%s: %s\"", what, msg ? msg : PQerrorMessage(c));
+	PQclear(r);
+	return NULL;
+}
+
+int pg_cmd(PGconn *c, const char *what, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = pg_exec(c, what, sql, n, params);
+	if (!r)
+		return -EIO;
+	PQclear(r);
+	return 0;
+}
+
+const char *pg_last_sqlstate(void)
+{
+	return last_sqlstate;
+}
+
+int pg_broken(PGconn *c)
+{
+	return PQstatus(c) != CONNECTION_OK;
+}
+
+int pg_schema_latest(void)
+{
+	return mp_migration_count ? mp_migrations[mp_migration_count - 1].version : 0;
+}
+
+int pg_schema_version(PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+	int v = 0;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		v = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return v;
+}
+
+int pg_migrate(PGconn *c)
+{
+	int applied = 0, rc = 0;
+	/* A fixed advisory lock key: two `db migrate` at once apply each version once. */
+	if (pg_cmd(c, "migration lock", "SELECT pg_advisory_lock(7249001)", 0, NULL) < 0)
+		return -EIO;
+	if (pg_cmd(c, "create schema_migrations",
+		   "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, "
+		   "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+		   0, NULL) < 0) {
+		rc = -EIO;
+		goto out;
+	}
+	int have = pg_schema_version(c);
+	for (int i = 0; i < mp_migration_count; i++) {
+		const struct migration *m = &mp_migrations[i];
+		if (m->version <= have)
+			continue;
+		char ver[16];
+		snprintf(ver, sizeof(ver), "%d", m->version);
+		const char *params[] = { ver, m->name };
+		if (pg_cmd(c, "begin", "BEGIN", 0, NULL) < 0) {
+			rc = -EIO;
+			goto out;
+		}
+		PGresult *r = PQexec(c, m->sql);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+			log_error("msg=\"migration %d %s failed: %s\"", m->version, m->name,
+				  PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+			PQclear(r);
+			PQclear(PQexec(c, "ROLLBACK"));
+			rc = -EIO;
+			goto out;
+		}
+		PQclear(r);
+		if (pg_cmd(c, "record migration",
+			   "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", 2,
+			   params) < 0 ||
+		    pg_cmd(c, "commit", "COMMIT", 0, NULL) < 0) {
+			PQclear(PQexec(c, "ROLLBACK"));
+			rc = -EIO;
+			goto out;
+		}
+		log_info("msg=\"applied migration %d %s\"", m->version, m->name);
+		applied++;
+	}
+	rc = applied;
+out:
+	pg_cmd(c, "migration unlock", "SELECT pg_advisory_unlock(7249001)", 0, NULL);
+	return rc;
+}

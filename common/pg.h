@@ -1,0 +1,33 @@
+/* libpq helpers: connect by URL, parameterised exec with one-line errors, transactions with
+ * retry on deadlock/serialization failure, and the embedded schema migrations. */
+#ifndef MP_PG_H
+#define MP_PG_H
+
+#include <libpq-fe.h>
+
+/* NULL after logging one line naming the database (without password). */
+PGconn *pg_connect(const char *url);
+/* Parameterised query (text params, NULL = SQL NULL). Returns the result when it is
+ * COMMAND_OK or TUPLES_OK, else logs "what: server message" once and returns NULL. Caller
+ * PQclear()s. */
+PGresult *pg_exec(PGconn *c, const char *what, const char *sql, int n, const char *const *params);
+/* pg_exec with lengths and formats (1 = binary) per parameter, for bytea. */
+PGresult *pg_exec_bin(PGconn *c, const char *what, const char *sql, int n,
+		      const char *const *params, const int *lengths, const int *formats);
+/* Same, for commands whose result is not needed: 0 or -EIO. */
+int pg_cmd(PGconn *c, const char *what, const char *sql, int n, const char *const *params);
+/* SQLSTATE of the last failed pg_exec on this thread's connection, "" if none: the writer
+ * retries a batch on 40P01 and 40001. */
+const char *pg_last_sqlstate(void);
+/* 1 when the connection broke (the caller reconnects). */
+int pg_broken(PGconn *c);
+
+/* Applies every embedded migration not yet recorded in schema_migrations, each in its own
+ * transaction, under an advisory lock so concurrent callers are safe. Returns the number
+ * applied, or <0. */
+int pg_migrate(PGconn *c);
+/* Latest embedded version, and the version the database has (0 when none). */
+int pg_schema_latest(void);
+int pg_schema_version(PGconn *c);
+
+#endif

@@ -1,0 +1,284 @@
+/* hiredis helpers for streams. Blocking API on purpose: every stage owns its connections and
+ * a blocking XREADGROUP gets its own context (LIBRARY-NOTES: it holds up everything behind it). */
+#include "rstream.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+redisContext *redis_connect_url(const char *url)
+{
+	char host[256] = "127.0.0.1";
+	int port = 6379, db = 0;
+	redisContext *c = NULL;
+	struct timeval tv = { 5, 0 };
+
+	if (strncmp(url, "unix://", 7) == 0) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s", url + 7);
+		char *q = strchr(path, '?');
+		if (q) {
+			if (strncmp(q, "?db=", 4) == 0)
+				db = (int)strtol(q + 4, NULL, 10);
+			*q = 0;
+		}
+		c = redisConnectUnixWithTimeout(path, tv);
+	} else if (strncmp(url, "redis://", 8) == 0) {
+		const char *p = url + 8, *at = strchr(p, '@');
+		if (at) /* credentials are not supported by hiredis 0.14 AUTH here yet */
+			p = at + 1;
+		size_t hl = strcspn(p, ":/");
+		if (hl == 0 || hl >= sizeof(host))
+			goto bad;
+		memcpy(host, p, hl);
+		host[hl] = 0;
+		p += hl;
+		if (*p == ':')
+			port = (int)strtol(p + 1, (char **)&p, 10);
+		if (*p == '/' && p[1])
+			db = (int)strtol(p + 1, NULL, 10);
+		c = redisConnectWithTimeout(host, port, tv);
+	} else {
+		goto bad;
+	}
+	if (!c || c->err) {
+		log_error("redis=\"%s\" msg=\"cannot connect: %s\"", url, c ? c->errstr : "oom");
+		redisFree(c);
+		return NULL;
+	}
+	if (db) {
+		redisReply *r = redisCommand(c, "SELECT %d", db);
+		int ok = r && r->type != REDIS_REPLY_ERROR;
+		freeReplyObject(r);
+		if (!ok) {
+			log_error("redis=\"%s\" msg=\"SELECT %d failed\"", url, db);
+			redisFree(c);
+			return NULL;
+		}
+	}
+	return c;
+bad:
+	log_error("redis=\"%s\" msg=\"not a redis:// or unix:// URL\"", url);
+	return NULL;
+}
+
+static int reply_ok(redisContext *c, redisReply *r, const char *what)
+{
+	if (!r) {
+		log_error("msg=\"redis %s failed: %s\"", what, c->errstr);
+		return -EIO;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		log_error("msg=\"redis %s failed: %s\"", what, r->str);
+		return -EIO;
+	}
+	return 0;
+}
+
+int rstream_group_create(redisContext *c, const char *key, const char *group)
+{
+	redisReply *r = redisCommand(c, "XGROUP CREATE %s %s 0 MKSTREAM", key, group);
+	int rc = 0;
+	if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) == 0)
+		rc = 0;
+	else
+		rc = reply_ok(c, r, "XGROUP CREATE");
+	freeReplyObject(r);
+	return rc;
+}
+
+const char *rentry_get(const struct rentry *e, const char *name, size_t *len)
+{
+	for (size_t i = 0; i < e->nfields; i++)
+		if (strcmp(e->names[i], name) == 0) {
+			if (len)
+				*len = e->lens[i];
+			return e->vals[i];
+		}
+	return NULL;
+}
+
+static int parse_entry_list(const redisReply *list, struct rentry **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!list || list->type != REDIS_REPLY_ARRAY || list->elements == 0)
+		return 0;
+	struct rentry *v = calloc(list->elements, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < list->elements; i++) {
+		const redisReply *e = list->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 1)
+			continue;
+		struct rentry *re = &v[k++];
+		re->id = e->element[0]->str;
+		if (e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		const redisReply *f = e->element[1];
+		for (size_t j = 0; j + 1 < f->elements && re->nfields < 8; j += 2) {
+			re->names[re->nfields] = f->element[j]->str;
+			re->vals[re->nfields] = f->element[j + 1]->str;
+			re->lens[re->nfields] = f->element[j + 1]->len;
+			re->nfields++;
+		}
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+int rstream_entries(const redisReply *reply, struct rentry **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0)
+		return 0;
+	const redisReply *first = reply->element[0];
+	/* XREADGROUP: [[key, entries]]; XAUTOCLAIM: [next-id, entries, deleted-ids]. */
+	if (first->type == REDIS_REPLY_ARRAY && first->elements == 2)
+		return parse_entry_list(first->element[1], out, n);
+	if (first->type == REDIS_REPLY_STRING && reply->elements >= 2)
+		return parse_entry_list(reply->element[1], out, n);
+	return 0;
+}
+
+redisReply *rstream_read(redisContext *c, const char *key, const char *group, const char *consumer,
+			 long count, long block_ms, const char *id)
+{
+	char cnt[24], blk[24];
+	snprintf(cnt, sizeof(cnt), "%ld", count);
+	snprintf(blk, sizeof(blk), "%ld", block_ms);
+	const char *argv[] = { "XREADGROUP", "GROUP", group, consumer, "COUNT", cnt,
+			       "BLOCK",	     blk,     "STREAMS", key, id };
+	int argc = 11;
+	if (block_ms < 0) { /* no BLOCK: drop the two words */
+		argv[6] = "STREAMS";
+		argv[7] = key;
+		argv[8] = id;
+		argc = 9;
+	}
+	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+	if (reply_ok(c, r, "XREADGROUP") < 0 || r->type == REDIS_REPLY_NIL) {
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+redisReply *rstream_autoclaim(redisContext *c, const char *key, const char *group,
+			      const char *consumer, long min_idle_ms, long count)
+{
+	redisReply *r = redisCommand(c, "XAUTOCLAIM %s %s %s %ld 0-0 COUNT %ld", key, group,
+				     consumer, min_idle_ms, count);
+	if (reply_ok(c, r, "XAUTOCLAIM") < 0) {
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+long rstream_deliveries(redisContext *c, const char *key, const char *group, const char *id)
+{
+	redisReply *r = redisCommand(c, "XPENDING %s %s %s %s 1", key, group, id, id);
+	long n = -EIO;
+	if (reply_ok(c, r, "XPENDING") == 0 && r->type == REDIS_REPLY_ARRAY) {
+		n = 0;
+		if (r->elements == 1 && r->element[0]->elements >= 4)
+			n = (long)r->element[0]->element[3]->integer;
+	}
+	freeReplyObject(r);
+	return n;
+}
+
+void rstream_append_add(redisContext *c, const char *key, size_t nfields, const char **names,
+			const char **vals, const size_t *lens)
+{
+	const char *argv[3 + 16];
+	size_t argl[3 + 16];
+	size_t argc = 0;
+	argv[argc] = "XADD", argl[argc++] = 4;
+	argv[argc] = key, argl[argc++] = strlen(key);
+	argv[argc] = "*", argl[argc++] = 1;
+	for (size_t i = 0; i < nfields && i < 8; i++) {
+		argv[argc] = names[i], argl[argc++] = strlen(names[i]);
+		argv[argc] = vals[i], argl[argc++] = lens ? lens[i] : strlen(vals[i]);
+	}
+	redisAppendCommandArgv(c, (int)argc, argv, argl);
+}
+
+void rstream_append_ack(redisContext *c, const char *key, const char *group, const char **ids,
+			size_t n)
+{
+	const char **argv = malloc((n + 3) * sizeof(*argv));
+	if (!argv)
+		return;
+	argv[0] = "XACK";
+	argv[1] = key;
+	argv[2] = group;
+	for (size_t i = 0; i < n; i++)
+		argv[3 + i] = ids[i];
+	redisAppendCommandArgv(c, (int)(n + 3), argv, NULL);
+	argv[1] = "XDEL";
+	argv[2] = key;
+	redisAppendCommandArgv(c, (int)(n + 2), argv + 1, NULL);
+	free(argv);
+}
+
+int rstream_collect(redisContext *c, size_t n)
+{
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		void *r = NULL;
+		if (redisGetReply(c, &r) != REDIS_OK) {
+			log_error("msg=\"redis pipeline failed: %s\"", c->errstr);
+			return -EIO;
+		}
+		if (reply_ok(c, r, "pipelined command") < 0)
+			rc = -EIO;
+		freeReplyObject(r);
+	}
+	return rc;
+}
+
+int rstream_add(redisContext *c, const char *key, size_t nfields, const char **names,
+		const char **vals, const size_t *lens)
+{
+	rstream_append_add(c, key, nfields, names, vals, lens);
+	return rstream_collect(c, 1);
+}
+
+int rstream_ack(redisContext *c, const char *key, const char *group, const char **ids, size_t n)
+{
+	if (n == 0)
+		return 0;
+	rstream_append_ack(c, key, group, ids, n);
+	return rstream_collect(c, 2);
+}
+
+long long rstream_len(redisContext *c, const char *key)
+{
+	redisReply *r = redisCommand(c, "XLEN %s", key);
+	long long n = -EIO;
+	if (reply_ok(c, r, "XLEN") == 0)
+		n = r->integer;
+	freeReplyObject(r);
+	return n;
+}
+
+int rstream_last_id(redisContext *c, const char *key, char *buf, size_t size)
+{
+	redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT 1", key);
+	int rc = reply_ok(c, r, "XREVRANGE");
+	if (rc == 0) {
+		if (r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+			snprintf(buf, size, "%s", r->element[0]->element[0]->str);
+		else
+			snprintf(buf, size, "0-0");
+	}
+	freeReplyObject(r);
+	return rc;
+}

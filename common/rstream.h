@@ -1,0 +1,61 @@
+/* Redis connection and stream helpers over hiredis' blocking API: connect by URL, consumer
+ * groups, XADD of binary fields, XREADGROUP/XAUTOCLAIM parsed into entries, XACK+XDEL.
+ * Does not decide what is acknowledged when; the stages do (ack only after the durable step). */
+#ifndef MP_RSTREAM_H
+#define MP_RSTREAM_H
+
+#include <hiredis/hiredis.h>
+#include <stddef.h>
+
+/* redis://host:port/db or unix:///path[?db=N]. NULL after logging one line naming the URL. */
+redisContext *redis_connect_url(const char *url);
+
+/* XGROUP CREATE key group 0 MKSTREAM; an existing group is success. */
+int rstream_group_create(redisContext *c, const char *key, const char *group);
+
+/* One stream entry; every pointer borrows from the redisReply it was parsed from. */
+struct rentry {
+	const char *id;
+	size_t nfields;
+	const char *names[8];
+	const char *vals[8];
+	size_t lens[8];
+};
+
+/* Value of field name or NULL (len set when found). */
+const char *rentry_get(const struct rentry *e, const char *name, size_t *len);
+
+/* Entries of an XREADGROUP/XREAD reply (first stream) or an XAUTOCLAIM reply. The array is
+ * malloc'd (caller frees it); the entries borrow from reply until freeReplyObject. Entries
+ * already deleted from the stream (nil field lists) are returned with nfields == 0. */
+int rstream_entries(const redisReply *reply, struct rentry **out, size_t *n);
+
+/* XREADGROUP GROUP group consumer COUNT count [BLOCK ms] STREAMS key id. NULL reply = timeout
+ * or error (logged). */
+redisReply *rstream_read(redisContext *c, const char *key, const char *group, const char *consumer,
+			 long count, long block_ms, const char *id);
+/* XAUTOCLAIM key group consumer min_idle 0-0 COUNT count. */
+redisReply *rstream_autoclaim(redisContext *c, const char *key, const char *group,
+			      const char *consumer, long min_idle_ms, long count);
+/* Delivery count of a pending entry, from XPENDING; 0 when not pending, <0 on error. */
+long rstream_deliveries(redisContext *c, const char *key, const char *group, const char *id);
+
+/* Appends XADD key * f1 v1 ... to the pipeline; collect with rstream_collect. */
+void rstream_append_add(redisContext *c, const char *key, size_t nfields, const char **names,
+			const char **vals, const size_t *lens);
+/* Appends XACK and XDEL of ids: the entry leaves the group and the stream, so XLEN is the
+ * in-flight count. */
+void rstream_append_ack(redisContext *c, const char *key, const char *group, const char **ids,
+			size_t n);
+/* Reads n pipelined replies; 0 if none was an error, else -EIO after logging. */
+int rstream_collect(redisContext *c, size_t n);
+
+/* One XADD with a round trip; 0 or -EIO. */
+int rstream_add(redisContext *c, const char *key, size_t nfields, const char **names,
+		const char **vals, const size_t *lens);
+int rstream_ack(redisContext *c, const char *key, const char *group, const char **ids, size_t n);
+long long rstream_len(redisContext *c, const char *key);
+/* The id of the stream's last entry ("0-0" when empty) into buf. */
+int rstream_last_id(redisContext *c, const char *key, char *buf, size_t size);
+
+#endif

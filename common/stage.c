@@ -1,0 +1,118 @@
+/* The common skeleton of the stage daemons. Keeping the read order here means every stage
+ * recovers from a crash the same way (invariant 3). */
+#include "stage.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t *stage_stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (stage_stop_flag)
+		*stage_stop_flag = 1;
+}
+
+long long stage_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int create_groups(struct stage *st)
+{
+	const struct mp_config *c = &st->cfg;
+	if (rstream_group_create(st->rc, c->key_jobs, "fetchers") < 0 ||
+	    rstream_group_create(st->rc, c->key_raw, "parsers") < 0 ||
+	    rstream_group_create(st->rc, c->key_parsed, "writers") < 0)
+		return -EIO;
+	return 0;
+}
+
+int stage_reconnect(struct stage *st)
+{
+	unsigned delay_ms = 200;
+	redisFree(st->rc);
+	st->rc = NULL;
+	while (!*st->stopping) {
+		st->rc = redis_connect_url(st->cfg.redis_url);
+		if (st->rc && create_groups(st) == 0) {
+			st->own_pending_done = 0;
+			return 0;
+		}
+		redisFree(st->rc);
+		st->rc = NULL;
+		usleep(delay_ms * 1000);
+		if (delay_ms < 5000)
+			delay_ms *= 2;
+	}
+	return -EINTR;
+}
+
+int stage_init(struct stage *st, const char *name, volatile sig_atomic_t *stopping)
+{
+	memset(st, 0, sizeof(*st));
+	st->name = name;
+	st->stopping = stopping;
+	if (config_load(&st->cfg) < 0)
+		return -EINVAL;
+	log_setup(name, st->cfg.log_level);
+	stage_stop_flag = stopping;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (stage_reconnect(st) < 0)
+		return -EIO;
+	log_info("consumer=%s msg=\"started\"", st->cfg.consumer);
+	return 0;
+}
+
+void stage_release(struct stage *st)
+{
+	redisFree(st->rc);
+	st->rc = NULL;
+	config_release(&st->cfg);
+}
+
+redisReply *stage_next(struct stage *st, const char *key, const char *group, long count,
+		       long block_ms, int *redelivered)
+{
+	redisReply *r;
+	struct rentry *e;
+	size_t n;
+
+	*redelivered = 1;
+	if (!st->own_pending_done) {
+		r = rstream_read(st->rc, key, group, st->cfg.consumer, count, -1, "0");
+		rstream_entries(r, &e, &n);
+		free(e);
+		if (r && n > 0)
+			return r;
+		freeReplyObject(r);
+		st->own_pending_done = 1;
+	}
+	long long now = stage_now_ms();
+	if (now - st->last_claim_ms >= st->cfg.claim_idle_ms / 2) {
+		r = rstream_autoclaim(st->rc, key, group, st->cfg.consumer, st->cfg.claim_idle_ms,
+				      count);
+		rstream_entries(r, &e, &n);
+		free(e);
+		if (r && n > 0) {
+			log_info("count=%zu msg=\"reclaimed entries of a dead consumer from %s\"", n, key);
+			return r; /* more may wait: claim again next call */
+		}
+		freeReplyObject(r);
+		st->last_claim_ms = now;
+	}
+	*redelivered = 0;
+	return rstream_read(st->rc, key, group, st->cfg.consumer, count, block_ms, ">");
+}

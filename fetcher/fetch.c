@@ -1,0 +1,626 @@
+/* The IMAP side of a job. A sync_folder job is: EXAMINE (read-only, so nothing is marked
+ * \Seen), UID SEARCH for UIDs above the cursor, then pipelined UID FETCH batches whose
+ * messages go to {mp}:raw as they arrive, then one `cursor` record. The cursor record is
+ * written only after every raw XADD was acknowledged by Redis, and the writer applies it only
+ * once every UID it lists is committed (invariant 1). */
+#include "fetch.h"
+#include "log.h"
+#include "mutf7.h"
+#include "rstream.h"
+#include "session.h"
+#include "uidset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct job {
+	struct fetcher *f;
+	json_t *json;
+	struct session *s;
+	const char *type, *account, *folder, *wire_name, *window_start;
+	long long run_id, account_id, folder_id;
+	uint64_t exp_uidvalidity, last_uid;
+
+	/* EXAMINE results */
+	uint64_t uidvalidity, uidnext, exists, highest_modseq;
+	struct uidset search;	/* UIDs the server has above the cursor */
+	struct uidset fetched;	/* UIDs whose raw entry Redis acknowledged; kept across retries */
+	struct uidset appended;	/* XADDs sent, replies not yet read */
+
+	/* the command being waited for (sequential commands) */
+	unsigned wait_tag;
+	int wait_done;
+	enum imap_status wait_status;
+	char wait_text[256];
+
+	/* pipelined UID FETCH */
+	unsigned fetch_tags[64];
+	size_t inflight;
+	int fetch_failed;
+	int fetch_completed;
+	char fetch_error[256];
+
+	json_t *folders;	/* list_folders result */
+	int redis_failed;
+	time_t last_refresh;
+	char error[600];
+};
+
+char *fetch_resolve_secret(const char *ref, char *err, size_t errlen)
+{
+	if (strncmp(ref, "env:", 4) == 0) {
+		const char *v = getenv(ref + 4);
+		if (!v || !*v) {
+			snprintf(err, errlen, "secret %s is not set in the fetcher's environment", ref);
+			return NULL;
+		}
+		return strdup(v);
+	}
+	if (strncmp(ref, "file:", 5) == 0) {
+		FILE *fp = fopen(ref + 5, "r");
+		char buf[8192];
+		if (!fp) {
+			snprintf(err, errlen, "secret %s cannot be read: %s", ref, strerror(errno));
+			return NULL;
+		}
+		size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+		fclose(fp);
+		buf[n] = 0;
+		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+			buf[--n] = 0;
+		if (!n) {
+			snprintf(err, errlen, "secret %s is empty", ref);
+			return NULL;
+		}
+		return strdup(buf);
+	}
+	snprintf(err, errlen, "secret reference '%.40s' is not env:VAR or file:PATH", ref);
+	return NULL;
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+static long long jint(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+/* ---- Redis side ---- */
+
+static void collect_appended(struct job *j)
+{
+	if (j->appended.n == 0)
+		return;
+	if (rstream_collect(j->f->rc, j->appended.n) < 0) {
+		j->redis_failed = 1;
+	} else {
+		for (size_t i = 0; i < j->appended.n; i++)
+			uidset_add(&j->fetched, j->appended.v[i]);
+	}
+	j->appended.n = 0;
+}
+
+/* Keeps the folder lock and the job's pending entry fresh, so that neither a second fetcher
+ * nor XAUTOCLAIM takes a long job away from a live fetcher. */
+static void refresh_claims(struct job *j, int force)
+{
+	time_t now = time(NULL);
+	long every = j->f->cfg->lock_ttl_ms / 3000;
+	if (every < 1)
+		every = 1;
+	if (!force && now - j->last_refresh < every)
+		return;
+	j->last_refresh = now;
+	redisContext *rc = j->f->rc;
+	if (j->folder_id) {
+		redisReply *r = redisCommand(rc, "PEXPIRE %s%lld %ld", j->f->cfg->key_lock_prefix,
+					     j->folder_id, j->f->cfg->lock_ttl_ms);
+		freeReplyObject(r);
+	}
+	if (j->f->entry_id) {
+		redisReply *r = redisCommand(rc, "XCLAIM %s fetchers %s 0 %s JUSTID", j->f->cfg->key_jobs,
+					     j->f->cfg->consumer, j->f->entry_id);
+		freeReplyObject(r);
+	}
+}
+
+/* Pauses while Redis holds more raw entries than the budget (invariant 5): we simply stop
+ * reading the socket, and TCP flow control holds the server back. */
+static void wait_for_budget(struct job *j)
+{
+	int waited = 0;
+	while (!*j->f->stopping) {
+		long long n = rstream_len(j->f->rc, j->f->cfg->key_raw);
+		if (n < 0) {
+			j->redis_failed = 1;
+			return;
+		}
+		if (n <= j->f->cfg->raw_budget)
+			break;
+		if (!waited)
+			log_debug("account=%s folder=\"%s\" msg=\"raw stream at %lld entries, pausing\"",
+				  j->account, j->folder, n);
+		waited = 1;
+		refresh_claims(j, 0);
+		usleep(50 * 1000);
+	}
+	if (waited)
+		session_touch(j->s);
+}
+
+static void emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch)
+{
+	const struct imap_value *body = imap_list_get(fetch, "BODY[]");
+	const struct imap_value *flags = imap_list_get(fetch, "FLAGS");
+	const struct imap_value *idate = imap_list_get(fetch, "INTERNALDATE");
+	const struct imap_value *size = imap_list_get(fetch, "RFC822.SIZE");
+	const struct imap_value *modseq = imap_list_get(fetch, "MODSEQ");
+	uint64_t n = 0;
+
+	json_t *meta = json_object();
+	json_t *fl = json_array();
+	if (flags && flags->type == IMAP_V_LIST)
+		for (size_t i = 0; i < flags->n; i++)
+			if (flags->items[i].s)
+				json_array_append_new(fl, json_stringn(flags->items[i].s, flags->items[i].len));
+	json_object_set_new(meta, "run_id", json_integer(j->run_id));
+	json_object_set_new(meta, "account_id", json_integer(j->account_id));
+	json_object_set_new(meta, "folder_id", json_integer(j->folder_id));
+	json_object_set_new(meta, "uidvalidity", json_integer((json_int_t)j->uidvalidity));
+	json_object_set_new(meta, "uid", json_integer(uid));
+	json_object_set_new(meta, "flags", fl);
+	if (idate && idate->s)
+		json_object_set_new(meta, "internaldate", json_stringn(idate->s, idate->len));
+	if (size && imap_value_u64(size, &n) == 0)
+		json_object_set_new(meta, "size", json_integer((json_int_t)n));
+	if (modseq && modseq->type == IMAP_V_LIST && modseq->n == 1 &&
+	    imap_value_u64(&modseq->items[0], &n) == 0)
+		json_object_set_new(meta, "modseq", json_integer((json_int_t)n));
+	char *m = json_dumps(meta, JSON_COMPACT);
+	json_decref(meta);
+	if (!m) {
+		j->redis_failed = 1;
+		return;
+	}
+	const char *names[] = { "meta", "raw" };
+	const char *vals[] = { m, body->s ? body->s : "" };
+	size_t lens[] = { strlen(m), body->s ? body->len : 0 };
+	rstream_append_add(j->f->rc, j->f->cfg->key_raw, 2, names, vals, lens);
+	free(m);
+	uidset_add(&j->appended, uid);
+	if (j->appended.n >= 32) {
+		collect_appended(j);
+		if (j->fetched.n % 256 < 32)
+			wait_for_budget(j);
+		refresh_claims(j, 0);
+	}
+}
+
+/* ---- IMAP side ---- */
+
+static void on_untagged(void *data, const struct imap_response *r)
+{
+	struct job *j = data;
+	uint64_t v;
+	if (r->status == IMAP_ST_OK && r->code) {
+		if (imap_response_code_u64(r, "UIDVALIDITY", &v) == 0)
+			j->uidvalidity = v;
+		else if (imap_response_code_u64(r, "UIDNEXT", &v) == 0)
+			j->uidnext = v;
+		else if (imap_response_code_u64(r, "HIGHESTMODSEQ", &v) == 0)
+			j->highest_modseq = v;
+		return;
+	}
+	if (!r->name)
+		return;
+	if (r->has_number && strcasecmp(r->name, "EXISTS") == 0) {
+		j->exists = r->number;
+	} else if (strcasecmp(r->name, "SEARCH") == 0) {
+		for (size_t i = 0; i < r->nargs; i++)
+			if (imap_value_u64(&r->args[i], &v) == 0 && v > 0 && v <= UINT32_MAX)
+				uidset_add(&j->search, (uint32_t)v);
+	} else if (strcasecmp(r->name, "FETCH") == 0 && r->nargs == 1 &&
+		   r->args[0].type == IMAP_V_LIST) {
+		const struct imap_value *uidv = imap_list_get(&r->args[0], "UID");
+		const struct imap_value *body = imap_list_get(&r->args[0], "BODY[]");
+		/* A FETCH without a body is an unsolicited flag update, not our answer. */
+		if (!uidv || !body || imap_value_u64(uidv, &v) < 0 || v == 0 || v > UINT32_MAX)
+			return;
+		if (v <= j->last_uid && j->last_uid && j->uidvalidity == j->exp_uidvalidity)
+			return;
+		emit_raw(j, (uint32_t)v, &r->args[0]);
+	} else if (strcasecmp(r->name, "LIST") == 0 && r->nargs >= 3 && j->folders) {
+		const struct imap_value *attrs = &r->args[0], *delim = &r->args[1], *name = &r->args[2];
+		json_t *a = json_array();
+		const char *special = NULL;
+		int selectable = 1;
+		static const char *const uses[] = { "\\All",   "\\Archive", "\\Drafts", "\\Flagged",
+						    "\\Junk",  "\\Sent",    "\\Trash" };
+		for (size_t i = 0; attrs->type == IMAP_V_LIST && i < attrs->n; i++) {
+			const struct imap_value *at = &attrs->items[i];
+			if (!at->s)
+				continue;
+			json_array_append_new(a, json_stringn(at->s, at->len));
+			if (imap_value_is(at, "\\Noselect") || imap_value_is(at, "\\NonExistent"))
+				selectable = 0;
+			for (size_t k = 0; k < sizeof(uses) / sizeof(uses[0]); k++)
+				if (imap_value_is(at, uses[k]))
+					special = uses[k];
+		}
+		if (!name->s) {
+			json_decref(a);
+			return;
+		}
+		char *decoded = mutf7_decode(name->s);
+		json_t *fo = json_object();
+		json_object_set_new(fo, "wire_name", json_stringn(name->s, name->len));
+		json_object_set_new(fo, "name", json_string(decoded ? decoded : name->s));
+		json_object_set_new(fo, "delimiter",
+				    delim->s ? json_stringn(delim->s, delim->len) : json_null());
+		json_object_set_new(fo, "attributes", a);
+		json_object_set_new(fo, "special_use", special ? json_string(special) : json_null());
+		json_object_set_new(fo, "selectable", json_boolean(selectable));
+		if (json_object_get(fo, "name"))
+			json_array_append_new(j->folders, fo);
+		else
+			json_decref(fo);
+		free(decoded);
+	}
+}
+
+static void on_tagged(void *data, unsigned tag, const struct imap_response *r)
+{
+	struct job *j = data;
+	if (tag == j->wait_tag) {
+		j->wait_done = 1;
+		j->wait_status = r->status;
+		snprintf(j->wait_text, sizeof(j->wait_text), "%s%s%s%s", r->code ? "[" : "",
+			 r->code ? r->code : "", r->code ? "] " : "", r->text ? r->text : "");
+		return;
+	}
+	for (size_t i = 0; i < j->inflight; i++) {
+		if (j->fetch_tags[i] != tag)
+			continue;
+		j->fetch_tags[i] = j->fetch_tags[--j->inflight];
+		j->fetch_completed = 1;
+		if (r->status != IMAP_ST_OK && !j->fetch_failed) {
+			j->fetch_failed = 1;
+			snprintf(j->fetch_error, sizeof(j->fetch_error), "UID FETCH failed: %s%s%s%s",
+				 r->code ? "[" : "", r->code ? r->code : "", r->code ? "] " : "",
+				 r->text ? r->text : "");
+		}
+		return;
+	}
+}
+
+/* Sends command and waits for its completion. 0 on OK; -EIO when the connection failed;
+ * -EREMOTEIO when the server said NO/BAD (j->wait_text has its words). */
+static int command(struct job *j, const char *cmd)
+{
+	j->wait_done = 0;
+	j->wait_tag = session_send(j->s, cmd);
+	if (session_run_until(j->s, &j->wait_done) < 0)
+		return -EIO;
+	return j->wait_status == IMAP_ST_OK ? 0 : -EREMOTEIO;
+}
+
+static int do_list(struct job *j)
+{
+	j->folders = json_array();
+	int rc = command(j, "LIST \"\" \"*\"");
+	if (rc == -EREMOTEIO)
+		snprintf(j->error, sizeof(j->error), "LIST refused for account '%s': %s", j->account,
+			 j->wait_text);
+	return rc;
+}
+
+static int do_sync(struct job *j)
+{
+	char cmd[1200], quoted[1100];
+	int rc;
+
+	if (session_quote(quoted, sizeof(quoted), j->wire_name) < 0) {
+		snprintf(j->error, sizeof(j->error), "folder name of '%s' cannot be quoted", j->folder);
+		return -EREMOTEIO;
+	}
+	j->uidvalidity = j->uidnext = j->exists = j->highest_modseq = 0;
+	snprintf(cmd, sizeof(cmd), "EXAMINE %s", quoted);
+	rc = command(j, cmd);
+	if (rc == -EREMOTEIO) {
+		snprintf(j->error, sizeof(j->error), "EXAMINE refused for account '%s' folder '%s': %s",
+			 j->account, j->folder, j->wait_text);
+		return rc;
+	}
+	if (rc < 0)
+		return rc;
+	if (j->exp_uidvalidity && j->uidvalidity != j->exp_uidvalidity) {
+		/* Invariant 4: old UIDs mean nothing now; the writer drops the old locations when
+		 * it applies this job's cursor, which carries the new uidvalidity. */
+		log_warn("account=%s folder=\"%s\" msg=\"UIDVALIDITY changed %llu -> %llu, resyncing\"",
+			 j->account, j->folder, (unsigned long long)j->exp_uidvalidity,
+			 (unsigned long long)j->uidvalidity);
+		j->last_uid = 0;
+		j->fetched.n = 0;
+	}
+	j->search.n = 0;
+	if (j->exists > 0) {
+		if (j->last_uid == 0 && *j->window_start)
+			snprintf(cmd, sizeof(cmd), "UID SEARCH SINCE %s", j->window_start);
+		else
+			snprintf(cmd, sizeof(cmd), "UID SEARCH UID %llu:*",
+				 (unsigned long long)j->last_uid + 1);
+		rc = command(j, cmd);
+		if (rc == -EREMOTEIO)
+			snprintf(j->error, sizeof(j->error), "SEARCH refused for account '%s' folder '%s': %s",
+				 j->account, j->folder, j->wait_text);
+		if (rc < 0)
+			return rc;
+	}
+	uidset_normalize(&j->search);
+	uidset_normalize(&j->fetched);
+
+	/* The UIDs still to fetch: above the cursor ("n:*" always returns the last message) and
+	 * not fetched by an earlier attempt of this job. */
+	struct uidset todo;
+	uidset_init(&todo);
+	for (size_t i = 0; i < j->search.n; i++)
+		if (j->search.v[i] > j->last_uid && !uidset_contains(&j->fetched, j->search.v[i]))
+			uidset_add(&todo, j->search.v[i]);
+
+	size_t next = 0, batch = (size_t)j->f->cfg->fetch_batch;
+	size_t pipeline = (size_t)j->f->cfg->fetch_pipeline;
+	j->inflight = 0;
+	j->fetch_failed = 0;
+	while ((next < todo.n || j->inflight) && !j->fetch_failed) {
+		while (next < todo.n && j->inflight < pipeline && !*j->f->stopping) {
+			struct uidset chunk = { todo.v + next, next + batch < todo.n ? batch : todo.n - next, 0 };
+			next += chunk.n;
+			char *set = uidset_format(&chunk);
+			if (!set) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			snprintf(cmd, sizeof(cmd), "UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])", set);
+			/* Long sets go out in one line; cmd is a fallback only for short ones. */
+			if (strlen(set) + 64 > sizeof(cmd)) {
+				char *big = NULL;
+				if (asprintf(&big, "UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])", set) < 0) {
+					free(set);
+					rc = -ENOMEM;
+					goto out;
+				}
+				j->fetch_tags[j->inflight++] = session_send(j->s, big);
+				free(big);
+			} else {
+				j->fetch_tags[j->inflight++] = session_send(j->s, cmd);
+			}
+			free(set);
+		}
+		if (*j->f->stopping && j->inflight == 0)
+			break;
+		/* Run until one FETCH completes; the handlers emit the messages meanwhile. */
+		j->fetch_completed = 0;
+		if (session_run_until(j->s, &j->fetch_completed) < 0) {
+			rc = -EIO;
+			goto out;
+		}
+	}
+	collect_appended(j);
+	rc = 0;
+	if (j->redis_failed) {
+		snprintf(j->error, sizeof(j->error), "redis write failed for account '%s' folder '%s'",
+			 j->account, j->folder);
+		rc = -EIO;
+	} else if (j->fetch_failed) {
+		snprintf(j->error, sizeof(j->error), "account '%s' folder '%s': %s", j->account,
+			 j->folder, j->fetch_error);
+		rc = -EREMOTEIO;
+	} else if (*j->f->stopping) {
+		rc = -EINTR;
+	}
+out:
+	uidset_release(&todo);
+	return rc;
+}
+
+/* ---- records and the job lifecycle ---- */
+
+static int emit_parsed(struct job *j, const char *type, json_t *rec)
+{
+	char *data = json_dumps(rec, JSON_COMPACT);
+	if (!data)
+		return -ENOMEM;
+	const char *names[] = { "type", "data" };
+	const char *vals[] = { type, data };
+	int rc = rstream_add(j->f->rc, j->f->cfg->key_parsed, 2, names, vals, NULL);
+	free(data);
+	return rc;
+}
+
+static json_t *base_record(struct job *j)
+{
+	json_t *rec = json_object();
+	json_object_set(rec, "job_id", json_object_get(j->json, "job_id"));
+	json_object_set_new(rec, "run_id", json_integer(j->run_id));
+	json_object_set_new(rec, "account_id", json_integer(j->account_id));
+	return rec;
+}
+
+/* The end of a sync_folder job: what was fetched and where the cursor may go. With error set,
+ * the writer records the failure and leaves the cursor where it was. */
+static int emit_cursor(struct job *j, const char *error)
+{
+	json_t *rec = base_record(j);
+	char *uids = uidset_format(&j->fetched);
+	uint64_t last = j->last_uid;
+	if (!error) {
+		if (j->uidnext > 0 && j->uidnext - 1 > last)
+			last = j->uidnext - 1;
+		if (j->search.n && j->search.v[j->search.n - 1] > last)
+			last = j->search.v[j->search.n - 1];
+	}
+	json_object_set_new(rec, "folder_id", json_integer(j->folder_id));
+	json_object_set_new(rec, "folder", json_string(j->folder));
+	json_object_set_new(rec, "uidvalidity", json_integer((json_int_t)(j->uidvalidity ? j->uidvalidity : j->exp_uidvalidity)));
+	json_object_set_new(rec, "uidnext", json_integer((json_int_t)j->uidnext));
+	json_object_set_new(rec, "exists", json_integer((json_int_t)j->exists));
+	json_object_set_new(rec, "highest_modseq", json_integer((json_int_t)j->highest_modseq));
+	json_object_set_new(rec, "last_uid", json_integer((json_int_t)last));
+	json_object_set_new(rec, "uids", json_string(uids ? uids : ""));
+	json_object_set_new(rec, "fetched_count", json_integer((json_int_t)j->fetched.n));
+	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
+	free(uids);
+	int rc = emit_parsed(j, "cursor", rec);
+	json_decref(rec);
+	return rc;
+}
+
+static int emit_folders(struct job *j, const char *error)
+{
+	json_t *rec = base_record(j);
+	json_object_set_new(rec, "folders", j->folders ? json_incref(j->folders) : json_array());
+	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
+	int rc = emit_parsed(j, "folders", rec);
+	json_decref(rec);
+	return rc;
+}
+
+static int lock_folder(struct job *j)
+{
+	redisReply *r = redisCommand(j->f->rc, "SET %s%lld %s NX PX %ld", j->f->cfg->key_lock_prefix,
+				     j->folder_id, j->f->cfg->consumer, j->f->cfg->lock_ttl_ms);
+	int ok = r && r->type == REDIS_REPLY_STATUS;
+	freeReplyObject(r);
+	return ok ? 0 : -EBUSY;
+}
+
+static void unlock_folder(struct job *j)
+{
+	char key[160];
+	snprintf(key, sizeof(key), "%s%lld", j->f->cfg->key_lock_prefix, j->folder_id);
+	redisReply *r = redisCommand(j->f->rc,
+				     "EVAL %s 1 %s %s",
+				     "if redis.call('get', KEYS[1]) == ARGV[1] then "
+				     "return redis.call('del', KEYS[1]) else return 0 end",
+				     key, j->f->cfg->consumer);
+	freeReplyObject(r);
+}
+
+enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
+{
+	struct job j = { .f = f, .json = json };
+	json_t *acc = json_object_get(json, "account");
+	enum fetch_result result = FETCH_RETRY;
+	char *secret = NULL;
+	int locked = 0, rc = -EIO, auth_failed = 0;
+
+	j.type = jstr(json, "type");
+	j.account = jstr(acc, "name");
+	j.run_id = jint(json, "run_id");
+	j.account_id = jint(json, "account_id");
+	j.folder_id = jint(json, "folder_id");
+	j.folder = jstr(json, "folder");
+	j.wire_name = jstr(json, "wire_name");
+	j.window_start = jstr(json, "window_start");
+	j.exp_uidvalidity = (uint64_t)jint(json, "uidvalidity");
+	j.last_uid = (uint64_t)jint(json, "last_uid");
+	uidset_init(&j.search);
+	uidset_init(&j.fetched);
+	uidset_init(&j.appended);
+	int is_sync = strcmp(j.type, "sync_folder") == 0;
+	if (!is_sync && strcmp(j.type, "list_folders") != 0) {
+		log_error("job=%s msg=\"unknown job type '%s', dropped\"", jstr(json, "job_id"), j.type);
+		return FETCH_DONE;
+	}
+	if (is_sync) {
+		if (lock_folder(&j) < 0)
+			return FETCH_BUSY;
+		locked = 1;
+	}
+	secret = fetch_resolve_secret(jstr(acc, "secret_ref"), j.error, sizeof(j.error));
+	if (!secret) {
+		char why[sizeof(j.error)];
+		memcpy(why, j.error, sizeof(why));
+		snprintf(j.error, sizeof(j.error), "account '%s': %.400s", j.account, why);
+		auth_failed = 1;
+		goto report;
+	}
+	struct session_opts o = {
+		.account = j.account,
+		.host = jstr(acc, "host"),
+		.port = (long)jint(acc, "port"),
+		.tls = jstr(acc, "tls"),
+		.username = jstr(acc, "username"),
+		.auth = jstr(acc, "auth"),
+		.secret = secret,
+		.ca_file = json_string_value(json_object_get(acc, "ca_file")),
+		.tls_verify = json_is_false(json_object_get(acc, "tls_verify")) ? 0 : 1,
+		.timeout_s = f->cfg->fetch_timeout_s,
+		.max_literal = (size_t)f->cfg->max_literal,
+	};
+	/* A broken connection is retried with backoff inside the job; what was fetched before
+	 * the break is kept, so a retry continues rather than restarts. */
+	for (int attempt = 0; attempt < 3 && !*f->stopping; attempt++) {
+		if (attempt) {
+			unsigned delay = 1u << (2 * attempt);
+			log_warn("account=%s folder=\"%s\" msg=\"%s; retry %d in %us\"", j.account, j.folder,
+				 j.error, attempt, delay);
+			for (unsigned t = 0; t < delay * 10 && !*f->stopping; t++) {
+				usleep(100 * 1000);
+				refresh_claims(&j, 0);
+			}
+		}
+		j.error[0] = 0;
+		j.s = session_open(&o, j.error, sizeof(j.error), &auth_failed);
+		if (!j.s) {
+			if (auth_failed)
+				break;
+			rc = -EIO;
+			continue;
+		}
+		struct session_handler h = { &j, on_untagged, on_tagged };
+		session_set_handler(j.s, &h);
+		rc = is_sync ? do_sync(&j) : do_list(&j);
+		if (rc == -EIO && !j.error[0])
+			snprintf(j.error, sizeof(j.error), "%s", session_error(j.s));
+		session_close(j.s);
+		j.s = NULL;
+		if (rc != -EIO)
+			break;
+	}
+	if (rc == -EINTR || (*f->stopping && rc < 0 && !auth_failed)) {
+		result = FETCH_RETRY; /* shutting down: the job stays pending for a restart */
+		goto out;
+	}
+report:
+	if (rc == 0)
+		j.error[0] = 0;
+	else
+		log_error("%s", j.error);
+	rc = is_sync ? emit_cursor(&j, j.error[0] ? j.error : NULL)
+		     : emit_folders(&j, j.error[0] ? j.error : NULL);
+	result = rc < 0 ? FETCH_RETRY : FETCH_DONE;
+	if (is_sync && !j.error[0])
+		log_info("account=%s folder=\"%s\" fetched=%zu uidvalidity=%llu msg=\"folder fetched\"",
+			 j.account, j.folder, j.fetched.n, (unsigned long long)j.uidvalidity);
+out:
+	if (locked)
+		unlock_folder(&j);
+	if (secret) {
+		memset(secret, 0, strlen(secret));
+		free(secret);
+	}
+	json_decref(j.folders);
+	uidset_release(&j.search);
+	uidset_release(&j.fetched);
+	uidset_release(&j.appended);
+	return result;
+}

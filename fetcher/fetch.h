@@ -1,0 +1,34 @@
+/* Runs one job from {mp}:jobs against the IMAP server: list_folders -> a `folders` record;
+ * sync_folder -> one {mp}:raw entry per new message, then a `cursor` record on {mp}:parsed.
+ * Owns the IMAP conversation of a job; not the job queue (main.c) nor the connection (session.c). */
+#ifndef MP_FETCH_H
+#define MP_FETCH_H
+
+#include "config.h"
+
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <signal.h>
+
+struct fetcher {
+	const struct mp_config *cfg;
+	redisContext *rc;
+	volatile sig_atomic_t *stopping;	/* set by SIGTERM: stop between batches */
+	const char *entry_id;	/* the job's stream entry, kept claimed while the job runs */
+};
+
+/* Outcome of a job, for the caller's ack decision. */
+enum fetch_result {
+	FETCH_DONE,	/* records written (possibly an error record): ack the job */
+	FETCH_RETRY,	/* not done and nothing final written: leave pending or re-queue */
+	FETCH_BUSY,	/* the folder is locked by another fetcher: re-queue */
+};
+
+/* job is borrowed. */
+enum fetch_result fetch_run_job(struct fetcher *f, json_t *job);
+
+/* Resolves a secret reference (env:VAR or file:PATH) into a malloc'd string, or NULL with a
+ * one-line reason in err that names the reference, never the value. */
+char *fetch_resolve_secret(const char *ref, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,67 @@
+/* One IMAP connection: libcurl opens it (TCP, TLS with verification, STARTTLS, SASL login),
+ * then this module speaks raw IMAP over it with curl_easy_send/recv, the socket watched by a
+ * libuv poll handle. Owns tags, the response parser and timeouts; knows no sync logic
+ * (fetch.c drives it). */
+#ifndef MP_SESSION_H
+#define MP_SESSION_H
+
+#include "imap_parser.h"
+
+#include <stddef.h>
+
+struct session_opts {
+	const char *account;	/* for messages only */
+	const char *host;
+	long port;
+	const char *tls;	/* "implicit", "starttls" or "none" */
+	const char *username;
+	const char *auth;	/* "password" or "xoauth2" */
+	const char *secret;	/* borrowed; never logged */
+	const char *ca_file;	/* NULL = system store */
+	int tls_verify;
+	long timeout_s;
+	size_t max_literal;
+};
+
+struct session;
+
+/* Called for each untagged response, and for each tagged completion with its tag number.
+ * The response is borrowed for the duration of the call. */
+struct session_handler {
+	void *data;
+	void (*on_untagged)(void *data, const struct imap_response *r);
+	void (*on_tagged)(void *data, unsigned tag, const struct imap_response *r);
+};
+
+/* Connects and logs in. NULL on failure with a one-line reason in err naming the account,
+ * host:port and the server's or libcurl's words; *auth_failed set when the server refused
+ * the credentials (retrying will not help). */
+struct session *session_open(const struct session_opts *o, char *err, size_t errlen,
+			     int *auth_failed);
+/* Sends LOGOUT (best effort), closes and frees. NULL is fine. */
+void session_close(struct session *s);
+
+void session_set_handler(struct session *s, const struct session_handler *h);
+
+/* Queues "<tag> <command>\r\n" and returns the tag number (>0). command is sent as is: the
+ * caller quotes arguments (session_quote). */
+unsigned session_send(struct session *s, const char *command);
+
+/* Runs the connection until *done becomes nonzero. 0, or <0 when the connection failed or
+ * timed out (session_error tells why; the session is then unusable). */
+int session_run_until(struct session *s, const int *done);
+
+/* Restarts the silence timer, after the caller paused reading on purpose (raw budget). */
+void session_touch(struct session *s);
+
+/* One line naming what failed, "" if nothing. */
+const char *session_error(const struct session *s);
+
+/* Appends an IMAP quoted string of s to buf (size bytes), or returns -E2BIG/-EINVAL when it
+ * cannot be quoted (CR/LF) or does not fit. */
+int session_quote(char *buf, size_t size, const char *s);
+
+/* Capability string the server announced during login ("" if none seen). */
+const char *session_capabilities(const struct session *s);
+
+#endif

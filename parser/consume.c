@@ -1,0 +1,85 @@
+/* Raw -> parsed. A message is acknowledged on {mp}:raw only after its parsed record is in
+ * {mp}:parsed (invariant 3). A message seen three times without being acknowledged has
+ * probably crashed a parser: it goes to {mp}:dead and on to the writer unparsed, so it is
+ * still stored (invariant 6). */
+#include "consume.h"
+#include "extract.h"
+#include "log.h"
+
+#include <glib.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_DELIVERIES = 3 };
+
+static json_t *unparsed_record(const char *raw, size_t len, const char *why)
+{
+	json_t *m = json_object();
+	gchar *sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)raw, len);
+	json_object_set_new(m, "content_sha256", json_string(sha));
+	json_object_set_new(m, "parse_error", json_string(why));
+	g_free(sha);
+	return m;
+}
+
+int parser_handle(struct stage *st, redisReply *reply, int redelivered)
+{
+	struct rentry *e = NULL;
+	size_t n = 0, appended = 0;
+	const struct mp_config *cfg = &st->cfg;
+	struct extract_limits lim;
+	int rc = 0;
+
+	extract_limits_default(&lim);
+	rstream_entries(reply, &e, &n);
+	const char **ids = calloc(n ? n : 1, sizeof(*ids));
+	if (!ids) {
+		free(e);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t meta_len = 0, raw_len = 0;
+		const char *meta = rentry_get(&e[i], "meta", &meta_len);
+		const char *raw = rentry_get(&e[i], "raw", &raw_len);
+		ids[i] = e[i].id;
+		if (!meta || !raw) /* deleted while pending: acknowledge only */
+			continue;
+		json_t *msg;
+		long deliveries = redelivered ? rstream_deliveries(st->rc, cfg->key_raw, "parsers",
+								    e[i].id) : 1;
+		if (deliveries >= MAX_DELIVERIES) {
+			log_error("entry=%s meta=%.*s msg=\"message was delivered %ld times without "
+				  "being parsed; storing it unparsed and dead-lettering it\"",
+				  e[i].id, (int)meta_len, meta, deliveries);
+			msg = unparsed_record(raw, raw_len, "parser failed repeatedly on this message");
+			const char *names[] = { "stream", "id", "meta", "error" };
+			const char *vals[] = { cfg->key_raw, e[i].id, meta, "parser failed repeatedly" };
+			size_t lens[] = { strlen(cfg->key_raw), strlen(e[i].id), meta_len, 24 };
+			rstream_append_add(st->rc, cfg->key_dead, 4, names, vals, lens);
+			appended++;
+		} else {
+			msg = extract_message(raw, raw_len, &lim);
+		}
+		char *msg_json = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+		json_decref(msg);
+		if (!msg_json) {
+			log_error("entry=%s msg=\"out of memory encoding a parsed message\"", e[i].id);
+			rc = -1;
+			break;
+		}
+		const char *names[] = { "type", "meta", "msg", "raw" };
+		const char *vals[] = { "message", meta, msg_json, raw };
+		size_t lens[] = { 7, meta_len, strlen(msg_json), raw_len };
+		rstream_append_add(st->rc, cfg->key_parsed, 4, names, vals, lens);
+		appended++;
+		free(msg_json);
+	}
+	if (rstream_collect(st->rc, appended) < 0)
+		rc = -1;
+	if (rc == 0 && n > 0)
+		rc = rstream_ack(st->rc, cfg->key_raw, "parsers", ids, n);
+	free(ids);
+	free(e);
+	return rc;
+}

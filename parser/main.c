@@ -1,0 +1,40 @@
+/* mailpipe-parser: reads {mp}:raw, writes {mp}:parsed (stage.c, extract.c). Reads
+ * configuration and loops; nothing else. */
+#include "consume.h"
+#include "extract.h"
+#include "log.h"
+#include "stage.h"
+
+#include <stdio.h>
+
+static volatile sig_atomic_t stopping;
+
+int main(int argc, char **argv)
+{
+	struct stage st;
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "usage: mailpipe-parser (configured by the environment)\n");
+		config_print_help(stderr);
+		return 2;
+	}
+	extract_global_init();
+	if (stage_init(&st, "parser", &stopping) < 0)
+		return 1;
+	while (!stopping) {
+		int redelivered;
+		redisReply *r = stage_next(&st, st.cfg.key_raw, "parsers", st.cfg.parser_batch, 1000,
+					   &redelivered);
+		if (!r) {
+			if (st.rc->err && stage_reconnect(&st) < 0)
+				break;
+			continue;
+		}
+		if (parser_handle(&st, r, redelivered) < 0 && st.rc->err)
+			stage_reconnect(&st);
+		freeReplyObject(r);
+	}
+	log_info("msg=\"stopped\"");
+	stage_release(&st);
+	return 0;
+}

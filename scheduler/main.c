@@ -1,0 +1,71 @@
+/* mailpipe-scheduler: a libuv timer that runs schedule_tick every MAILPIPE_TICK_MS, and
+ * signal handles for a graceful stop. Reads configuration and loops; nothing else. */
+#include "log.h"
+#include "pg.h"
+#include "schedule.h"
+#include "stage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <uv.h>
+
+static volatile sig_atomic_t stopping;
+
+struct sched {
+	struct stage st;
+	PGconn *pg;
+	uv_timer_t timer;
+	uv_signal_t sigterm, sigint;
+};
+
+static void on_tick(uv_timer_t *t)
+{
+	struct sched *s = t->data;
+	if (!s->pg || pg_broken(s->pg)) {
+		PQfinish(s->pg);
+		s->pg = pg_connect(s->st.cfg.database_url);
+		if (!s->pg)
+			return;
+	}
+	if (schedule_tick(s->pg, s->st.rc, &s->st.cfg) < 0 && s->st.rc->err)
+		stage_reconnect(&s->st);
+}
+
+static void on_stop(uv_signal_t *h, int sig)
+{
+	struct sched *s = h->data;
+	(void)sig;
+	stopping = 1;
+	uv_timer_stop(&s->timer);
+	uv_close((uv_handle_t *)&s->timer, NULL);
+	uv_close((uv_handle_t *)&s->sigterm, NULL);
+	uv_close((uv_handle_t *)&s->sigint, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct sched s = { 0 };
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "usage: mailpipe-scheduler (configured by the environment)\n");
+		config_print_help(stderr);
+		return 2;
+	}
+	if (stage_init(&s.st, "scheduler", &stopping) < 0)
+		return 1;
+	uv_loop_t *loop = uv_default_loop();
+	uv_timer_init(loop, &s.timer);
+	s.timer.data = &s;
+	uv_timer_start(&s.timer, on_tick, 0, (uint64_t)s.st.cfg.tick_ms);
+	uv_signal_init(loop, &s.sigterm);
+	uv_signal_init(loop, &s.sigint);
+	s.sigterm.data = s.sigint.data = &s;
+	uv_signal_start(&s.sigterm, on_stop, SIGTERM);
+	uv_signal_start(&s.sigint, on_stop, SIGINT);
+	uv_run(loop, UV_RUN_DEFAULT);
+	uv_loop_close(loop);
+	PQfinish(s.pg);
+	log_info("msg=\"stopped\"");
+	stage_release(&s.st);
+	return 0;
+}

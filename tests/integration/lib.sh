@@ -1,0 +1,95 @@
+# Shared by the integration tests: a private stack (Redis, PostgreSQL, Dovecot) in a temporary
+# directory on ports of its own, `mailpipe run` in the background, cleanup on exit, and
+# pass/fail lines counted by tests/run.sh.
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PATH=$ROOT/bin:$PATH
+FAILS=0
+
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+check() { # name, command...
+	local name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name"; fi
+}
+
+# stack_up COUNT SEED: starts a stack whose demo user holds a COUNT-message sample mailbox.
+stack_up() {
+	local base=$((20000 + ($$ % 2000) * 4))
+	export MAILPIPE_STACK_DIR
+	MAILPIPE_STACK_DIR=$(mktemp -d /tmp/mailpipe-test.XXXXXX)
+	export MP_REDIS_PORT=$base MP_PG_PORT=$((base + 1)) MP_IMAP_PORT=$((base + 2)) MP_IMAPS_PORT=$((base + 3))
+	export MP_DEMO_COUNT=${1:-400} MP_DEMO_SEED=${2:-1} MP_PG_FSYNC=off
+	trap stack_down EXIT
+	if ! "$ROOT/deploy/local/stack.sh" start >"$MAILPIPE_STACK_DIR.start.log" 2>&1; then
+		cat "$MAILPIPE_STACK_DIR.start.log"
+		fail "local stack did not start"
+		exit 1
+	fi
+	eval "$("$ROOT/deploy/local/stack.sh" env)"
+	export MAILPIPE_LOG=${MAILPIPE_LOG:-warn} MAILPIPE_CLAIM_IDLE_MS=3000 TEST_IMAP_SECRET=demo
+	mailpipe db migrate >/dev/null || { fail "db migrate"; exit 1; }
+}
+
+stack_down() {
+	run_stop
+	"$ROOT/deploy/local/stack.sh" destroy >/dev/null 2>&1
+	rm -f "$MAILPIPE_STACK_DIR.start.log"
+}
+
+RUN_PID=
+run_start() {
+	RUN_LOG=$MAILPIPE_STACK_DIR/run.log
+	mailpipe run >>"$RUN_LOG" 2>&1 &
+	RUN_PID=$!
+}
+
+run_stop() {
+	[ -n "$RUN_PID" ] || return 0
+	kill -TERM "$RUN_PID" 2>/dev/null
+	wait "$RUN_PID" 2>/dev/null
+	RUN_PID=
+}
+
+add_account() { # NAME, extra flags...
+	local name=$1
+	shift
+	mailpipe account add "$name" --host 127.0.0.1 --port "$MP_IMAPS_PORT" --tls implicit \
+		--username demo --secret env:TEST_IMAP_SECRET --ca-file "$MP_CA_FILE" --interval 0 \
+		--initial-window-days 0 --email demo@example.org "$@" >/dev/null
+}
+
+sql() { psql "$MAILPIPE_DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
+
+verify() { # ACCOUNT, verify.py flags...
+	local account=$1
+	shift
+	python3 "$ROOT/tests/integration/verify.py" "$account" 127.0.0.1 "$MP_IMAP_PORT" demo demo "$@" \
+		|| FAILS=$((FAILS + 1))
+}
+
+# Everything acknowledged: no stream entry left pending in any group.
+no_pending() {
+	local key group n
+	for pair in "{mp}:jobs fetchers" "{mp}:raw parsers" "{mp}:parsed writers"; do
+		set -- $pair
+		n=$(redis-cli -p "$MP_REDIS_PORT" XPENDING "$1" "$2" | head -1)
+		[ "$n" = 0 ] || { echo "  $n entries pending in $1/$2"; return 1; }
+	done
+}
+
+snapshot() { # a digest of every row a re-sync must leave alone
+	sql "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM (
+	       SELECT m.id || ':' || m.content_sha256 || ':' || coalesce(m.conversation_id, 0) || ':' || m.xmin AS x FROM messages m
+	       UNION ALL SELECT l.id || ':' || l.uid || ':' || l.flags::text || ':' || l.xmin FROM message_locations l) s"
+}
+
+finish() {
+	if [ "$FAILS" -gt 0 ]; then
+		echo "--- last lines of mailpipe run's log:"
+		tail -n 30 "${RUN_LOG:-/dev/null}" 2>/dev/null
+		exit 1
+	fi
+	exit 0
+}

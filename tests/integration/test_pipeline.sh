@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The walking skeleton end to end: a 400-message sample mailbox in Dovecot (several folders,
+# one with a non-ASCII name, some \Seen, some copies in two folders) through `mailpipe run`
+# into Postgres, checked against the server; then a second sync that must change nothing.
+. "$(dirname "$0")/lib.sh"
+stack_up 400 1
+add_account it
+run_start
+
+out=$MAILPIPE_STACK_DIR/summary1.json
+mailpipe sync it --wait --timeout 120 >"$out"
+check "first sync exits 0" [ $? -eq 0 ]
+verify it --summary "$out"
+check "no entry left pending in Redis" no_pending
+
+before=$(snapshot)
+out2=$MAILPIPE_STACK_DIR/summary2.json
+mailpipe sync it --wait --timeout 60 >"$out2"
+check "second sync exits 0" [ $? -eq 0 ]
+verify it --summary "$out2" --expect-new 0
+after=$(snapshot)
+check "second sync changes no message or location row" [ "$before" = "$after" ]
+
+# The three seed queries of DESIGN.md work as written (the account's provider is 'imap').
+check "seed query: folders" [ "$(sql "SELECT count(*) FROM (SELECT name, message_count, unread_count FROM email_folders WHERE provider = 'imap') s")" -ge 5 ]
+check "seed query: message count" [ "$(sql "SELECT COUNT(*) FROM messages WHERE provider = 'imap'")" -gt 300 ]
+check "seed query: conversations" [ "$(sql "SELECT count(*) FROM (SELECT display_name, message_count FROM conversations WHERE provider = 'imap' ORDER BY last_message_at DESC LIMIT 10) s")" -eq 10 ]
+check "every message is in a conversation" [ "$(sql "SELECT count(*) FROM messages WHERE conversation_id IS NULL")" -eq 0 ]
+finish

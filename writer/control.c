@@ -1,0 +1,206 @@
+/* Control records from fetchers. `folders` creates the account's folders and this run's folder
+ * jobs; `cursor` closes a folder job: it moves the folder's cursor only once every UID the
+ * job fetched is committed (invariant 1), drops locations of an old UIDVALIDITY (invariant 4)
+ * and refreshes the folder's counts. Both are idempotent: a redelivered record changes nothing. */
+#include "writer.h"
+#include "jobs.h"
+#include "log.h"
+#include "pg.h"
+#include "uidset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long long jint(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+static void num(char *buf, size_t size, long long v)
+{
+	snprintf(buf, size, "%lld", v);
+}
+
+static void finish_and_notify(struct writer *w, long long run_id, long long account_id)
+{
+	int done = jobs_finish_run_if_done(w->pg, run_id);
+	if (done == 1)
+		jobs_emit_event(w->st->rc, &w->st->cfg, "run_done", run_id, account_id, NULL);
+}
+
+int control_folders(struct writer *w, json_t *rec)
+{
+	char run[24], acc[24];
+	long long run_id = jint(rec, "run_id"), account_id = jint(rec, "account_id");
+	const char *error = json_string_value(json_object_get(rec, "error"));
+	char *folders = json_dumps(json_object_get(rec, "folders"), JSON_COMPACT);
+	int rc = -EIO;
+
+	num(run, sizeof(run), run_id);
+	num(acc, sizeof(acc), account_id);
+	if (!folders)
+		return -ENOMEM;
+	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
+		goto out;
+	if (error) {
+		const char *p[] = { run, error };
+		if (pg_cmd(w->pg, "record run error",
+			   "UPDATE sync_runs SET error = $2 WHERE run_id = $1::bigint AND error IS NULL", 2, p) < 0 ||
+		    pg_cmd(w->pg, "record account error",
+			   "UPDATE accounts a SET last_error = $2 FROM sync_runs r "
+			   "WHERE r.run_id = $1::bigint AND a.id = r.account_id", 2, p) < 0)
+			goto fail;
+	} else {
+		const char *p[] = { acc, folders, run };
+		/* Only rows that differ are rewritten, so a re-sync leaves folders untouched. */
+		if (pg_cmd(w->pg, "upsert folders",
+			   "INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
+			   " special_use, attributes) "
+			   "SELECT a.id, a.provider, f.name, f.wire_name, f.delimiter, f.special_use, "
+			   " coalesce(array(SELECT jsonb_array_elements_text(f.attributes)), '{}') "
+			   "FROM jsonb_to_recordset($2::jsonb) AS f(name text, wire_name text, delimiter text, "
+			   " special_use text, attributes jsonb, selectable boolean) "
+			   "JOIN accounts a ON a.id = $1::bigint WHERE f.selectable "
+			   "ON CONFLICT (account_id, name) DO UPDATE SET wire_name = EXCLUDED.wire_name, "
+			   " delimiter = EXCLUDED.delimiter, special_use = EXCLUDED.special_use, "
+			   " attributes = EXCLUDED.attributes "
+			   "WHERE (email_folders.wire_name, email_folders.delimiter, email_folders.special_use, "
+			   " email_folders.attributes) IS DISTINCT FROM (EXCLUDED.wire_name, EXCLUDED.delimiter, "
+			   " EXCLUDED.special_use, EXCLUDED.attributes)", 2, p) < 0)
+			goto fail;
+		/* The run's folders: this run's --folder filter, else the account's, else all. */
+		if (pg_cmd(w->pg, "queue folder jobs",
+			   "WITH listed AS (SELECT f.name FROM jsonb_to_recordset($2::jsonb) "
+			   "  AS f(name text, selectable boolean) WHERE f.selectable), "
+			   "want AS (SELECT CASE WHEN cardinality(r.folder_filter) > 0 THEN r.folder_filter "
+			   "  ELSE a.folders END AS names FROM sync_runs r JOIN accounts a ON a.id = r.account_id "
+			   "  WHERE r.run_id = $3::bigint) "
+			   "INSERT INTO sync_run_folders (run_id, folder_id) "
+			   "SELECT $3::bigint, ef.id FROM email_folders ef, want "
+			   "WHERE ef.account_id = $1::bigint AND ef.name IN (SELECT name FROM listed) "
+			   "  AND (cardinality(want.names) = 0 OR ef.name = ANY(want.names)) "
+			   "ON CONFLICT DO NOTHING", 3, p) < 0)
+			goto fail;
+		const char *p2[] = { run };
+		if (pg_cmd(w->pg, "mark run listed",
+			   "UPDATE sync_runs SET listed = true WHERE run_id = $1::bigint AND NOT listed", 1, p2) < 0)
+			goto fail;
+	}
+	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
+		goto fail;
+	if (!error && jobs_enqueue_queued(w->pg, w->st->rc, &w->st->cfg, run_id) < 0)
+		goto out;
+	finish_and_notify(w, run_id, account_id);
+	rc = 0;
+	goto out;
+fail:
+	PQclear(PQexec(w->pg, "ROLLBACK"));
+out:
+	free(folders);
+	return rc;
+}
+
+/* The UIDs of a cursor record as a Postgres array literal, and their count. */
+static char *uids_array(const char *uids, size_t *count)
+{
+	struct uidset set;
+	uidset_init(&set);
+	if (uids && *uids && uidset_parse(&set, uids) < 0) {
+		uidset_release(&set);
+		return NULL;
+	}
+	size_t cap = set.n * 11 + 3, k = 0;
+	char *arr = malloc(cap);
+	if (arr) {
+		arr[k++] = '{';
+		for (size_t i = 0; i < set.n; i++)
+			k += (size_t)snprintf(arr + k, cap - k, "%s%u", i ? "," : "", set.v[i]);
+		arr[k++] = '}';
+		arr[k] = 0;
+	}
+	*count = set.n;
+	uidset_release(&set);
+	return arr;
+}
+
+int control_cursor(struct writer *w, json_t *rec)
+{
+	char run[24], folder[24], uidv[24], last[24], uidnext[24], modseq[24], fetched[24];
+	long long run_id = jint(rec, "run_id"), account_id = jint(rec, "account_id");
+	const char *error = json_string_value(json_object_get(rec, "error"));
+	size_t count = 0;
+	char *uids = uids_array(json_string_value(json_object_get(rec, "uids")), &count);
+	int rc = -EIO;
+
+	if (!uids) {
+		log_error("run=%lld msg=\"cursor record with an invalid uid set, dropped\"", run_id);
+		return 1;
+	}
+	num(run, sizeof(run), run_id);
+	num(folder, sizeof(folder), jint(rec, "folder_id"));
+	num(uidv, sizeof(uidv), jint(rec, "uidvalidity"));
+	num(last, sizeof(last), jint(rec, "last_uid"));
+	num(uidnext, sizeof(uidnext), jint(rec, "uidnext"));
+	num(modseq, sizeof(modseq), jint(rec, "highest_modseq"));
+	num(fetched, sizeof(fetched), (long long)count);
+	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
+		goto out;
+	if (error) {
+		const char *p[] = { run, folder, error, fetched };
+		if (pg_cmd(w->pg, "record folder error",
+			   "UPDATE email_folders SET last_error = $3 WHERE id = $2::bigint", 4, p) < 0 ||
+		    pg_cmd(w->pg, "fail folder job",
+			   "UPDATE sync_run_folders SET status = 'failed', error = $3, finished_at = now(), "
+			   " fetched_count = $4::int WHERE run_id = $1::bigint AND folder_id = $2::bigint "
+			   " AND status = 'queued'", 4, p) < 0)
+			goto fail;
+	} else {
+		const char *p[] = { folder, uidv, uids };
+		PGresult *r = pg_exec(w->pg, "check cursor",
+				      "SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint "
+				      " AND uidvalidity = $2::bigint AND uid = ANY($3::bigint[])", 3, p);
+		if (!r)
+			goto fail;
+		long long have = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+		if (have < (long long)count) {
+			/* Some messages are still in the parser or in another writer's batch. */
+			PQclear(PQexec(w->pg, "ROLLBACK"));
+			rc = 0;
+			goto out;
+		}
+		const char *p2[] = { folder, uidv, last, uidnext, modseq };
+		if (pg_cmd(w->pg, "drop stale locations",
+			   "DELETE FROM message_locations WHERE folder_id = $1::bigint "
+			   " AND uidvalidity <> $2::bigint", 2, p2) < 0 ||
+		    pg_cmd(w->pg, "advance cursor",
+			   "UPDATE email_folders SET "
+			   " last_uid = GREATEST(CASE WHEN uidvalidity IS DISTINCT FROM $2::bigint THEN 0 "
+			   "   ELSE last_uid END, $3::bigint), "
+			   " uidvalidity = $2::bigint, uidnext = nullif($4::bigint, 0), "
+			   " highest_modseq = nullif($5::bigint, 0), "
+			   " message_count = (SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint), "
+			   " unread_count = (SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint "
+			   "   AND NOT ('\\Seen' = ANY(flags))), "
+			   " last_synced_at = now(), last_error = NULL WHERE id = $1::bigint", 5, p2) < 0)
+			goto fail;
+		const char *p3[] = { run, folder, uidv, last, fetched };
+		if (pg_cmd(w->pg, "close folder job",
+			   "UPDATE sync_run_folders SET status = 'done', finished_at = now(), "
+			   " uidvalidity = $3::bigint, last_uid = $4::bigint, fetched_count = $5::int "
+			   "WHERE run_id = $1::bigint AND folder_id = $2::bigint AND status = 'queued'", 5, p3) < 0)
+			goto fail;
+	}
+	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
+		goto fail;
+	finish_and_notify(w, run_id, account_id);
+	rc = 1;
+	goto out;
+fail:
+	PQclear(PQexec(w->pg, "ROLLBACK"));
+out:
+	free(uids);
+	return rc;
+}

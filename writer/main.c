@@ -1,0 +1,201 @@
+/* mailpipe-writer: reads {mp}:parsed in batches (count or age), writes Postgres (store.c,
+ * control.c) and acknowledges only after COMMIT. Reads configuration and loops. */
+#include "log.h"
+#include "pg.h"
+#include "writer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t stopping;
+
+/* A cursor record that cannot be applied yet (its messages are not all committed): kept,
+ * unacknowledged, and retried after the next batches. */
+struct deferred {
+	char *id;
+	json_t *rec;
+};
+
+static int connect_db(struct writer *w)
+{
+	unsigned delay = 200;
+	while (!stopping) {
+		if (w->pg)
+			PQfinish(w->pg);
+		w->pg = pg_connect(w->st->cfg.database_url);
+		if (w->pg) {
+			if (pg_schema_version(w->pg) < pg_schema_latest()) {
+				log_error("msg=\"database schema is older than this writer: run "
+					  "'mailpipe db migrate'\"");
+			} else {
+				return 0;
+			}
+		}
+		usleep(delay * 1000);
+		if (delay < 5000)
+			delay *= 2;
+	}
+	return -1;
+}
+
+static void ack(struct writer *w, const char *id)
+{
+	const char *ids[] = { id };
+	rstream_ack(w->st->rc, w->st->cfg.key_parsed, "writers", ids, 1);
+}
+
+static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
+{
+	for (size_t i = 0; i < *nd;) {
+		int rc = control_cursor(w, d[i].rec);
+		if (rc == 1)
+			ack(w, d[i].id);
+		if (rc != 0) {
+			free(d[i].id);
+			json_decref(d[i].rec);
+			d[i] = d[--*nd];
+			continue;
+		}
+		i++;
+	}
+}
+
+/* Handles one read: messages first (one transaction), then control records, so a cursor in
+ * the same read as its last messages applies at once. */
+static int handle(struct writer *w, redisReply *r, struct deferred *d, size_t *nd, size_t maxd)
+{
+	struct rentry *e = NULL;
+	size_t n = 0, nm = 0;
+	rstream_entries(r, &e, &n);
+	struct wmsg *m = calloc(n ? n : 1, sizeof(*m));
+	const char **ids = calloc(n ? n : 1, sizeof(*ids));
+	int rc = 0;
+	if (!m || !ids) {
+		rc = -1;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *type = rentry_get(&e[i], "type", NULL);
+		if (!type || strcmp(type, "message") != 0)
+			continue;
+		size_t len;
+		const char *meta = rentry_get(&e[i], "meta", NULL);
+		const char *msg = rentry_get(&e[i], "msg", NULL);
+		const char *raw = rentry_get(&e[i], "raw", &len);
+		struct wmsg *x = &m[nm];
+		x->entry_id = e[i].id;
+		x->meta = meta ? json_loads(meta, 0, NULL) : NULL;
+		x->msg = msg ? json_loads(msg, 0, NULL) : NULL;
+		x->raw = raw ? raw : "";
+		x->raw_len = raw ? len : 0;
+		if (!x->meta || !x->msg) {
+			log_error("entry=%s msg=\"parsed record without valid meta/msg JSON, dropped\"", e[i].id);
+			json_decref(x->meta);
+			json_decref(x->msg);
+			ack(w, e[i].id);
+			continue;
+		}
+		nm++;
+	}
+	if (nm) {
+		if (store_messages(w, m, nm) < 0) {
+			rc = -1; /* nothing acknowledged: the entries come back after reconnecting */
+			goto out;
+		}
+		for (size_t i = 0; i < nm; i++)
+			ids[i] = m[i].entry_id;
+		rstream_ack(w->st->rc, w->st->cfg.key_parsed, "writers", ids, nm);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *type = rentry_get(&e[i], "type", NULL);
+		const char *data = rentry_get(&e[i], "data", NULL);
+		if (!type || strcmp(type, "message") == 0)
+			continue;
+		json_t *rec = data ? json_loads(data, 0, NULL) : NULL;
+		int res = -1;
+		if (!rec) {
+			log_error("entry=%s msg=\"control record without valid JSON, dropped\"", e[i].id);
+			res = 1;
+		} else if (strcmp(type, "folders") == 0) {
+			res = control_folders(w, rec) == 0 ? 1 : -1;
+		} else if (strcmp(type, "cursor") == 0) {
+			res = control_cursor(w, rec);
+		} else {
+			log_warn("entry=%s type=%s msg=\"unknown record type, dropped\"", e[i].id, type);
+			res = 1;
+		}
+		if (res == 1) {
+			ack(w, e[i].id);
+		} else if (res == 0 && *nd < maxd) {
+			int dup = 0;
+			for (size_t k = 0; k < *nd; k++)
+				dup |= strcmp(d[k].id, e[i].id) == 0;
+			if (!dup) {
+				d[*nd].id = strdup(e[i].id);
+				d[*nd].rec = json_incref(rec);
+				(*nd)++;
+			}
+		} else if (res < 0) {
+			rc = -1;
+		}
+		json_decref(rec);
+	}
+out:
+	for (size_t i = 0; i < nm; i++) {
+		json_decref(m[i].meta);
+		json_decref(m[i].msg);
+	}
+	free(m);
+	free(ids);
+	free(e);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct stage st;
+	struct writer w;
+	struct deferred d[256];
+	size_t nd = 0;
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "usage: mailpipe-writer (configured by the environment)\n");
+		config_print_help(stderr);
+		return 2;
+	}
+	if (stage_init(&st, "writer", &stopping) < 0)
+		return 1;
+	memset(&w, 0, sizeof(w));
+	w.st = &st;
+	if (connect_db(&w) < 0)
+		goto out;
+	long long last_retry = 0;
+	while (!stopping) {
+		int redelivered;
+		redisReply *r = stage_next(&st, st.cfg.key_parsed, "writers", st.cfg.writer_batch,
+					   st.cfg.writer_batch_ms, &redelivered);
+		if (!r && st.rc->err) {
+			if (stage_reconnect(&st) < 0)
+				break;
+			continue;
+		}
+		if (r && handle(&w, r, d, &nd, sizeof(d) / sizeof(d[0])) < 0 && pg_broken(w.pg))
+			connect_db(&w);
+		freeReplyObject(r);
+		if (nd && stage_now_ms() - last_retry >= 100) {
+			retry_deferred(&w, d, &nd);
+			last_retry = stage_now_ms();
+		}
+	}
+out:
+	for (size_t i = 0; i < nd; i++) {
+		free(d[i].id);
+		json_decref(d[i].rec);
+	}
+	PQfinish(w.pg);
+	log_info("msg=\"stopped\"");
+	stage_release(&st);
+	return 0;
+}

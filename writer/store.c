@@ -1,0 +1,422 @@
+/* Message batches into Postgres. Idempotent by construction: the message row is keyed by
+ * (account, content sha256) and the location by (folder, uidvalidity, uid), both inserted with
+ * ON CONFLICT DO NOTHING, so a redelivered batch changes nothing (invariant 2). Rows are taken
+ * in one global order (messages by hash, then locations, then counters) so that two writers
+ * never wait on each other in a cycle. */
+#include "writer.h"
+#include "log.h"
+#include "pg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static long long jint(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+int writer_internaldate_iso(const char *in, char *buf, size_t size)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	int d, y, hh, mm, ss, zh, zm;
+	char mon[4], sign;
+	if (!in || sscanf(in, " %d-%3s-%d %d:%d:%d %c%2d%2d", &d, mon, &y, &hh, &mm, &ss, &sign, &zh,
+			  &zm) != 9)
+		return -EINVAL;
+	const char *p = strcasestr(months, mon);
+	if (!p || (p - months) % 3 || (sign != '+' && sign != '-'))
+		return -EINVAL;
+	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d", y, (int)(p - months) / 3 + 1,
+		 d, hh, mm, ss, sign, zh, zm);
+	return 0;
+}
+
+static const struct account_info *account_get(struct writer *w, long long id)
+{
+	for (size_t i = 0; i < w->naccounts; i++)
+		if (w->accounts[i].id == id)
+			return &w->accounts[i];
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%lld", id);
+	const char *params[] = { ids };
+	PGresult *r = pg_exec(w->pg, "read account", "SELECT provider, coalesce(email, '') FROM accounts WHERE id = $1::bigint", 1, params);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return NULL;
+	}
+	if (w->naccounts == sizeof(w->accounts) / sizeof(w->accounts[0]))
+		w->naccounts = 0; /* a cache, not a registry: start over */
+	struct account_info *a = &w->accounts[w->naccounts++];
+	a->id = id;
+	snprintf(a->provider, sizeof(a->provider), "%s", PQgetvalue(r, 0, 0));
+	snprintf(a->email, sizeof(a->email), "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return a;
+}
+
+static int cmp_sha(const void *a, const void *b)
+{
+	const struct wmsg *x = a, *y = b;
+	const char *sx = jstr(x->msg, "content_sha256"), *sy = jstr(y->msg, "content_sha256");
+	long long ax = jint(x->meta, "account_id"), ay = jint(y->meta, "account_id");
+	if (ax != ay)
+		return ax < ay ? -1 : 1;
+	return strcmp(sx ? sx : "", sy ? sy : "");
+}
+
+/* Per (run, folder) counters of one batch, written once at its end. */
+struct counter {
+	long long run_id, folder_id;
+	int ingested, duplicates;
+};
+
+static struct counter *counter_get(struct counter *c, size_t *n, long long run, long long folder)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (c[i].run_id == run && c[i].folder_id == folder)
+			return &c[i];
+	c[*n] = (struct counter){ run, folder, 0, 0 };
+	return &c[(*n)++];
+}
+
+static const char *SQL_INSERT_MESSAGE =
+	"INSERT INTO messages (account_id, provider, message_id, message_id_synthetic, "
+	" content_sha256, subject, from_name, from_email, \"to\", cc, bcc, reply_to, sent_at, "
+	" received_at, direction, in_reply_to, \"references\", list_id, snippet, body_text, "
+	" body_html, attachments, size, raw, parse_error) "
+	"VALUES ($1::bigint, $2, $3, $4::boolean, $5, $6, $7, $8, coalesce($9::jsonb, '[]'), "
+	" coalesce($10::jsonb, '[]'), coalesce($11::jsonb, '[]'), coalesce($12::jsonb, '[]'), "
+	" $13::timestamptz, $14::timestamptz, $15, $16, "
+	" coalesce(array(SELECT jsonb_array_elements_text($17::jsonb)), '{}'), $18, $19, $20, $21, "
+	" coalesce($22::jsonb, '[]'), $23::int, $24::bytea, $25) "
+	"ON CONFLICT (account_id, content_sha256) DO NOTHING RETURNING id";
+
+static char *dump_or_null(json_t *v)
+{
+	if (!v || json_is_null(v))
+		return NULL;
+	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* Inserts the message row if its content is new. *id gets the row id; returns 1 when the
+ * row was created, 0 when it existed, <0 on error. */
+static int insert_message(struct writer *w, const struct wmsg *m, const struct account_info *a,
+			  long long *id)
+{
+	json_t *msg = m->msg, *meta = m->meta, *from = json_object_get(msg, "from");
+	char acc[24], size[24], received[64];
+	char *to = dump_or_null(json_object_get(msg, "to"));
+	char *cc = dump_or_null(json_object_get(msg, "cc"));
+	char *bcc = dump_or_null(json_object_get(msg, "bcc"));
+	char *rto = dump_or_null(json_object_get(msg, "reply_to"));
+	char *refs = dump_or_null(json_object_get(msg, "references"));
+	char *atts = dump_or_null(json_object_get(msg, "attachments"));
+	const char *from_email = jstr(from, "email");
+	int outgoing = from_email && *a->email && strcasecmp(from_email, a->email) == 0;
+	int rc = -EIO;
+
+	snprintf(acc, sizeof(acc), "%lld", jint(meta, "account_id"));
+	snprintf(size, sizeof(size), "%lld",
+		 json_is_integer(json_object_get(meta, "size")) ? jint(meta, "size") : (long long)m->raw_len);
+	int have_received = writer_internaldate_iso(jstr(meta, "internaldate"), received, sizeof(received)) == 0;
+	const char *params[25] = {
+		acc,
+		a->provider,
+		jstr(msg, "message_id"),
+		json_is_true(json_object_get(msg, "message_id_synthetic")) ? "true" : "false",
+		jstr(msg, "content_sha256"),
+		jstr(msg, "subject"),
+		jstr(from, "name"),
+		from_email,
+		to, cc, bcc, rto,
+		jstr(msg, "sent_at"),
+		have_received ? received : NULL,
+		outgoing ? "outgoing" : "incoming",
+		jstr(msg, "in_reply_to"),
+		refs,
+		jstr(msg, "list_id"),
+		jstr(msg, "snippet"),
+		jstr(msg, "body_text"),
+		jstr(msg, "body_html"),
+		atts,
+		size,
+		w->st->cfg.store_raw ? m->raw : NULL,
+		jstr(msg, "parse_error"),
+	};
+	int lengths[25] = { 0 }, formats[25] = { 0 };
+	lengths[23] = (int)m->raw_len;
+	formats[23] = 1;
+	PGresult *r = pg_exec_bin(w->pg, "insert message", SQL_INSERT_MESSAGE, 25, params, lengths, formats);
+	if (!r)
+		goto out;
+	if (PQntuples(r) == 1) {
+		*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		rc = 1;
+		PQclear(r);
+		goto out;
+	}
+	PQclear(r);
+	/* It existed, maybe committed by another writer after this statement began: a new
+	 * statement sees it. */
+	const char *p2[] = { acc, params[4] };
+	r = pg_exec(w->pg, "find message",
+		    "SELECT id FROM messages WHERE account_id = $1::bigint AND content_sha256 = $2", 2, p2);
+	if (r && PQntuples(r) == 1) {
+		*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		rc = 0;
+	}
+	PQclear(r);
+out:
+	free(to), free(cc), free(bcc), free(rto), free(refs), free(atts);
+	return rc;
+}
+
+/* Returns 1 when the location is new, 0 when it was already stored, <0 on error. */
+static int insert_location(struct writer *w, const struct wmsg *m, long long message_id)
+{
+	char mid[24], folder[24], uidv[24], uid[24], modseq[24];
+	char *flags = dump_or_null(json_object_get(m->meta, "flags"));
+	snprintf(mid, sizeof(mid), "%lld", message_id);
+	snprintf(folder, sizeof(folder), "%lld", jint(m->meta, "folder_id"));
+	snprintf(uidv, sizeof(uidv), "%lld", jint(m->meta, "uidvalidity"));
+	snprintf(uid, sizeof(uid), "%lld", jint(m->meta, "uid"));
+	snprintf(modseq, sizeof(modseq), "%lld", jint(m->meta, "modseq"));
+	const char *params[] = { mid, folder, uidv, uid, flags,
+				 json_object_get(m->meta, "modseq") ? modseq : NULL };
+	PGresult *r = pg_exec(
+		w->pg, "insert location",
+		"INSERT INTO message_locations (message_id, folder_id, uidvalidity, uid, flags, modseq) "
+		"VALUES ($1::bigint, $2::bigint, $3::bigint, $4::bigint, "
+		" coalesce(array(SELECT jsonb_array_elements_text($5::jsonb)), '{}'), $6::bigint) "
+		"ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING RETURNING id",
+		6, params);
+	free(flags);
+	if (!r)
+		return -EIO;
+	int created = PQntuples(r) == 1;
+	PQclear(r);
+	return created;
+}
+
+/* Puts a new message into a conversation: the one of any message it refers to or that refers
+ * to it, merging conversations it links. Serialised per account by the caller's advisory
+ * lock, so the grouping is the connected components of the reference graph whatever the
+ * arrival order. */
+static int thread_message(struct writer *w, long long id, long long *conv)
+{
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%lld", id);
+	const char *params[] = { ids };
+	PGresult *r = pg_exec(
+		w->pg, "thread message",
+		"WITH me AS (SELECT id, account_id, provider, message_id, in_reply_to, \"references\", "
+		"  subject FROM messages WHERE id = $1::bigint), "
+		"linked AS (SELECT DISTINCT m.conversation_id AS cid FROM messages m, me "
+		"  WHERE m.account_id = me.account_id AND m.id <> me.id AND m.conversation_id IS NOT NULL "
+		"  AND (m.message_id = ANY(me.\"references\") OR m.message_id = me.in_reply_to "
+		"   OR (me.message_id IS NOT NULL AND (m.\"references\" @> ARRAY[me.message_id] "
+		"   OR m.in_reply_to = me.message_id)))) "
+		"SELECT (SELECT min(cid) FROM linked), "
+		"  coalesce((SELECT array_agg(cid) FROM linked), '{}'), me.account_id, me.provider, "
+		"  me.subject FROM me",
+		1, params);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return -EIO;
+	}
+	int rc = 0;
+	if (PQgetisnull(r, 0, 0)) {
+		const char *p2[] = { PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), ids };
+		PGresult *c = pg_exec(w->pg, "new conversation",
+				      "WITH c AS (INSERT INTO conversations (account_id, provider) "
+				      " VALUES ($1::bigint, $2) RETURNING id) "
+				      "UPDATE messages SET conversation_id = c.id FROM c "
+				      "WHERE messages.id = $3::bigint RETURNING c.id",
+				      3, p2);
+		if (!c || PQntuples(c) != 1)
+			rc = -EIO;
+		else
+			*conv = strtoll(PQgetvalue(c, 0, 0), NULL, 10);
+		PQclear(c);
+	} else {
+		const char *p2[] = { PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), ids };
+		*conv = strtoll(p2[0], NULL, 10);
+		rc = pg_cmd(w->pg, "join conversation",
+			    "WITH moved AS (UPDATE messages SET conversation_id = $1::bigint "
+			    "  WHERE id = $3::bigint OR conversation_id = ANY($2::bigint[])) "
+			    "DELETE FROM conversations WHERE id = ANY($2::bigint[]) AND id <> $1::bigint",
+			    3, p2);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* Brings the touched conversations' summary columns up to date from their messages. */
+static int refresh_conversations(struct writer *w, const long long *conv, size_t n)
+{
+	if (n == 0)
+		return 0;
+	size_t cap = n * 22 + 3, k = 0;
+	char *arr = malloc(cap);
+	if (!arr)
+		return -ENOMEM;
+	arr[k++] = '{';
+	for (size_t i = 0; i < n; i++)
+		k += (size_t)snprintf(arr + k, cap - k, "%s%lld", i ? "," : "", conv[i]);
+	arr[k++] = '}';
+	arr[k] = 0;
+	const char *params[] = { arr };
+	int rc = pg_cmd(
+		w->pg, "refresh conversations",
+		"UPDATE conversations c SET message_count = s.cnt, unread_count = s.unread, "
+		" first_message_at = s.first_at, last_message_at = s.last_at, subject = s.subject, "
+		" display_name = coalesce(nullif(s.subject, ''), s.first_from), participants = s.people "
+		"FROM (SELECT m.conversation_id AS id, count(*) AS cnt, "
+		"  count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM message_locations l "
+		"    WHERE l.message_id = m.id AND '\\Seen' = ANY(l.flags))) AS unread, "
+		"  min(coalesce(m.sent_at, m.received_at)) AS first_at, "
+		"  max(coalesce(m.sent_at, m.received_at)) AS last_at, "
+		"  (array_agg(m.subject ORDER BY coalesce(m.sent_at, m.received_at), m.id))[1] AS subject, "
+		"  (array_agg(coalesce(m.from_name, m.from_email) ORDER BY coalesce(m.sent_at, m.received_at), m.id))[1] AS first_from, "
+		"  coalesce(jsonb_agg(DISTINCT m.from_email) FILTER (WHERE m.from_email IS NOT NULL), '[]') AS people "
+		" FROM messages m WHERE m.conversation_id = ANY($1::bigint[]) GROUP BY m.conversation_id) s "
+		"WHERE c.id = s.id",
+		1, params);
+	free(arr);
+	return rc;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_counter(const void *a, const void *b)
+{
+	const struct counter *x = a, *y = b;
+	if (x->run_id != y->run_id)
+		return x->run_id < y->run_id ? -1 : 1;
+	return x->folder_id < y->folder_id ? -1 : x->folder_id > y->folder_id;
+}
+
+/* One attempt at the whole batch. savepoints: isolate each message so one the database
+ * rejects is skipped rather than failing the batch. Returns 0, -EAGAIN (deadlock: retry),
+ * -EINVAL (a message was rejected: retry with savepoints) or -EIO. */
+static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int savepoints)
+{
+	struct counter *counters = calloc(n, sizeof(*counters));
+	long long *convs = calloc(n, sizeof(*convs));
+	size_t ncounters = 0, nconvs = 0;
+	long long last_account = -1;
+	int rc = -EIO;
+
+	if (!counters || !convs)
+		goto out;
+	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		long long account = jint(m[i].meta, "account_id"), id = 0, conv = 0;
+		const struct account_info *a = account_get(w, account);
+		if (account != last_account) {
+			/* Threading of one account is serialised; other accounts go on in parallel. */
+			char acc[24];
+			snprintf(acc, sizeof(acc), "%lld", account);
+			const char *p[] = { acc };
+			if (pg_cmd(w->pg, "account lock", "SELECT pg_advisory_xact_lock(1, $1::int)", 1, p) < 0)
+				goto fail;
+			last_account = account;
+		}
+		if (savepoints && pg_cmd(w->pg, "savepoint", "SAVEPOINT msg", 0, NULL) < 0)
+			goto fail;
+		int created = a ? insert_message(w, &m[i], a, &id) : -EINVAL;
+		int located = created >= 0 ? insert_location(w, &m[i], id) : -EIO;
+		if (created == 1 && located >= 0 && thread_message(w, id, &conv) < 0)
+			located = -EIO;
+		if (created < 0 || located < 0) {
+			const char *state = pg_last_sqlstate();
+			if (!strcmp(state, "40P01") || !strcmp(state, "40001")) {
+				rc = -EAGAIN;
+				goto fail;
+			}
+			if (!savepoints || pg_broken(w->pg)) {
+				rc = pg_broken(w->pg) ? -EIO : -EINVAL;
+				goto fail;
+			}
+			log_error("account_id=%lld folder_id=%lld uid=%lld msg=\"message not stored: "
+				  "rejected by the database (see above)\"",
+				  account, jint(m[i].meta, "folder_id"), jint(m[i].meta, "uid"));
+			if (pg_cmd(w->pg, "rollback to savepoint", "ROLLBACK TO SAVEPOINT msg", 0, NULL) < 0)
+				goto fail;
+			continue;
+		}
+		if (conv)
+			convs[nconvs++] = conv;
+		if (located == 1) {
+			struct counter *c = counter_get(counters, &ncounters, jint(m[i].meta, "run_id"),
+							jint(m[i].meta, "folder_id"));
+			if (created)
+				c->ingested++;
+			else
+				c->duplicates++;
+		}
+	}
+	qsort(convs, nconvs, sizeof(*convs), cmp_ll);
+	if (refresh_conversations(w, convs, nconvs) < 0)
+		goto fail;
+	qsort(counters, ncounters, sizeof(*counters), cmp_counter);
+	for (size_t i = 0; i < ncounters; i++) {
+		char run[24], folder[24], ing[16], dup[16];
+		snprintf(run, sizeof(run), "%lld", counters[i].run_id);
+		snprintf(folder, sizeof(folder), "%lld", counters[i].folder_id);
+		snprintf(ing, sizeof(ing), "%d", counters[i].ingested);
+		snprintf(dup, sizeof(dup), "%d", counters[i].duplicates);
+		const char *p[] = { run, folder, ing, dup };
+		if (pg_cmd(w->pg, "count run",
+			   "UPDATE sync_run_folders SET ingested_count = ingested_count + $3::int, "
+			   " duplicate_count = duplicate_count + $4::int "
+			   "WHERE run_id = $1::bigint AND folder_id = $2::bigint", 4, p) < 0)
+			goto fail;
+	}
+	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
+		goto fail;
+	rc = 0;
+	goto out;
+fail:
+	if (rc == -EIO && !pg_broken(w->pg)) {
+		const char *state = pg_last_sqlstate();
+		rc = (!strcmp(state, "40P01") || !strcmp(state, "40001")) ? -EAGAIN : -EINVAL;
+	}
+	PQclear(PQexec(w->pg, "ROLLBACK"));
+out:
+	free(counters);
+	free(convs);
+	return rc;
+}
+
+int store_messages(struct writer *w, struct wmsg *m, size_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(m, n, sizeof(*m), cmp_sha);
+	int savepoints = 0;
+	for (int attempt = 0; attempt < 10; attempt++) {
+		int rc = store_attempt(w, m, n, savepoints);
+		if (rc == 0 || rc == -EIO)
+			return rc;
+		if (rc == -EINVAL) {
+			if (savepoints)
+				return -EIO;
+			savepoints = 1;
+		}
+	}
+	return -EIO;
+}

@@ -1,0 +1,49 @@
+/* The writer stage: parsed records -> Postgres. store.c writes message batches (messages,
+ * locations, conversations, run counters) in one transaction; control.c applies `folders` and
+ * `cursor` records; main.c reads the stream and acknowledges after COMMIT. */
+#ifndef MP_WRITER_H
+#define MP_WRITER_H
+
+#include "stage.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+struct writer {
+	struct stage *st;
+	PGconn *pg;
+	/* account id -> provider and own address, read once: they decide provider/direction. */
+	struct account_info {
+		long long id;
+		char provider[32];
+		char email[256];
+	} accounts[64];
+	size_t naccounts;
+};
+
+/* One parsed message of a batch; pointers borrow from the stream reply. */
+struct wmsg {
+	const char *entry_id;
+	json_t *meta;		/* owned */
+	json_t *msg;		/* owned */
+	const char *raw;
+	size_t raw_len;
+};
+
+/* Writes the messages in one transaction, retried on deadlock; a message the database rejects
+ * is logged (account, folder, uid, reason) and skipped so the rest commits. 0 when committed
+ * (the caller then acknowledges every entry), <0 when the database is unreachable. */
+int store_messages(struct writer *w, struct wmsg *m, size_t n);
+
+/* Applies a `folders` record. 0 when committed. */
+int control_folders(struct writer *w, json_t *rec);
+
+/* Applies a `cursor` record: 1 applied, 0 not yet (some UID it lists is not committed: keep
+ * it pending and retry), <0 database error. */
+int control_cursor(struct writer *w, json_t *rec);
+
+/* Converts an IMAP INTERNALDATE ("17-Jul-1996 02:44:25 -0700") to ISO 8601 in buf; 0 or
+ * -EINVAL. */
+int writer_internaldate_iso(const char *in, char *buf, size_t size);
+
+#endif
