@@ -76,6 +76,7 @@ demo: deps
 	./deploy/demo.sh
 
 demo-stop:
+	-@[ -f .stack/mailpipe-run.pid ] && kill `cat .stack/mailpipe-run.pid` 2>/dev/null; rm -f .stack/mailpipe-run.pid
 	./deploy/local/stack.sh stop
 
 bench: deps

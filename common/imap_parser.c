@@ -10,34 +10,34 @@
 #include <strings.h>
 
 enum scan_state {
-	SC_BEGIN,        /* first byte of a response; blank lines are skipped here */
-	SC_BEGIN_CR,     /* CR of a blank line */
-	SC_PLUS,         /* after "+" */
-	SC_STAR,         /* after "*" */
-	SC_TAG,          /* in the tag */
-	SC_WORD,         /* in the number, status word or response name */
-	SC_TEXT_START,   /* after a status word or "+ ": a [code] or text follows */
-	SC_CODE,         /* inside [code] */
-	SC_CODE_Q,       /* in a quoted string inside [code] */
-	SC_CODE_QESC,    /* after a backslash there */
-	SC_CODE_AFTER,   /* after the closing ] */
-	SC_TEXT,         /* free text up to end of line */
-	SC_ARGS,         /* data response: between values */
-	SC_ATOM,         /* in an atom */
-	SC_ATOM_BR,      /* in an atom's [...] part */
-	SC_ATOM_BR_Q,    /* in a quoted string there */
+	SC_BEGIN,	 /* first byte of a response; blank lines are skipped here */
+	SC_BEGIN_CR,	 /* CR of a blank line */
+	SC_PLUS,	 /* after "+" */
+	SC_STAR,	 /* after "*" */
+	SC_TAG,		 /* in the tag */
+	SC_WORD,	 /* in the number, status word or response name */
+	SC_TEXT_START,	 /* after a status word or "+ ": a [code] or text follows */
+	SC_CODE,	 /* inside [code] */
+	SC_CODE_Q,	 /* in a quoted string inside [code] */
+	SC_CODE_QESC,	 /* after a backslash there */
+	SC_CODE_AFTER,	 /* after the closing ] */
+	SC_TEXT,	 /* free text up to end of line */
+	SC_ARGS,	 /* data response: between values */
+	SC_ATOM,	 /* in an atom */
+	SC_ATOM_BR,	 /* in an atom's [...] part */
+	SC_ATOM_BR_Q,	 /* in a quoted string there */
 	SC_ATOM_BR_QESC, /* after a backslash there */
-	SC_QUOTED,       /* in a quoted string */
-	SC_QUOTED_ESC,   /* after a backslash there */
-	SC_AFTER_STR,    /* after a quoted string or literal: a delimiter must follow */
-	SC_TILDE,        /* "~" at the start of a value: literal8 or atom */
-	SC_LIT_SIZE,     /* in the digits of {n} */
-	SC_LIT_PLUS,     /* after the + of {n+} */
-	SC_LIT_CLOSE,    /* after }: end of line must follow */
-	SC_LIT_CR,       /* after the CR of that end of line */
-	SC_LIT_DATA,     /* in literal bytes */
-	SC_CR,           /* CR at the end of the response */
-	SC_STRAY_CR,     /* CR of a line end tolerated inside a list after a literal */
+	SC_QUOTED,	 /* in a quoted string */
+	SC_QUOTED_ESC,	 /* after a backslash there */
+	SC_AFTER_STR,	 /* after a quoted string or literal: a delimiter must follow */
+	SC_TILDE,	 /* "~" at the start of a value: literal8 or atom */
+	SC_LIT_SIZE,	 /* in the digits of {n} */
+	SC_LIT_PLUS,	 /* after the + of {n+} */
+	SC_LIT_CLOSE,	 /* after }: end of line must follow */
+	SC_LIT_CR,	 /* after the CR of that end of line */
+	SC_LIT_DATA,	 /* in literal bytes */
+	SC_CR,		 /* CR at the end of the response */
+	SC_STRAY_CR,	 /* CR of a line end tolerated inside a list after a literal */
 };
 
 enum tok_type { TOK_ATOM, TOK_QUOTED, TOK_LITERAL, TOK_LIST };
@@ -54,9 +54,9 @@ struct imap_parser {
 	struct imap_limits lim;
 	char *buf;
 	size_t cap, len;   /* buf[0..len) holds fed bytes */
-	size_t rstart;     /* buf offset of the response being scanned or last returned */
+	size_t rstart;	   /* buf offset of the response being scanned or last returned */
 	uint64_t consumed; /* stream offset of buf[rstart], for error messages */
-	int have_resp;     /* resp is out on loan and covers buf[rstart..rstart+resp_end) */
+	int have_resp;	   /* resp is out on loan and covers buf[rstart..rstart+resp_end) */
 	int err;
 	char errmsg[512];
 
@@ -67,7 +67,7 @@ struct imap_parser {
 	size_t code_off, code_end, text_off, line_end;
 	int has_code;
 	int after_literal; /* only SP seen since a literal ended */
-	size_t bdepth; /* [ nesting in an atom's section or a response code */
+	size_t bdepth;	   /* [ nesting in an atom's section or a response code */
 	size_t lit_size, lit_left;
 	int lit_digits;
 	enum imap_resp_kind kind;
@@ -158,8 +158,8 @@ size_t imap_parser_memory(const struct imap_parser *p)
 	       p->stack_cap * sizeof(*p->stack) + p->vals_cap * sizeof(*p->vals);
 }
 
-/* Appends bytes [from, to) of the current response to out, escaped so the message stays on
- * one line whatever the server sent. */
+/* Appends s[0..n) to the string in out, escaped so that the message stays one printable line
+ * whatever the server sent. */
 static void escape_bytes(char *out, size_t outsz, const unsigned char *s, size_t n)
 {
 	size_t o = strlen(out);
@@ -206,13 +206,14 @@ static int parser_fail(struct imap_parser *p, int code, size_t at, int show_star
 		 (unsigned long long)(p->consumed + at), from > 0 ? "..." : "");
 	escape_bytes(p->errmsg, sizeof(p->errmsg), b + from, to - from);
 	size_t o = strlen(p->errmsg);
-	snprintf(p->errmsg + o, sizeof(p->errmsg) - o, "%s\"", show_start && to < at + 1 ? "..." : "");
+	snprintf(p->errmsg + o, sizeof(p->errmsg) - o, "%s\"",
+		 show_start && to < at + 1 ? "..." : "");
 	p->err = code;
 	return code;
 }
 
-static int parser_failf(struct imap_parser *p, int code, size_t at, int show_start,
-			const char *fmt, unsigned long long n)
+static int parser_failf(struct imap_parser *p, int code, size_t at, int show_start, const char *fmt,
+			unsigned long long n)
 {
 	char what[160];
 
@@ -223,18 +224,20 @@ static int parser_failf(struct imap_parser *p, int code, size_t at, int show_sta
 static int tok_add(struct imap_parser *p, enum tok_type type, size_t off, size_t at)
 {
 	if (p->ntok >= p->lim.max_tokens)
-		return parser_failf(p, -E2BIG, at, 0, "response has more than max_tokens (%llu) values",
+		return parser_failf(p, -E2BIG, at, 0,
+				    "response has more than max_tokens (%llu) values",
 				    (unsigned long long)p->lim.max_tokens);
 	if (p->ntok == p->tok_cap) {
 		size_t cap = p->tok_cap ? p->tok_cap * 2 : 64;
-		struct tok *t = cap <= SIZE_MAX / sizeof(*t) ? realloc(p->toks, cap * sizeof(*t)) : NULL;
+		struct tok *t =
+		    cap <= SIZE_MAX / sizeof(*t) ? realloc(p->toks, cap * sizeof(*t)) : NULL;
 
 		if (!t)
 			return parser_fail(p, -ENOMEM, at, 0, "out of memory for tokens");
 		p->toks = t;
 		p->tok_cap = cap;
 	}
-	p->toks[p->ntok] = (struct tok){ .type = (unsigned char)type, .off = off, .len = 0 };
+	p->toks[p->ntok] = (struct tok){.type = (unsigned char)type, .off = off, .len = 0};
 	if (p->depth)
 		p->toks[p->stack[p->depth - 1]].len++;
 	else
@@ -287,8 +290,11 @@ static enum imap_status status_of(const char *w, size_t n)
 	static const struct {
 		const char *word;
 		enum imap_status st;
-	} words[] = { { "OK", IMAP_ST_OK },   { "NO", IMAP_ST_NO },   { "BAD", IMAP_ST_BAD },
-		      { "BYE", IMAP_ST_BYE }, { "PREAUTH", IMAP_ST_PREAUTH } };
+	} words[] = {{"OK", IMAP_ST_OK},
+		     {"NO", IMAP_ST_NO},
+		     {"BAD", IMAP_ST_BAD},
+		     {"BYE", IMAP_ST_BYE},
+		     {"PREAUTH", IMAP_ST_PREAUTH}};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (strlen(words[i].word) == n && strncasecmp(w, words[i].word, n) == 0)
@@ -380,13 +386,14 @@ static int parser_scan(struct imap_parser *p)
 			continue;
 		}
 		if (p->lim.max_response && i >= p->lim.max_response)
-			return parser_failf(p, -E2BIG, i, 0, "response longer than max_response (%llu)",
+			return parser_failf(p, -E2BIG, i, 0,
+					    "response longer than max_response (%llu)",
 					    (unsigned long long)p->lim.max_response);
 		if (++p->linelen > p->lim.max_line)
 			return parser_failf(p, -E2BIG, i, 1, "line longer than max_line (%llu)",
 					    (unsigned long long)p->lim.max_line);
 		c = b[i];
-redo:
+	redo:
 		switch (p->st) {
 		case SC_BEGIN:
 			if (c == '\r') {
@@ -400,8 +407,9 @@ redo:
 				p->kind = IMAP_RESP_UNTAGGED;
 				p->st = SC_STAR;
 			} else if (c == '[') {
-				/* Exchange/Office365 sends "[COPYUID ...]" lines with no "* OK " (MailKit
-				 * issue 115); read them as the untagged OK they stand for. */
+				/* Exchange/Office365 sends "[COPYUID ...]" lines with no "* OK "
+				 * (MailKit issue 115); read them as the untagged OK they stand for.
+				 */
 				p->kind = IMAP_RESP_UNTAGGED;
 				p->status = IMAP_ST_OK;
 				p->st = SC_TEXT_START;
@@ -410,13 +418,14 @@ redo:
 				p->kind = IMAP_RESP_TAGGED;
 				p->st = SC_TAG;
 			} else {
-				return parser_fail(p, -EPROTO, i, 0, "bad byte at start of response");
+				return parser_fail(p, -EPROTO, i, 0,
+						   "bad byte at start of response");
 			}
 			break;
 		case SC_BEGIN_CR:
 			if (c != '\n')
 				return parser_fail(p, -EPROTO, i, 0, "CR not followed by LF");
-blank_line:
+		blank_line:
 			/* Drop the blank line so the response starts at buf[rstart]. */
 			p->rstart += i + 1;
 			p->consumed += i + 1;
@@ -524,7 +533,7 @@ blank_line:
 		case SC_STRAY_CR:
 			if (c != '\n')
 				return parser_fail(p, -EPROTO, i, 0, "CR not followed by LF");
-stray_lf:
+		stray_lf:
 			p->linelen = 0;
 			p->line_start = i + 1;
 			p->st = SC_ARGS;
@@ -574,13 +583,15 @@ stray_lf:
 				p->st = SC_TILDE;
 			} else if (c == '\r' || c == '\n') {
 				if (p->depth)
-					return parser_fail(p, -EPROTO, i, 0, "list not closed at end of line");
+					return parser_fail(p, -EPROTO, i, 0,
+							   "list not closed at end of line");
 				p->line_end = i;
 				if (c == '\n')
 					goto done;
 				p->st = SC_CR;
 			} else if (is_ctl(c)) {
-				return parser_fail(p, -EPROTO, i, 0, "control byte outside literal");
+				return parser_fail(p, -EPROTO, i, 0,
+						   "control byte outside literal");
 			} else {
 				rc = tok_add(p, TOK_ATOM, i, i);
 				if (rc < 0)
@@ -656,9 +667,10 @@ stray_lf:
 
 				if (p->lit_size > (p->lim.max_literal - d) / 10 ||
 				    p->lit_size * 10 + d > p->lim.max_literal)
-					return parser_failf(p, -E2BIG, i, 0,
-							    "literal larger than max_literal (%llu)",
-							    (unsigned long long)p->lim.max_literal);
+					return parser_failf(
+					    p, -E2BIG, i, 0,
+					    "literal larger than max_literal (%llu)",
+					    (unsigned long long)p->lim.max_literal);
 				p->lit_size = p->lit_size * 10 + d;
 				p->lit_digits = 1;
 			} else if (c == '+' && p->lit_digits) {
@@ -796,7 +808,8 @@ static int parser_build(struct imap_parser *p)
 			cap *= 2;
 		v = cap <= SIZE_MAX / sizeof(*v) ? realloc(p->vals, cap * sizeof(*v)) : NULL;
 		if (!v)
-			return parser_fail(p, -ENOMEM, p->resp_end - 1, 0, "out of memory for values");
+			return parser_fail(p, -ENOMEM, p->resp_end - 1, 0,
+					   "out of memory for values");
 		p->vals = v;
 		p->vals_cap = cap;
 	}

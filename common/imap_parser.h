@@ -15,13 +15,20 @@ struct imap_limits {
 	unsigned max_depth;  /* list nesting, default 32; also bounds the builder's recursion */
 	size_t max_tokens;   /* values per response, default 1,000,000 */
 	size_t max_response; /* bytes of one whole response, literals included, default 128 MiB;
-	                      * 0 = no limit beyond the others. Raise it with max_literal. */
+			      * 0 = no limit beyond the others. Raise it with max_literal. */
 };
 
 void imap_limits_default(struct imap_limits *lim);
 
 enum imap_resp_kind { IMAP_RESP_UNTAGGED, IMAP_RESP_TAGGED, IMAP_RESP_CONTINUE };
-enum imap_status { IMAP_ST_NONE, IMAP_ST_OK, IMAP_ST_NO, IMAP_ST_BAD, IMAP_ST_BYE, IMAP_ST_PREAUTH };
+enum imap_status {
+	IMAP_ST_NONE,
+	IMAP_ST_OK,
+	IMAP_ST_NO,
+	IMAP_ST_BAD,
+	IMAP_ST_BYE,
+	IMAP_ST_PREAUTH
+};
 enum imap_vtype {
 	IMAP_V_ATOM,
 	IMAP_V_STRING, /* quoted, unescaped */
@@ -42,15 +49,15 @@ struct imap_value {
 
 struct imap_response {
 	enum imap_resp_kind kind;
-	const char *tag;         /* tagged responses: the tag, else NULL */
+	const char *tag;	 /* tagged responses: the tag, else NULL */
 	enum imap_status status; /* OK/NO/BAD/BYE/PREAUTH, tagged or untagged; NONE for data */
-	const char *code;        /* status responses: the text inside [...] as sent, e.g.
-	                          * "PERMANENTFLAGS (\\Seen \\*)", NULL if none */
-	const char *text;        /* status responses and continuations: the rest of the line, ""
-	                          * if none; NULL for data responses */
+	const char *code;	 /* status responses: the text inside [...] as sent, e.g.
+				  * "PERMANENTFLAGS (\\Seen \\*)", NULL if none */
+	const char *text;	 /* status responses and continuations: the rest of the line, ""
+				  * if none; NULL for data responses */
 	int has_number;
-	uint32_t number;         /* "* 12 EXISTS" / "* 3 FETCH (...)" */
-	const char *name;        /* data responses: "EXISTS", "FETCH", ... as sent, else NULL */
+	uint32_t number;	 /* "* 12 EXISTS" / "* 3 FETCH (...)" */
+	const char *name;	 /* data responses: "EXISTS", "FETCH", ... as sent, else NULL */
 	struct imap_value *args; /* data responses: the values after name (FETCH: one list) */
 	size_t nargs;
 };
@@ -63,7 +70,10 @@ struct imap_response {
  * - an atom's [...] part may hold spaces, parens and quoted strings: BODY[HEADER.FIELDS (A B)];
  * - lists may abut: THREAD (2)(3 6); "\x" in a quoted string stands for x;
  * - status/continuation text is free text to end of line (no literals, unbalanced quotes and
- *   brackets allowed); if its [code] is not closed on the line, the whole rest is text.
+ *   brackets allowed); if its [code] is not closed on the line, the whole rest is text;
+ * - a line that starts with "[" is read as "* OK [" (Exchange's bare "[COPYUID ...]" lines);
+ * - one line end inside a list, right after a literal and optional spaces, is read as a space
+ *   (servers that count a literal without its final CRLF).
  * NUL and control bytes outside literals are errors, as is a tagged response that is not a
  * status response. */
 

@@ -75,15 +75,16 @@ static long decode_run(const unsigned char **pin, char *out)
 		if (high) {
 			if (u < 0xdc00 || u > 0xdfff)
 				return -1;
-			o += (long)utf8_put(out + o, 0x10000 + ((high - 0xd800) << 10) + (u - 0xdc00));
+			o += (long)utf8_put(out + o,
+					    0x10000 + ((high - 0xd800) << 10) + (u - 0xdc00));
 			high = 0;
 		} else if (u >= 0xd800 && u <= 0xdbff) {
 			high = u;
 		} else if (u >= 0xdc00 && u <= 0xdfff) {
 			return -1;
 		} else if (u >= 0x20 && u <= 0x7e) {
-			/* Printable ASCII must stand for itself; a name that hides it is not ours to
-			 * normalise. */
+			/* Printable ASCII must stand for itself; a name that hides it is not ours
+			 * to normalise. */
 			return -1;
 		} else if (u == 0) {
 			return -1;
@@ -102,35 +103,36 @@ char *mutf7_decode(const char *in)
 {
 	const unsigned char *s = (const unsigned char *)in;
 	size_t n = strlen(in);
-	char *out = malloc(n + n / 2 + 1);
+	char *buf = malloc(n + n / 2 + 1), *res = NULL;
 	size_t o = 0;
 
-	if (!out)
+	if (!buf)
 		return NULL;
 	while (*s) {
 		if (*s < 0x20 || *s > 0x7e)
-			goto bad;
+			goto out;
 		if (*s != '&') {
-			out[o++] = (char)*s++;
+			buf[o++] = (char)*s++;
 			continue;
 		}
 		s++;
 		if (*s == '-') {
-			out[o++] = '&';
+			buf[o++] = '&';
 			s++;
 			continue;
 		}
-		long k = decode_run(&s, out + o);
+		long k = decode_run(&s, buf + o);
 
 		if (k < 0)
-			goto bad;
+			goto out;
 		o += (size_t)k;
 	}
-	out[o] = '\0';
-	return out;
-bad:
-	free(out);
-	return NULL;
+	buf[o] = '\0';
+	res = buf;
+	buf = NULL;
+out:
+	free(buf);
+	return res;
 }
 
 /* Reads one UTF-8 sequence; returns its length, or 0 if it is invalid. */
@@ -169,31 +171,31 @@ char *mutf7_encode(const char *utf8)
 	/* Worst case per input byte: "&" becomes 2; a control byte alone in its run becomes
 	 * "&" + 3 chars + "-" = 5, but runs are separated by at least one printable byte, so two
 	 * bytes cost at most 6; multi-byte UTF-8 costs less. 3n plus the terminator is enough. */
-	char *out = malloc(3 * n + 6);
+	char *buf = malloc(3 * n + 6), *res = NULL;
 	size_t o = 0;
 
-	if (!out)
+	if (!buf)
 		return NULL;
 	while (*s) {
 		uint32_t cp;
 
 		if (*s >= 0x20 && *s <= 0x7e) {
-			out[o++] = (char)*s;
+			buf[o++] = (char)*s;
 			if (*s++ == '&')
-				out[o++] = '-';
+				buf[o++] = '-';
 			continue;
 		}
 		uint32_t bits = 0;
 		int nbits = 0;
 
-		out[o++] = '&';
+		buf[o++] = '&';
 		while (*s && (*s < 0x20 || *s > 0x7e)) {
 			size_t k = utf8_get(s, &cp);
 			uint32_t units[2];
 			int nu = 1;
 
 			if (k == 0)
-				goto bad;
+				goto out;
 			s += k;
 			if (cp >= 0x10000) {
 				units[0] = 0xd800 + ((cp - 0x10000) >> 10);
@@ -207,18 +209,19 @@ char *mutf7_encode(const char *utf8)
 				nbits += 16;
 				while (nbits >= 6) {
 					nbits -= 6;
-					out[o++] = b64chars[(bits >> nbits) & 0x3f];
+					buf[o++] = b64chars[(bits >> nbits) & 0x3f];
 				}
 				bits &= (1u << nbits) - 1;
 			}
 		}
 		if (nbits)
-			out[o++] = b64chars[(bits << (6 - nbits)) & 0x3f];
-		out[o++] = '-';
+			buf[o++] = b64chars[(bits << (6 - nbits)) & 0x3f];
+		buf[o++] = '-';
 	}
-	out[o] = '\0';
-	return out;
-bad:
-	free(out);
-	return NULL;
+	buf[o] = '\0';
+	res = buf;
+	buf = NULL;
+out:
+	free(buf);
+	return res;
 }

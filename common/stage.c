@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -91,14 +92,22 @@ redisReply *stage_next(struct stage *st, const char *key, const char *group, lon
 	size_t n;
 
 	*redelivered = 1;
+	/* One pass over our own pending entries, in id order: an entry left pending on purpose
+	 * (a cursor waiting for its messages) must not hide the new ones behind it. */
 	if (!st->own_pending_done) {
-		r = rstream_read(st->rc, key, group, st->cfg.consumer, count, -1, "0");
+		if (!st->pending_from[0])
+			snprintf(st->pending_from, sizeof(st->pending_from), "0");
+		r = rstream_read(st->rc, key, group, st->cfg.consumer, count, -1, st->pending_from);
 		rstream_entries(r, &e, &n);
-		free(e);
-		if (r && n > 0)
+		if (r && n > 0) {
+			snprintf(st->pending_from, sizeof(st->pending_from), "%s", e[n - 1].id);
+			free(e);
 			return r;
+		}
+		free(e);
 		freeReplyObject(r);
 		st->own_pending_done = 1;
+		st->pending_from[0] = 0;
 	}
 	long long now = stage_now_ms();
 	if (now - st->last_claim_ms >= st->cfg.claim_idle_ms / 2) {

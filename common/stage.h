@@ -15,6 +15,7 @@ struct stage {
 	redisContext *rc;
 	volatile sig_atomic_t *stopping;
 	int own_pending_done;		/* own pending entries re-read after a restart */
+	char pending_from[64];		/* where that one pass over them has got to */
 	long long last_claim_ms;
 };
 

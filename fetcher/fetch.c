@@ -169,7 +169,8 @@ static void emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch
 	json_t *fl = json_array();
 	if (flags && flags->type == IMAP_V_LIST)
 		for (size_t i = 0; i < flags->n; i++)
-			if (flags->items[i].s)
+			/* \Recent belongs to one session, not to the message (gone in IMAP4rev2). */
+			if (flags->items[i].s && !imap_value_is(&flags->items[i], "\\Recent"))
 				json_array_append_new(fl, json_stringn(flags->items[i].s, flags->items[i].len));
 	json_object_set_new(meta, "run_id", json_integer(j->run_id));
 	json_object_set_new(meta, "account_id", json_integer(j->account_id));

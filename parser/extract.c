@@ -865,6 +865,17 @@ static void extract_message_part(struct extract_ctx *c, GMimeObject *obj, GMimeM
 	extract_add_attachment(c, obj, extract_json_opt(name), json_string("message/rfc822"), size);
 }
 
+/* Takes text of unknown charset and structure as body_text, cut to max_text. */
+static void extract_keep_text(struct extract_ctx *c, const char *s, size_t len)
+{
+	size_t keep = MIN(len, c->lim->max_text);
+
+	c->text = g_string_sized_new(keep + 16);
+	extract_append_utf8(c->text, s, keep, TRUE);
+	c->text_cut = keep < len || c->text->len > c->lim->max_text;
+	extract_truncate_utf8(c->text, c->lim->max_text);
+}
+
 static void extract_walk(struct extract_ctx *c, GMimeObject *obj, unsigned depth, gboolean embedded)
 {
 	size_t partno;
@@ -887,6 +898,14 @@ static void extract_walk(struct extract_ctx *c, GMimeObject *obj, unsigned depth
 		GMimeMultipart *mp = (GMimeMultipart *)obj;
 		int i, n = g_mime_multipart_get_count(mp);
 
+		/* No boundary line matched: GMime filed everything under the prologue, which is
+		 * all the text there is. */
+		if (n == 0 && !embedded && c->text == NULL && g_mime_multipart_get_prologue(mp)) {
+			const char *text = g_mime_multipart_get_prologue(mp);
+
+			extract_keep_text(c, text, strlen(text));
+			extract_note(c, "no parts in multipart %zu; its text kept as body", partno);
+		}
 		for (i = 0; i < n && !c->part_limit_hit; i++)
 			extract_walk(c, g_mime_multipart_get_part(mp, i), depth + 1, embedded);
 	} else if (GMIME_IS_MESSAGE_PART(obj)) {
@@ -1028,7 +1047,8 @@ static void extract_headers(struct extract_ctx *c, json_t *o, GMimeMessage *m)
 	if (refs != NULL && g_mime_references_length(refs) > 0)
 		extract_put(c, o, "in_reply_to",
 			    extract_json_opt(g_mime_references_get_message_id(refs, 0)));
-	g_mime_references_free(refs);
+	if (refs != NULL)
+		g_mime_references_free(refs);
 
 	refs = extract_ids(c, m, "References");
 	array = json_object_get(o, "references");
@@ -1228,52 +1248,76 @@ static size_t extract_boundary_cut(const char *raw, size_t len, size_t max_parts
 	return cut;
 }
 
-/* Finds the first charset name run (after "=?" up to '?', or after "*=" up to '\'') longer than
- * EXTRACT_CHARSET_RUN_MAX; returns the offset of its '?' or '*', or -1 when there is none. */
-static gssize extract_find_long_charset(const char *raw, size_t len, const char *opener, char stop)
+/* Writes stop into *copy (made on first need from raw) at a point inside the run starting at
+ * name, so that no run through it is longer than EXTRACT_CHARSET_RUN_MAX; returns the point. */
+static size_t extract_cut_run(struct extract_ctx *c, const char *raw, size_t len, char **copy,
+			      size_t name, size_t run_end, char stop, gboolean *noted)
 {
-	const char *p = raw, *end = raw + len, *next_stop = NULL;
+	size_t q = name + EXTRACT_CHARSET_RUN_MAX / 2;
 
-	while ((p = memmem(p, (size_t)(end - p), opener, 2)) != NULL) {
-		const char *name = p + 2;
-
-		/* Every opener before the same stop byte shares it: one scan per stop byte. */
-		if (next_stop == NULL || next_stop < name) {
-			next_stop = name < end ? memchr(name, stop, (size_t)(end - name)) : NULL;
-			if (next_stop == NULL)
-				next_stop = end;
-		}
-		if ((size_t)(next_stop - name) > EXTRACT_CHARSET_RUN_MAX)
-			return (gssize)(opener[0] == '=' ? p + 1 - raw : p - raw);
-		p += 2;
-	}
-	return -1;
+	/* Not after '=': a '?' there would open a new encoded word (unless right before the old
+	 * stop, where that word's name is empty). */
+	while (raw[q - 1] == '=' && q + 1 < run_end)
+		q++;
+	if (*copy == NULL)
+		*copy = g_memdup2(raw, len);
+	(*copy)[q] = stop;
+	if (!*noted)
+		extract_note(c, "oversized charset name at byte %zu cut", name);
+	*noted = TRUE;
+	return q;
 }
 
-/* Returns a copy of raw with every oversized charset run defused (GMime would g_alloca it), or
- * NULL when raw needs no change. */
+/* Bounds every charset name run in raw (from an opener "=?" or "*=" to the next stop byte,
+ * '?' or '\'': an upper bound on what GMime takes as the name) by writing a stop byte into
+ * any run longer than EXTRACT_CHARSET_RUN_MAX, in *copy. A stop byte placed inside a run ends
+ * every earlier run through it too, which patching the opener would not. Both scans step with
+ * memchr over bytes that base64 never contains, so large attachments cost little. */
+static void extract_defuse_runs(struct extract_ctx *c, const char *raw, size_t len, char **copy)
+{
+	const char *end = raw + len, *p;
+	size_t prev = SIZE_MAX, next_quote = 0;
+	gboolean noted = FALSE, known = FALSE;
+
+	/* "=?" runs: each opener's '?' is itself a stop byte, so walking from '?' to '?' sees
+	 * every run whole. */
+	for (p = raw; (p = memchr(p, '?', (size_t)(end - p))) != NULL; p++) {
+		size_t at = (size_t)(p - raw);
+
+		if (prev != SIZE_MAX && at - (prev + 1) > EXTRACT_CHARSET_RUN_MAX)
+			extract_cut_run(c, raw, len, copy, prev + 1, at, '?', &noted);
+		prev = at > 0 && raw[at - 1] == '=' ? at : SIZE_MAX;
+	}
+	if (prev != SIZE_MAX && len - (prev + 1) > EXTRACT_CHARSET_RUN_MAX)
+		extract_cut_run(c, raw, len, copy, prev + 1, len, '?', &noted);
+
+	/* "*=" runs end at the next '\'', shared by every opener before it. */
+	noted = FALSE;
+	for (p = raw; (p = memchr(p, '*', (size_t)(end - p))) != NULL; p++) {
+		size_t name = (size_t)(p - raw) + 2;
+
+		if (name > len || p[1] != '=')
+			continue;
+		if (!known || next_quote < name) {
+			const char *q = memchr(raw + name, '\'', len - name);
+
+			next_quote = q ? (size_t)(q - raw) : len;
+			known = TRUE;
+		}
+		if (next_quote - name > EXTRACT_CHARSET_RUN_MAX)
+			next_quote = extract_cut_run(c, raw, len, copy, name, next_quote, '\'', &noted);
+	}
+}
+
+/* GMime copies charset names onto the stack (g_alloca) before looking them up: see
+ * EXTRACT_CHARSET_RUN_MAX. Returns a defused copy of raw, or NULL when raw is safe as it is. */
 static char *extract_defuse_charsets(struct extract_ctx *c, const char *raw, size_t len)
 {
-	static const struct {
-		const char *opener;
-		char stop;
-	} runs[] = { { "=?", '?' }, { "*=", '\'' } };
 	char *copy = NULL;
-	size_t r;
 
 	if (len <= EXTRACT_CHARSET_RUN_MAX)
 		return NULL;
-	for (r = 0; r < G_N_ELEMENTS(runs); r++) {
-		gssize at;
-
-		while ((at = extract_find_long_charset(copy ? copy : raw, len, runs[r].opener,
-						       runs[r].stop)) >= 0) {
-			if (copy == NULL)
-				copy = g_memdup2(raw, len);
-			copy[at] = '_';
-			extract_note(c, "oversized charset name at byte %zd ignored", at);
-		}
-	}
+	extract_defuse_runs(c, raw, len, &copy);
 	return copy;
 }
 
@@ -1347,18 +1391,10 @@ static char *extract_sha256_hex(const char *raw, size_t len)
 	return g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)raw, len);
 }
 
-/* Input with no header block at all: keep its text so it can still be found. */
-static void extract_headless(struct extract_ctx *c, const char *raw, size_t len)
+/* GMime files a message's Content-* headers under its top-level part, hence two to count. */
+static int extract_header_count(GMimeObject *obj)
 {
-	size_t keep = MIN(len, c->lim->max_text);
-
-	c->text = g_string_sized_new(keep + 16);
-	extract_append_utf8(c->text, raw, keep, TRUE);
-	c->text_cut = keep < len;
-	if (c->text->len > c->lim->max_text) {
-		extract_truncate_utf8(c->text, c->lim->max_text);
-		c->text_cut = TRUE;
-	}
+	return obj ? g_mime_header_list_get_count(g_mime_object_get_header_list(obj)) : 0;
 }
 
 /* Parses raw into c and o; everything GMime built is released before returning, the bodies
@@ -1391,11 +1427,13 @@ static void extract_parse(struct extract_ctx *c, json_t *o, const char *raw, siz
 	g_mime_parser_set_persist_stream(parser, TRUE);
 	message = g_mime_parser_construct_message(parser, c->options);
 	if (message == NULL) {
+		/* Keep what text there is, so that the message can still be found. */
 		extract_note(c, "no headers");
-		extract_headless(c, raw, len);
+		extract_keep_text(c, raw, len);
 		goto out;
 	}
-	if (g_mime_header_list_get_count(g_mime_object_get_header_list((GMimeObject *)message)) == 0)
+	if (extract_header_count((GMimeObject *)message) == 0 &&
+	    extract_header_count(g_mime_message_get_mime_part(message)) == 0)
 		extract_note(c, "no headers");
 	extract_headers(c, o, message);
 	extract_walk(c, g_mime_message_get_mime_part(message), 0, FALSE);

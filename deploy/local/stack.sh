@@ -27,8 +27,11 @@ HERE=$(cd "$(dirname "$0")" && pwd -P)
 REPO=$(cd "$HERE/../.." && pwd -P)
 SERVERS="redis postgres dovecot"
 
+GEN_PID="" # background sample generation, waited for before any exit
+
 die() {
 	printf '%s: %s\n' "$PROG" "$*" >&2
+	if [ -n "$GEN_PID" ]; then wait "$GEN_PID" 2>/dev/null || true; fi
 	exit 1
 }
 note() { printf '%s: %s\n' "$PROG" "$*" >&2; }
@@ -39,6 +42,7 @@ server_fail() {
 	shift 2
 	printf '%s: %s failed: %s (log: %s)\n' "$PROG" "$name" "$*" "$log" >&2
 	if [ -s "$log" ]; then tail -n 12 "$log" | sed 's/^/  | /' >&2; fi
+	if [ -n "$GEN_PID" ]; then wait "$GEN_PID" 2>/dev/null || true; fi
 	exit 1
 }
 
@@ -54,7 +58,14 @@ resolve() {
 	case $DIR in /*) ;; *) DIR=$PWD/$DIR ;; esac
 	while [ "${DIR%/}" != "$DIR" ]; do DIR=${DIR%/}; done
 	[ -n "$DIR" ] || die "MAILPIPE_STACK_DIR must not be /"
-	if [ -d "$DIR" ]; then DIR=$(cd "$DIR" && pwd -P); fi
+	if [ -d "$DIR" ]; then
+		DIR=$(cd "$DIR" && pwd -P)
+	elif [ -d "${DIR%/*}/" ]; then
+		local parent
+		parent=$(cd "${DIR%/*}/" && pwd -P)
+		[ "$parent" != / ] || parent=""
+		DIR=$parent/${DIR##*/}
+	fi
 	case $DIR in
 	*[!A-Za-z0-9._/+,=@~-]*)
 		die "stack dir '$DIR' has characters the server configs cannot take (use [A-Za-z0-9._/+,=@~-])"
@@ -181,13 +192,23 @@ ensure_traversable() {
 	done
 }
 
-# Creates the directory layout (not the server data). Needs ensure_svc_user first.
-init_layout() {
-	if [ -e "$DIR" ] && [ ! -e "$MARKER" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ]; then
-		die "$DIR exists, is not empty and is not a mailpipe stack dir; refusing to use it"
-	fi
+# A non-empty dir without our marker (one listing: the marker is always created first).
+foreign_dir() {
+	local list
+	[ -e "$DIR" ] || return 1
+	list=$(ls -A "$DIR" 2>/dev/null | grep -vx '\.lock') || true
+	[ -n "$list" ] && ! printf '%s\n' "$list" | grep -qx '\.mailpipe-stack'
+}
+
+# Creates the stack dir and takes its lock (held until exit).
+prepare_dir() {
+	foreign_dir && die "$DIR exists, is not empty and is not a mailpipe stack dir; refusing to use it"
 	mkdir -p "$DIR"
-	DIR=$(cd "$DIR" && pwd -P)
+	lock
+}
+
+# Creates the directory layout (not the server data). Needs ensure_svc_user and prepare_dir.
+init_layout() {
 	chmod 755 "$DIR"
 	: >>"$MARKER"
 	mkdir -p "$REDIS_DIR/data" "$PG_DIR" "$DC_DIR" "$TLS_DIR" "$MAIL_DIR"
@@ -341,9 +362,11 @@ start_postgres() {
 	if [ ! -f "$PGDATA/PG_VERSION" ]; then
 		rm -rf "$PGDATA"
 		as_svc mkdir -p "$PGDATA"
-		(cd "$PG_DIR" && as_svc "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth-local=trust \
-			--auth-host=trust --encoding=UTF8 --locale=C.UTF-8 9>&- >"$PG_DIR/initdb.log" 2>&1) ||
-			server_fail postgres "$PG_DIR/initdb.log" "initdb failed"
+		# --no-sync + one syncfs is much faster than initdb's per-file fsync.
+		(cd "$PG_DIR" && as_svc "$PG_BIN/initdb" --no-sync -D "$PGDATA" -U postgres \
+			--auth-local=trust --auth-host=trust --encoding=UTF8 --locale=C.UTF-8 9>&- \
+			>"$PG_DIR/initdb.log" 2>&1) || server_fail postgres "$PG_DIR/initdb.log" "initdb failed"
+		if [ "$PG_FSYNC" = on ]; then sync -f "$PGDATA" 2>/dev/null || sync; fi
 		echo "include_if_exists = 'mailpipe.conf'" >>"$PGDATA/postgresql.conf"
 	fi
 	{
@@ -592,8 +615,8 @@ cmd_start() {
 	command -v redis-server >/dev/null || die "redis: redis-server not installed"
 	command -v dovecot >/dev/null || die "dovecot: dovecot not installed"
 	ensure_svc_user
+	prepare_dir
 	init_layout
-	lock
 	load_settings
 	# Servers already running keep their ports: refuse a start that asks for different ones,
 	# then record the settings before anything starts (stop/status/env read them).
@@ -604,16 +627,26 @@ cmd_start() {
 		check_port_conflict dovecot MP_IMAPS_PORT "$IMAPS_PORT"
 	fi
 	save_settings
+	# The demo mailbox is generated in the background while Redis and PostgreSQL start.
 	if selected dovecot && ! user_exists demo; then
-		local n=${MP_DEMO_COUNT:-400}
+		local n=${MP_DEMO_COUNT:-400} seed=${MP_DEMO_SEED:-1}
+		case $n$seed in '' | *[!0-9]*) die "MP_DEMO_COUNT and MP_DEMO_SEED must be integers" ;; esac
 		if [ "$n" -gt 0 ]; then
-			add_user demo demo "$n" "${MP_DEMO_SEED:-1}"
+			add_user demo demo "$n" "$seed" &
+			GEN_PID=$!
 		else
 			add_user demo demo
 		fi
 	fi
 	if selected redis; then start_redis; fi
 	if selected postgres; then start_postgres; fi
+	if [ -n "$GEN_PID" ]; then
+		wait "$GEN_PID" || {
+			GEN_PID=""
+			die "dovecot: could not create user demo with its sample mailbox"
+		}
+		GEN_PID=""
+	fi
 	if selected dovecot; then start_dovecot; fi
 	local ms what
 	ms=$((($(date +%s%N) - t0) / 1000000))
@@ -632,10 +665,13 @@ cmd_stop() {
 	done
 	parse_servers ${args[@]+"${args[@]}"}
 	[ -d "$DIR" ] || return 0
-	if [ "$purge" = 1 ] && [ ! -e "$MARKER" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ]; then
+	if [ "$purge" = 1 ] && foreign_dir; then
 		die "$DIR is not a mailpipe stack dir (no $MARKER); not removing it"
 	fi
-	[ -e "$MARKER" ] || return 0
+	if [ ! -e "$MARKER" ]; then
+		if [ "$purge" = 1 ]; then rm -f "$DIR/.lock" && rmdir "$DIR" 2>/dev/null || true; fi
+		return 0
+	fi
 	lock
 	load_settings
 	if selected dovecot; then stop_dovecot_begin; fi
@@ -708,8 +744,8 @@ cmd_add_user() {
 		case $count$seed in *[!0-9]*) die "add-user: COUNT and SEED must be non-negative integers" ;; esac
 	fi
 	ensure_svc_user
+	prepare_dir
 	init_layout
-	lock
 	add_user "$1" "$2" "$count" "$seed"
 }
 

@@ -93,7 +93,7 @@ static uint64_t run(const uint8_t *data, size_t size, size_t chunk)
 	lim.max_literal = 1024;
 	lim.max_depth = 8;
 	lim.max_tokens = 256;
-	lim.max_response = 4096;
+	lim.max_response = 2048;
 	p = imap_parser_new(&lim);
 	if (!p)
 		abort();
@@ -113,7 +113,9 @@ static uint64_t run(const uint8_t *data, size_t size, size_t chunk)
 		if (!*e || strchr(e, '\n') || strchr(e, '\r'))
 			abort();
 		h = mix_str(h, e);
-		if (imap_parser_next(p, &r) != rc || r != NULL)
+		/* A failed stream stays failed, whatever else arrives. */
+		if (imap_parser_feed(p, data, size) != 0 || imap_parser_next(p, &r) != rc ||
+		    r != NULL)
 			abort();
 	} else {
 		size_t left = imap_parser_buffered(p);

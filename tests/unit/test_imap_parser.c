@@ -98,7 +98,7 @@ static void dump_value(struct sb *b, const struct imap_value *v)
 
 static const char *status_name(enum imap_status st)
 {
-	static const char *names[] = { "NONE", "OK", "NO", "BAD", "BYE", "PREAUTH" };
+	static const char *names[] = {"NONE", "OK", "NO", "BAD", "BYE", "PREAUTH"};
 
 	return names[st];
 }
@@ -153,7 +153,7 @@ static uint32_t rng_next(uint32_t *x)
 /* What a run ended with, beyond the dump. */
 struct run_end {
 	size_t responses;
-	int rc;         /* last imap_parser_next() result: 0 or the error */
+	int rc;		/* last imap_parser_next() result: 0 or the error */
 	size_t partial; /* imap_parser_buffered() at the end */
 };
 
@@ -163,7 +163,7 @@ static char *run_parser(const char *in, size_t len, const struct imap_limits *li
 			enum feed_mode mode, uint32_t seed, struct run_end *end)
 {
 	struct imap_parser *p = imap_parser_new(lim);
-	struct sb b = { 0 };
+	struct sb b = {0};
 	size_t off = 0, count = 0;
 	int rc = 0;
 
@@ -276,8 +276,7 @@ static void test_greeting(void)
 	       "* PREAUTH [CAPABILITY IMAP4rev1] \"Logged in as joe\"\n");
 	expect("* BYE Autologout; idle for too long\r\n",
 	       "* BYE \"Autologout; idle for too long\"\n");
-	expect("* OK\r\n* OK \r\n* OK [ALERT]\r\n",
-	       "* OK \"\"\n* OK \"\"\n* OK [ALERT] \"\"\n");
+	expect("* OK\r\n* OK \r\n* OK [ALERT]\r\n", "* OK \"\"\n* OK \"\"\n* OK [ALERT] \"\"\n");
 }
 
 static void test_capability(void)
@@ -293,38 +292,38 @@ static void test_list(void)
 {
 	/* Holds a NUL, so its length is not strlen(). */
 	static const char in[] =
-		"* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n"
-		"* LIST (\\HasChildren \\Noselect) \"/\" {14}\r\nProjekte/&AOk-\r\n"
-		"* LIST () NIL \"quoted \\\"x\\\" \\\\ y\"\r\n"
-		"* LIST (\\Marked) \".\" ~{3}\r\na\0c\r\n"
-		"* LIST (\\HasNoChildren) \"/\" [Gmail]/Sent\r\n"
-		"* LIST (\\HasNoChildren) \"/\" {4+}\r\nb(c)\r\n"
-		"* XLIST (\\Inbox) \"/\" \"Posteingang \xc3\xa4\"\r\n"
-		"A3 OK LIST completed\r\n";
+	    "* LIST (\\HasNoChildren) \"/\" \"INBOX\"\r\n"
+	    "* LIST (\\HasChildren \\Noselect) \"/\" {14}\r\nProjekte/&AOk-\r\n"
+	    "* LIST () NIL \"quoted \\\"x\\\" \\\\ y\"\r\n"
+	    "* LIST (\\Marked) \".\" ~{3}\r\na\0c\r\n"
+	    "* LIST (\\HasNoChildren) \"/\" [Gmail]/Sent\r\n"
+	    "* LIST (\\HasNoChildren) \"/\" {4+}\r\nb(c)\r\n"
+	    "* XLIST (\\Inbox) \"/\" \"Posteingang \xc3\xa4\"\r\n"
+	    "A3 OK LIST completed\r\n";
 
 	expect_lim(in, sizeof(in) - 1, NULL,
 		   "* LIST (\\HasNoChildren) \"/\" \"INBOX\"\n"
-	       "* LIST (\\HasChildren \\Noselect) \"/\" {14}\"Projekte/&AOk-\"\n"
-	       "* LIST () NIL \"quoted \\\"x\\\" \\\\ y\"\n"
-	       "* LIST (\\Marked) \".\" {3}\"a\\0c\"\n"
-	       "* LIST (\\HasNoChildren) \"/\" [Gmail]/Sent\n"
-	       "* LIST (\\HasNoChildren) \"/\" {4}\"b(c)\"\n"
-	       "* XLIST (\\Inbox) \"/\" \"Posteingang \\xc3\\xa4\"\n"
-	       "A3 OK \"LIST completed\"\n");
+		   "* LIST (\\HasChildren \\Noselect) \"/\" {14}\"Projekte/&AOk-\"\n"
+		   "* LIST () NIL \"quoted \\\"x\\\" \\\\ y\"\n"
+		   "* LIST (\\Marked) \".\" {3}\"a\\0c\"\n"
+		   "* LIST (\\HasNoChildren) \"/\" [Gmail]/Sent\n"
+		   "* LIST (\\HasNoChildren) \"/\" {4}\"b(c)\"\n"
+		   "* XLIST (\\Inbox) \"/\" \"Posteingang \\xc3\\xa4\"\n"
+		   "A3 OK \"LIST completed\"\n");
 }
 
 static void test_select(void)
 {
 	static const char in[] =
-		"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)\r\n"
-		"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n"
-		"* 172 EXISTS\r\n"
-		"* 1 RECENT\r\n"
-		"* OK [UNSEEN 12] Message 12 is first unseen\r\n"
-		"* OK [UIDVALIDITY 3857529045] UIDs valid\r\n"
-		"* OK [UIDNEXT 4392] Predicted next UID\r\n"
-		"* OK [HIGHESTMODSEQ 715194045007] Highest\r\n"
-		"A142 OK [READ-WRITE] SELECT completed\r\n";
+	    "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)\r\n"
+	    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited\r\n"
+	    "* 172 EXISTS\r\n"
+	    "* 1 RECENT\r\n"
+	    "* OK [UNSEEN 12] Message 12 is first unseen\r\n"
+	    "* OK [UIDVALIDITY 3857529045] UIDs valid\r\n"
+	    "* OK [UIDNEXT 4392] Predicted next UID\r\n"
+	    "* OK [HIGHESTMODSEQ 715194045007] Highest\r\n"
+	    "A142 OK [READ-WRITE] SELECT completed\r\n";
 	struct imap_parser *p = imap_parser_new(NULL);
 	struct imap_response *r;
 	uint64_t v = 0;
@@ -369,13 +368,13 @@ static void test_select(void)
 
 /* A literal holding CRLFs, NULs and lines that look like responses, then more responses. */
 static const char fetch_in[] =
-	"* 12 FETCH (UID 4827313 FLAGS (\\Seen $Label1) INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" "
-	"RFC822.SIZE 44827 BODY[] {42}\r\n"
-	"From: a\r\n\r\n* 13 FETCH (UID 1)\r\nA1 OK x\0\0\r\n)\r\n"
-	"* 13 FETCH (UID 4827314 MODSEQ (12121231000) BODY[HEADER.FIELDS (FROM TO)] {5}\r\n"
-	"To: b BODY[1.2]<0> {0}\r\n)\r\n"
-	"* 14 fetch (uid 9 flags () X-GM-LABELS (\\Inbox \"\\\\Important\" \"[Gmail]/Sent\"))\n"
-	"A5 OK [CLIENTBUG] UID FETCH Completed\r\n";
+    "* 12 FETCH (UID 4827313 FLAGS (\\Seen $Label1) INTERNALDATE \"17-Jul-1996 02:44:25 -0700\" "
+    "RFC822.SIZE 44827 BODY[] {42}\r\n"
+    "From: a\r\n\r\n* 13 FETCH (UID 1)\r\nA1 OK x\0\0\r\n)\r\n"
+    "* 13 FETCH (UID 4827314 MODSEQ (12121231000) BODY[HEADER.FIELDS (FROM TO)] {5}\r\n"
+    "To: b BODY[1.2]<0> {0}\r\n)\r\n"
+    "* 14 fetch (uid 9 flags () X-GM-LABELS (\\Inbox \"\\\\Important\" \"[Gmail]/Sent\"))\n"
+    "A5 OK [CLIENTBUG] UID FETCH Completed\r\n";
 
 static void test_fetch(void)
 {
@@ -437,18 +436,20 @@ static void test_fetch(void)
 
 static void test_envelope_bodystructure(void)
 {
-	expect("* 1 FETCH (ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" {16}\r\n"
-	       "IMAP4rev1 WG mtg ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) "
-	       "NIL NIL NIL \"<B27397-0100000@cac.washington.edu>\") "
-	       "BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1152 23)"
-	       "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\" \"NAME\" ~{7}\r\ncc.diff) "
-	       "\"<960723163407.20117h@cac>\" \"Compiler diff\" \"BASE64\" 4554 73) \"MIXED\"))\r\n",
-	       "* 1 FETCH (ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" {16}\"IMAP4rev1 WG "
-	       "mtg\" ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) NIL NIL NIL "
-	       "\"<B27397-0100000@cac.washington.edu>\") BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" "
-	       "(\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1152 23) (\"TEXT\" \"PLAIN\" (\"CHARSET\" "
-	       "\"US-ASCII\" \"NAME\" {7}\"cc.diff\") \"<960723163407.20117h@cac>\" \"Compiler "
-	       "diff\" \"BASE64\" 4554 73) \"MIXED\"))\n");
+	expect(
+	    "* 1 FETCH (ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" {16}\r\n"
+	    "IMAP4rev1 WG mtg ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) "
+	    "NIL NIL NIL \"<B27397-0100000@cac.washington.edu>\") "
+	    "BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1152 "
+	    "23)"
+	    "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\" \"NAME\" ~{7}\r\ncc.diff) "
+	    "\"<960723163407.20117h@cac>\" \"Compiler diff\" \"BASE64\" 4554 73) \"MIXED\"))\r\n",
+	    "* 1 FETCH (ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\" {16}\"IMAP4rev1 WG "
+	    "mtg\" ((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) NIL NIL NIL "
+	    "\"<B27397-0100000@cac.washington.edu>\") BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" "
+	    "(\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 1152 23) (\"TEXT\" \"PLAIN\" (\"CHARSET\" "
+	    "\"US-ASCII\" \"NAME\" {7}\"cc.diff\") \"<960723163407.20117h@cac>\" \"Compiler "
+	    "diff\" \"BASE64\" 4554 73) \"MIXED\"))\n");
 	/* THREAD lists abut; SEARCH/ESEARCH/STATUS/NAMESPACE/VANISHED shapes. */
 	expect("* THREAD (2)(3 6 (4 23)(44 7 96))\r\n"
 	       "* SEARCH 2 84 882\r\n* SEARCH\r\n"
@@ -535,8 +536,7 @@ static void test_limit_literal(void)
 	struct imap_response *r;
 
 	expect_error(in, sizeof(in) - 1, NULL, -E2BIG, "max_literal");
-	expect_err("* 1 FETCH (BODY[] {99999999999999999999999999}\r\n", NULL, -E2BIG,
-		     "{9999999");
+	expect_err("* 1 FETCH (BODY[] {99999999999999999999999999}\r\n", NULL, -E2BIG, "{9999999");
 	CHECK_EQ_INT(imap_parser_feed(p, in, sizeof(in) - 1), 0);
 	CHECK_EQ_INT(imap_parser_next(p, &r), -E2BIG);
 	CHECK(r == NULL);
@@ -551,7 +551,7 @@ static void test_limit_literal(void)
 	imap_limits_default(&lim);
 	lim.max_literal = 10;
 	expect_with("* 1 FETCH (BODY[] {10}\r\n0123456789)\r\n", &lim,
-		   "* 1 FETCH (BODY[] {10}\"0123456789\")\n");
+		    "* 1 FETCH (BODY[] {10}\"0123456789\")\n");
 	expect_err("* 1 FETCH (BODY[] {11}\r\n0123456789a)\r\n", &lim, -E2BIG, "max_literal");
 	lim.max_response = 30;
 	expect_err("* 1 FETCH (BODY[] {10}\r\n0123456789)\r\n", &lim, -E2BIG, "max_response");
@@ -570,7 +570,7 @@ static void test_limit_line(void)
 	lim.max_line = 20;
 	/* Literal bytes do not count against max_line: each line here is short. */
 	expect_with("* 1 FETCH (X {40}\r\n0123456789012345678901234567890123456789)\r\n", &lim,
-		   "* 1 FETCH (X {40}\"0123456789012345678901234567890123456789\")\n");
+		    "* 1 FETCH (X {40}\"0123456789012345678901234567890123456789\")\n");
 	expect_err("* OK 0123456789abcdef\r\n", &lim, -E2BIG, "max_line");
 
 	/* An endless line fails as soon as it crosses the limit, not at the end. */
@@ -626,31 +626,31 @@ static void test_garbage(void)
 		const char *in;
 		const char *what;
 	} cases[] = {
-		{ "hello world\r\n", "tagged response is not" },
-		{ "(\r\n", "bad byte at start" },
-		{ " * OK\r\n", "bad byte at start" },
-		{ "*OK\r\n", "expected SP" },
-		{ "* \r\n", "missing response name" },
-		{ "* 12\r\n", "missing response name" },
-		{ "* 99999999999 EXISTS\r\n", "message number" },
-		{ "* 1x EXISTS\r\n", "bad message number" },
-		{ "A1\r\n", "bad byte in tag" },
-		{ "* LIST (\\Noselect \"/\" INBOX\r\n", "list not closed" },
-		{ "* LIST ()) \"/\" INBOX\r\n", "unbalanced" },
-		{ "* LIST () \"/\" \"INBOX\r\n", "quoted string not closed" },
-		{ "* LIST () \"/\" \"IN\"BOX\r\n", "expected SP after string" },
-		{ "* 1 FETCH (BODY[] {5} x\r\nabcde)\r\n", "literal size not followed" },
-		{ "* 1 FETCH (BODY[] {}\r\n)\r\n", "bad literal size" },
-		{ "* 1 FETCH (BODY[] {5+5}\r\n)\r\n", "bad literal size" },
-		{ "* 1 FETCH (BODY[HEADER\r\n", "not closed in atom" },
-		{ "* 1 FETCH (X a\x01)\r\n", "control byte" },
-		{ "* OK a\rb\r\n", "CR not followed by LF" },
-		{ "* SEARCH 1\r2\r\n", "CR not followed by LF" },
-		{ "\r* OK\r\n", "CR not followed by LF" },
-		{ "* OK [A\0B] x\r\n", "NUL" },
-		{ "* OK ab\0\r\n", "NUL" },
-		{ "* FLAGS(\\Seen)\r\n* FOO\\x\r\n", "bad byte in response name" },
-		{ "* OKAY\r\n* OK\x01\r\n", "bad byte after status word" },
+	    {"hello world\r\n", "tagged response is not"},
+	    {"(\r\n", "bad byte at start"},
+	    {" * OK\r\n", "bad byte at start"},
+	    {"*OK\r\n", "expected SP"},
+	    {"* \r\n", "missing response name"},
+	    {"* 12\r\n", "missing response name"},
+	    {"* 99999999999 EXISTS\r\n", "message number"},
+	    {"* 1x EXISTS\r\n", "bad message number"},
+	    {"A1\r\n", "bad byte in tag"},
+	    {"* LIST (\\Noselect \"/\" INBOX\r\n", "list not closed"},
+	    {"* LIST ()) \"/\" INBOX\r\n", "unbalanced"},
+	    {"* LIST () \"/\" \"INBOX\r\n", "quoted string not closed"},
+	    {"* LIST () \"/\" \"IN\"BOX\r\n", "expected SP after string"},
+	    {"* 1 FETCH (BODY[] {5} x\r\nabcde)\r\n", "literal size not followed"},
+	    {"* 1 FETCH (BODY[] {}\r\n)\r\n", "bad literal size"},
+	    {"* 1 FETCH (BODY[] {5+5}\r\n)\r\n", "bad literal size"},
+	    {"* 1 FETCH (BODY[HEADER\r\n", "not closed in atom"},
+	    {"* 1 FETCH (X a\x01)\r\n", "control byte"},
+	    {"* OK a\rb\r\n", "CR not followed by LF"},
+	    {"* SEARCH 1\r2\r\n", "CR not followed by LF"},
+	    {"\r* OK\r\n", "CR not followed by LF"},
+	    {"* OK [A\0B] x\r\n", "NUL"},
+	    {"* OK ab\0\r\n", "NUL"},
+	    {"* FLAGS(\\Seen)\r\n* FOO\\x\r\n", "bad byte in response name"},
+	    {"* OKAY\r\n* OK\x01\r\n", "bad byte after status word"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -780,10 +780,10 @@ static const struct {
 	const char *match;
 	const char *why;
 } corpus_skip[] = {
-	/* common/message.N.msg are RFC 5322 messages MailKit's tests upload with APPEND or splice
-	 * into FETCH replies; they are client data, not IMAP responses. */
-	{ ".msg", "RFC 5322 message, not a transcript" },
-	{ "SOURCES.txt", "provenance notes" },
+    /* common/message.N.msg are RFC 5322 messages MailKit's tests upload with APPEND or splice
+     * into FETCH replies; they are client data, not IMAP responses. */
+    {".msg", "RFC 5322 message, not a transcript"},
+    {"SOURCES.txt", "provenance notes"},
 };
 
 static const char *corpus_skip_why(const char *rel)
@@ -897,14 +897,14 @@ static void test_corpus_mailkit(void)
 	const char *env = getenv("MAILPIPE_CORPORA");
 	char dir[4096];
 	struct stat sb;
-	struct corpus_stats st = { 0 };
+	struct corpus_stats st = {0};
 
 	snprintf(dir, sizeof(dir), "%s/mailkit-imap-transcripts", env ? env : "../shared/corpora");
 	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
 		char why[4200];
 
-		snprintf(why, sizeof(why), "%s not found (run from the repo root or set MAILPIPE_CORPORA)",
-			 dir);
+		snprintf(why, sizeof(why),
+			 "%s not found (run from the repo root or set MAILPIPE_CORPORA)", dir);
 		TEST_SKIP(why);
 	}
 	replay_dir(dir, "", &st);

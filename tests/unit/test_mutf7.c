@@ -34,9 +34,10 @@ static void test_rfc_examples(void)
 	check_pair("Projekte/Caf\xc3\xa9 Z\xc3\xbcrich", "Projekte/Caf&AOk- Z&APw-rich");
 	check_pair("Entw\xc3\xbcrfe", "Entw&APw-rfe");
 	check_pair("\xe3\x83\xa1\xe3\x83\xbc\xe3\x83\xab", "&MOEw,DDr-");
-	check_pair("\xd0\x9e\xd1\x82\xd0\xbf\xd1\x80\xd0\xb0\xd0\xb2\xd0\xbb\xd0\xb5\xd0\xbd\xd0\xbd"
-		   "\xd1\x8b\xd0\xb5",
-		   "&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-");
+	check_pair(
+	    "\xd0\x9e\xd1\x82\xd0\xbf\xd1\x80\xd0\xb0\xd0\xb2\xd0\xbb\xd0\xb5\xd0\xbd\xd0\xbd"
+	    "\xd1\x8b\xd0\xb5",
+	    "&BB4EQgQ,BEAEMAQyBDsENQQ9BD0ESwQ1-");
 }
 
 static void test_surrogates(void)
@@ -58,22 +59,22 @@ static void test_controls(void)
 static void test_decode_invalid(void)
 {
 	static const char *bad[] = {
-		"&",            /* unterminated */
-		"&AOk",         /* unterminated run */
-		"&AO-",         /* 12 bits: not a whole UTF-16 unit */
-		"&AOl-",        /* nonzero padding bits */
-		"&AOkA-",       /* 8 leftover bits: not minimal */
-		"&AGE-",        /* "a" hidden in base64 */
-		"&ACY-",        /* "&" hidden in base64 */
-		"&2D0-",        /* lone high surrogate */
-		"&3Oc-",        /* lone low surrogate */
-		"&2D3YPQ-",     /* high surrogate followed by high */
-		"&AAA-",        /* U+0000 */
-		"&AO*-",        /* not base64 */
-		"&AO/-",        /* "/" is "," in modified base64 */
-		"Caf\xc3\xa9",  /* raw 8-bit */
-		"a\tb",         /* raw control */
-		"\x7f",
+	    "&",	   /* unterminated */
+	    "&AOk",	   /* unterminated run */
+	    "&AO-",	   /* 12 bits: not a whole UTF-16 unit */
+	    "&AOl-",	   /* nonzero padding bits */
+	    "&AOkA-",	   /* 8 leftover bits: not minimal */
+	    "&AGE-",	   /* "a" hidden in base64 */
+	    "&ACY-",	   /* "&" hidden in base64 */
+	    "&2D0-",	   /* lone high surrogate */
+	    "&3Oc-",	   /* lone low surrogate */
+	    "&2D3YPQ-",	   /* high surrogate followed by high */
+	    "&AAA-",	   /* U+0000 */
+	    "&AO*-",	   /* not base64 */
+	    "&AO/-",	   /* "/" is "," in modified base64 */
+	    "Caf\xc3\xa9", /* raw 8-bit */
+	    "a\tb",	   /* raw control */
+	    "\x7f",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -89,14 +90,14 @@ static void test_decode_invalid(void)
 static void test_encode_invalid(void)
 {
 	static const char *bad[] = {
-		"\xc3",                 /* truncated */
-		"\xc3\x28",             /* bad continuation */
-		"\xc0\xaf",             /* overlong "/" */
-		"\xe0\x80\xaf",         /* overlong */
-		"\xed\xa0\x80",         /* UTF-16 surrogate D800 */
-		"\xf4\x90\x80\x80",     /* > U+10FFFF */
-		"\xff",
-		"ok \x80",
+	    "\xc3",		/* truncated */
+	    "\xc3\x28",		/* bad continuation */
+	    "\xc0\xaf",		/* overlong "/" */
+	    "\xe0\x80\xaf",	/* overlong */
+	    "\xed\xa0\x80",	/* UTF-16 surrogate D800 */
+	    "\xf4\x90\x80\x80", /* > U+10FFFF */
+	    "\xff",
+	    "ok \x80",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -123,12 +124,24 @@ static void test_random_round_trip(void)
 
 			x ^= x << 13, x ^= x >> 17, x ^= x << 5;
 			switch (x % 6) {
-			case 0: cp = 0x20 + (x >> 8) % 0x5f; break;
-			case 1: cp = '&'; break;
-			case 2: cp = 1 + (x >> 8) % 0x1f; break;
-			case 3: cp = 0x80 + (x >> 8) % 0x780; break;
-			case 4: cp = 0x800 + (x >> 8) % 0xf800; break;
-			default: cp = 0x10000 + (x >> 8) % 0x100000; break;
+			case 0:
+				cp = 0x20 + (x >> 8) % 0x5f;
+				break;
+			case 1:
+				cp = '&';
+				break;
+			case 2:
+				cp = 1 + (x >> 8) % 0x1f;
+				break;
+			case 3:
+				cp = 0x80 + (x >> 8) % 0x780;
+				break;
+			case 4:
+				cp = 0x800 + (x >> 8) % 0xf800;
+				break;
+			default:
+				cp = 0x10000 + (x >> 8) % 0x100000;
+				break;
 			}
 			if (cp >= 0xd800 && cp <= 0xdfff)
 				cp = 'x';
@@ -157,7 +170,8 @@ static void test_random_round_trip(void)
 		CHECK(enc != NULL);
 		CHECK(dec != NULL && strcmp(dec, in) == 0);
 		if (test_case_failed) {
-			printf("  round %d: in=\"%s\" enc=\"%s\"\n", round, in, enc ? enc : "(null)");
+			printf("  round %d: in=\"%s\" enc=\"%s\"\n", round, in,
+			       enc ? enc : "(null)");
 			free(enc);
 			free(dec);
 			return;
