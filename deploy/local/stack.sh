@@ -192,12 +192,20 @@ ensure_traversable() {
 	done
 }
 
-# A non-empty dir without our marker (one listing: the marker is always created first).
+# A non-empty dir without our marker. The marker is created before anything else, and "*" is
+# expanded before ".[!.]*", so a concurrent first start is never mistaken for a foreign dir.
 foreign_dir() {
-	local list
-	[ -e "$DIR" ] || return 1
-	list=$(ls -A "$DIR" 2>/dev/null | grep -vx '\.lock') || true
-	[ -n "$list" ] && ! printf '%s\n' "$list" | grep -qx '\.mailpipe-stack'
+	local f others=0
+	[ -d "$DIR" ] || return 1
+	for f in "$DIR"/* "$DIR"/.[!.]* "$DIR"/..?*; do
+		[ -e "$f" ] || [ -L "$f" ] || continue
+		case ${f##*/} in
+		.mailpipe-stack) return 1 ;;
+		.lock) ;;
+		*) others=1 ;;
+		esac
+	done
+	[ "$others" = 1 ]
 }
 
 # Creates the stack dir and takes its lock (held until exit).
