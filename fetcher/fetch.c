@@ -113,10 +113,10 @@ static void collect_appended(struct job *j)
 static void refresh_claims(struct job *j, int force)
 {
 	time_t now = time(NULL);
-	long every = j->f->cfg->lock_ttl_ms / 3000;
-	if (every < 1)
-		every = 1;
-	if (!force && now - j->last_refresh < every)
+	long every_ms = j->f->cfg->lock_ttl_ms / 3;
+	if (j->f->cfg->claim_idle_ms / 3 < every_ms)
+		every_ms = j->f->cfg->claim_idle_ms / 3;
+	if (!force && (now - j->last_refresh) * 1000 < every_ms)
 		return;
 	j->last_refresh = now;
 	redisContext *rc = j->f->rc;
@@ -605,7 +605,7 @@ report:
 	if (rc == 0)
 		j.error[0] = 0;
 	else
-		log_error("%s", j.error);
+		log_error("account=%s folder=\"%s\" msg=\"%s\"", j.account, j.folder, j.error);
 	rc = is_sync ? emit_cursor(&j, j.error[0] ? j.error : NULL)
 		     : emit_folders(&j, j.error[0] ? j.error : NULL);
 	result = rc < 0 ? FETCH_RETRY : FETCH_DONE;

@@ -231,8 +231,12 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 	CURLcode rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
 		const char *why = *s->curl_error ? s->curl_error : curl_easy_strerror(rc);
+		/* Retrying cannot fix refused credentials, an untrusted certificate or a server
+		 * without STARTTLS; everything else (refused, reset, timeout) may pass. */
+		*auth_failed = rc == CURLE_LOGIN_DENIED || rc == CURLE_PEER_FAILED_VERIFICATION ||
+			       rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+			       rc == CURLE_USE_SSL_FAILED || rc == CURLE_URL_MALFORMAT;
 		if (rc == CURLE_LOGIN_DENIED) {
-			*auth_failed = 1;
 			/* The server's own words say why (e.g. [AUTHENTICATIONFAILED]); drop the tag. */
 			const char *line = s->last_server_line, *sp = strchr(line, ' ');
 			snprintf(err, errlen, "auth failed for account '%s' at %s: %s", o->account,

@@ -34,10 +34,10 @@ struct session_handler {
 };
 
 /* Connects and logs in. NULL on failure with a one-line reason in err naming the account,
- * host:port and the server's or libcurl's words; *auth_failed set when the server refused
- * the credentials (retrying will not help). */
+ * host:port and the server's or libcurl's words; *permanent set when retrying cannot help
+ * (credentials refused, certificate not trusted, STARTTLS not offered). */
 struct session *session_open(const struct session_opts *o, char *err, size_t errlen,
-			     int *auth_failed);
+			     int *permanent);
 /* Sends LOGOUT (best effort), closes and frees. NULL is fine. */
 void session_close(struct session *s);
 

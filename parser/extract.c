@@ -22,6 +22,11 @@
 #define EXTRACT_MAX_NOTES 8        /* problems named in parse_error before "..." */
 #define EXTRACT_CHUNK 16384        /* bytes decoded per step */
 #define EXTRACT_GROUP_DEPTH 4      /* address groups cannot nest in RFC 5322; be safe anyway */
+/* GMime builds an object of several hundred bytes per header line, address, parameter and
+ * message-id, from as little as two bytes of input each ("a,"): a few MB of headers would cost
+ * GBs. Header lines plus ',' ';' '<' in header blocks are counted, and input past this many is
+ * not parsed; real mail stays far below (5,000 recipients are 5,000 commas). */
+#define EXTRACT_MAX_HEADER_ITEMS 50000
 /* GMime copies every charset name it meets onto the stack (g_alloca) before looking it up, so
  * one multi-megabyte "=?charset" or "name*=charset'" crashes the process. Inputs shorter than
  * this cannot hold such a name, and a name this long fits on any thread's stack. */
@@ -93,7 +98,7 @@ struct extract_ctx {
 	size_t parts;         /* parts walked so far */
 	gboolean part_limit_hit;
 	gboolean depth_limit_hit;
-	gboolean input_cut;   /* boundary guard kept GMime from the rest of the input */
+	gboolean input_cut;   /* a guard kept GMime from the rest of the input */
 	guint32 warned;       /* GMime warning codes already noted */
 	GString *error;       /* our own findings, most important first */
 	GString *warnings;    /* GMime's, appended after ours */
@@ -293,7 +298,8 @@ static gboolean extract_charset_plausible(const char *cs)
 	size_t i;
 
 	for (i = 0; cs[i] != '\0'; i++) {
-		if (i == EXTRACT_CHARSET_MAX || !(g_ascii_isalnum(cs[i]) || strchr("!#$%&+-^_`{}~.:()", cs[i])))
+		if (i == EXTRACT_CHARSET_MAX ||
+		    !(g_ascii_isalnum(cs[i]) || strchr("!#$%&+-^_`{}~.:()", cs[i])))
 			return FALSE;
 	}
 	return i > 0;
@@ -379,6 +385,8 @@ static void extract_bytes_release(struct extract_bytes *b)
  * we parse from, a GMimeStreamMem over the caller's buffer, so normally nothing is copied. */
 static void extract_stream_bytes(GMimeStream *s, struct extract_bytes *b)
 {
+	GMimeStream *mem;
+
 	b->data = "";
 	b->len = 0;
 	b->owned = NULL;
@@ -396,15 +404,13 @@ static void extract_stream_bytes(GMimeStream *s, struct extract_bytes *b)
 		b->len = (size_t)(end - start);
 		return;
 	}
+	/* Any other stream (none that the parser makes today) is read into a buffer of ours. */
 	b->owned = g_byte_array_new();
-	{
-		GMimeStream *mem = g_mime_stream_mem_new_with_byte_array(b->owned);
-
-		g_mime_stream_mem_set_owner((GMimeStreamMem *)mem, FALSE);
-		g_mime_stream_reset(s);
-		g_mime_stream_write_to_stream(s, mem);
-		g_object_unref(mem);
-	}
+	mem = g_mime_stream_mem_new_with_byte_array(b->owned);
+	g_mime_stream_mem_set_owner((GMimeStreamMem *)mem, FALSE);
+	g_mime_stream_reset(s);
+	g_mime_stream_write_to_stream(s, mem);
+	g_object_unref(mem);
 	b->data = (const char *)b->owned->data;
 	b->len = b->owned->len;
 }
@@ -1248,6 +1254,56 @@ static size_t extract_boundary_cut(const char *raw, size_t len, size_t max_parts
 	return cut;
 }
 
+/* Returns the offset of the line holding the (max + 1)th header item, or len. Header blocks
+ * are over-approximated without parsing: one starts at the top, after every line starting with
+ * "--" (any boundary) and after a blank line ending a block that mentions "message/" (an
+ * embedded message's headers follow); each runs to the next blank line. */
+static size_t extract_header_cut(const char *raw, size_t len, size_t max)
+{
+	size_t pos = 0, items = 0;
+
+	while (pos < len) {
+		gboolean embedded = FALSE;
+		size_t i = pos;
+		const char *dashes;
+
+		/* One block: count line by line until a blank line. */
+		while (i < len) {
+			size_t line = i;
+
+			if (raw[i] == '\n' || (raw[i] == '\r' && i + 1 < len && raw[i + 1] == '\n')) {
+				i += raw[i] == '\r' ? 2 : 1;
+				break;
+			}
+			for (items++; i < len && raw[i] != '\n'; i++) {
+				char ch = raw[i];
+
+				if (ch == ',' || ch == ';' || ch == '<')
+					items++;
+				else if ((ch | 0x20) == 'm' && !embedded && len - i >= 8 &&
+					 g_ascii_strncasecmp(raw + i, "message/", 8) == 0)
+					embedded = TRUE;
+			}
+			if (items > max)
+				return line;
+			i = i < len ? i + 1 : len;
+		}
+		if (embedded) {
+			pos = i;
+			continue;
+		}
+		/* The next block starts after the next "--" line. */
+		if (i >= len || (dashes = memmem(raw + i - 1, len - i + 1, "\n--", 3)) == NULL)
+			break;
+		{
+			const char *nl = memchr(dashes + 1, '\n', (size_t)(raw + len - dashes - 1));
+
+			pos = nl ? (size_t)(nl + 1 - raw) : len;
+		}
+	}
+	return len;
+}
+
 /* Writes stop into *copy (made on first need from raw) at a point inside the run starting at
  * name, so that no run through it is longer than EXTRACT_CHARSET_RUN_MAX; returns the point. */
 static size_t extract_cut_run(struct extract_ctx *c, const char *raw, size_t len, char **copy,
@@ -1405,12 +1461,13 @@ static void extract_parse(struct extract_ctx *c, json_t *o, const char *raw, siz
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
 	GMimeMessage *message = NULL;
-	size_t parse_len;
+	size_t parse_len, boundary_len, header_len;
 	char *copy;
 
-	parse_len = extract_boundary_cut(raw, len, c->lim->max_parts);
-	if (parse_len > G_MAXUINT)
-		parse_len = G_MAXUINT; /* GByteArray's limit; no real message comes near */
+	boundary_len = extract_boundary_cut(raw, len, c->lim->max_parts);
+	header_len = extract_header_cut(raw, boundary_len, EXTRACT_MAX_HEADER_ITEMS);
+	/* GByteArray's limit; no real message comes near 4 GiB. */
+	parse_len = MIN(header_len, (size_t)G_MAXUINT);
 	c->input_cut = parse_len < len;
 	copy = extract_defuse_charsets(c, raw, parse_len);
 
@@ -1437,9 +1494,15 @@ static void extract_parse(struct extract_ctx *c, json_t *o, const char *raw, siz
 		extract_note(c, "no headers");
 	extract_headers(c, o, message);
 	extract_walk(c, g_mime_message_get_mime_part(message), 0, FALSE);
-	if (c->input_cut)
+	/* After the walk, so that a part limit reached is named first. */
+	if (header_len < boundary_len)
+		extract_note(c, "input after byte %zu skipped: over %u header lines, addresses and "
+			     "parameters", header_len, EXTRACT_MAX_HEADER_ITEMS);
+	else if (boundary_len < len)
 		extract_note(c, "input after byte %zu skipped: more boundary lines than %zu parts allow",
-			     parse_len, c->lim->max_parts);
+			     boundary_len, c->lim->max_parts);
+	else if (parse_len < len)
+		extract_note(c, "input after byte %zu skipped: too large", parse_len);
 
 out:
 	if (message != NULL)
