@@ -60,9 +60,29 @@ bin/mailpipe-%: build/%/main.o build/lib%.a build/libmailpipe.a
 
 build/tests/%: tests/unit/%.c $(STAGE_LIBS) build/libmailpipe.a tests/unit/test.h
 	@mkdir -p build/tests
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STAGE_LIBS) build/libmailpipe.a $(LDLIBS)
+	@echo LD $@
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STAGE_LIBS) build/libmailpipe.a $(LDLIBS)
 
-unit: $(UNIT_BIN)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(patsubst tests/fuzz/%.c,build/tests/replay_%,$(FUZZ_SRC))
+
+# gcc builds replay the fuzz corpora through a plain main() (tests/fuzz/replay.c).
+build/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(STAGE_LIBS) build/libmailpipe.a
+	@mkdir -p build/tests
+	@echo LD $@
+	@$(CC) $(CFLAGS) -Iparser $(LDFLAGS) -o $@ $< tests/fuzz/replay.c $(STAGE_LIBS) build/libmailpipe.a $(LDLIBS)
+
+unit: $(UNIT_BIN) $(FUZZ_REPLAY)
+
+# libFuzzer builds (clang): `make fuzz FUZZ_SECONDS=1800` runs each target that long.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Icommon -Iparser $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
+fuzz:
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o build/fuzz/fuzz_imap_parser tests/fuzz/fuzz_imap_parser.c common/imap_parser.c
+	clang $(FUZZ_CFLAGS) -o build/fuzz/fuzz_extract tests/fuzz/fuzz_extract.c parser/extract.c $(PKG_LIBS) -lcrypto
+	for t in imap_parser extract; do mkdir -p build/fuzz/corpus_$$t; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus_$$t tests/fuzz/corpus/$$t || exit 1; done
 
 deps:
 	./deploy/install-deps.sh
@@ -95,5 +115,5 @@ install: all
 clean:
 	rm -rf build bin
 
-.PHONY: all unit deps check demo demo-stop bench lint install clean
+.PHONY: fuzz all unit deps check demo demo-stop bench lint install clean
 .SECONDARY:

@@ -34,6 +34,15 @@ if [ "${ONLY:-unit}" = unit ] || [ -z "${ONLY:-}" ]; then
 		cat "$log"
 		count "$t" "$rc"
 	done
+	for t in build/tests/replay_fuzz_*; do
+		[ -x "$t" ] || continue
+		corpus=tests/fuzz/corpus/${t#build/tests/replay_fuzz_}
+		echo "== $t $corpus"
+		${TEST_PREFIX:-} "$t" "$corpus" >"$log" 2>&1
+		rc=$?
+		cat "$log"
+		count "$t" "$rc"
+	done
 fi
 if [ "${ONLY:-integration}" = integration ] || [ -z "${ONLY:-}" ]; then
 	for t in tests/integration/test_*.sh; do
