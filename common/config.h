@@ -22,6 +22,7 @@ struct mp_config {
 	long claim_idle_ms;	/* a pending entry idle this long belongs to a dead consumer */
 	long lock_ttl_ms;
 	long tick_ms;		/* scheduler period */
+	long run_timeout_s;	/* a run still going after this long is failed as stuck */
 	long fetchers, parsers, writers; /* processes started by `mailpipe run` */
 	long store_raw;		/* keep raw bytes in messages.raw */
 

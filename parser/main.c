@@ -6,6 +6,7 @@
 #include "stage.h"
 
 #include <stdio.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stopping;
 
@@ -23,6 +24,14 @@ int main(int argc, char **argv)
 		return 1;
 	while (!stopping) {
 		int redelivered;
+		/* Bounded memory (invariant 5): wait while the writers are behind. */
+		long long backlog = rstream_len(st.rc, st.cfg.key_parsed);
+		if (backlog > st.cfg.raw_budget) {
+			usleep(50 * 1000);
+			continue;
+		}
+		if (backlog < 0 && stage_reconnect(&st) < 0)
+			break;
 		redisReply *r = stage_next(&st, st.cfg.key_raw, "parsers", st.cfg.parser_batch, 1000,
 					   &redelivered);
 		if (!r) {

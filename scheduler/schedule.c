@@ -6,11 +6,37 @@
 #include "log.h"
 #include "pg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+/* A run whose jobs were lost (Redis restarted without persistence, say) would block its
+ * account forever: after run_timeout_s it is closed as failed and the account is due again. */
+static int expire_stuck_runs(PGconn *pg, const struct mp_config *cfg)
+{
+	char secs[24];
+	snprintf(secs, sizeof(secs), "%ld", cfg->run_timeout_s);
+	const char *params[] = { secs };
+	PGresult *r = pg_exec(
+		pg, "expire stuck runs",
+		"WITH stuck AS (UPDATE sync_runs SET status = 'failed', finished_at = now(), "
+		"  error = coalesce(error, 'run did not finish within ' || $1 || ' s (jobs lost?)'), "
+		"  error_count = error_count + 1 "
+		" WHERE status = 'running' AND started_at < now() - make_interval(secs => $1::int) "
+		" RETURNING run_id, account_id) "
+		"UPDATE sync_run_folders s SET status = 'failed', error = 'run timed out', finished_at = now() "
+		"FROM stuck WHERE s.run_id = stuck.run_id AND s.status = 'queued' RETURNING s.run_id",
+		1, params);
+	if (!r)
+		return -1;
+	PQclear(r);
+	return 0;
+}
 
 int schedule_tick(PGconn *pg, redisContext *rc, const struct mp_config *cfg)
 {
 	int started = 0;
+	if (expire_stuck_runs(pg, cfg) < 0)
+		return -1;
 	PGresult *r = pg_exec(
 		pg, "select due accounts",
 		"UPDATE accounts a SET next_sync_at = now() + make_interval(secs => a.sync_interval_s) "
