@@ -59,8 +59,9 @@ long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *c
 
 	snprintf(acc, sizeof(acc), "%lld", account_id);
 	const char *params[] = { acc, filter };
-	if (pg_cmd(pg, "begin", "BEGIN", 0, NULL) < 0)
-		goto out;
+	/* The run is committed before its job exists: a fetcher and writer fast enough to finish
+	 * the job before an open transaction commits would otherwise update a row they cannot
+	 * see yet, and the run would never end. */
 	r = pg_exec(pg, "create sync run",
 		    "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter) "
 		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}') "
@@ -69,15 +70,16 @@ long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *c
 		    "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ")::text, "
 		    "  run.run_id FROM run JOIN accounts a ON a.id = run.account_id",
 		    2, params);
-	if (!r || PQntuples(r) != 1) {
-		PQclear(PQexec(pg, "ROLLBACK"));
+	if (!r || PQntuples(r) != 1)
 		goto out;
-	}
-	if (enqueue_rows(rc, cfg, r) < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0) {
-		PQclear(PQexec(pg, "ROLLBACK"));
-		goto out;
-	}
 	run_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	if (enqueue_rows(rc, cfg, r) < 0) {
+		const char *p2[] = { PQgetvalue(r, 0, 1) };
+		pg_cmd(pg, "fail unqueued run",
+		       "UPDATE sync_runs SET status = 'failed', finished_at = now(), error_count = 1, "
+		       " error = 'the job could not be queued in Redis' WHERE run_id = $1::bigint", 1, p2);
+		run_id = -EIO;
+	}
 out:
 	PQclear(r);
 	free(filter);

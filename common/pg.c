@@ -42,10 +42,31 @@ PGresult *pg_exec(PGconn *c, const char *what, const char *sql, int n, const cha
 	return pg_exec_bin(c, what, sql, n, params, NULL, NULL);
 }
 
+static PGresult *check_result(PGconn *c, const char *what, PGresult *r);
+
 PGresult *pg_exec_bin(PGconn *c, const char *what, const char *sql, int n,
 		      const char *const *params, const int *lengths, const int *formats)
 {
-	PGresult *r = PQexecParams(c, sql, n, NULL, params, lengths, formats, 0);
+	return check_result(c, what, PQexecParams(c, sql, n, NULL, params, lengths, formats, 0));
+}
+
+PGresult *pg_exec_prepared(PGconn *c, const char *what, const char *name, int n,
+			   const char *const *params, const int *lengths, const int *formats)
+{
+	return check_result(c, what, PQexecPrepared(c, name, n, params, lengths, formats, 0));
+}
+
+int pg_prepare(PGconn *c, const char *name, const char *sql)
+{
+	PGresult *r = check_result(c, name, PQprepare(c, name, sql, 0, NULL));
+	if (!r)
+		return -EIO;
+	PQclear(r);
+	return 0;
+}
+
+static PGresult *check_result(PGconn *c, const char *what, PGresult *r)
+{
 	ExecStatusType st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		last_sqlstate[0] = 0;

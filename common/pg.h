@@ -14,6 +14,11 @@ PGresult *pg_exec(PGconn *c, const char *what, const char *sql, int n, const cha
 /* pg_exec with lengths and formats (1 = binary) per parameter, for bytea. */
 PGresult *pg_exec_bin(PGconn *c, const char *what, const char *sql, int n,
 		      const char *const *params, const int *lengths, const int *formats);
+/* Executes the statement prepared under name (pg_prepare) with the same conventions. */
+PGresult *pg_exec_prepared(PGconn *c, const char *what, const char *name, int n,
+			   const char *const *params, const int *lengths, const int *formats);
+/* Prepares sql under name on this connection (again after every reconnect). 0 or -EIO. */
+int pg_prepare(PGconn *c, const char *name, const char *sql);
 /* Same, for commands whose result is not needed: 0 or -EIO. */
 int pg_cmd(PGconn *c, const char *what, const char *sql, int n, const char *const *params);
 /* SQLSTATE of the last failed pg_exec on this thread's connection, "" if none: the writer

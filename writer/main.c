@@ -29,7 +29,7 @@ static int connect_db(struct writer *w)
 			if (pg_schema_version(w->pg) < pg_schema_latest()) {
 				log_error("msg=\"database schema is older than this writer: run "
 					  "'mailpipe db migrate'\"");
-			} else {
+			} else if (store_prepare(w->pg) == 0) {
 				return 0;
 			}
 		}

@@ -87,7 +87,7 @@ static struct counter *counter_get(struct counter *c, size_t *n, long long run, 
 	return &c[(*n)++];
 }
 
-static const char *SQL_INSERT_MESSAGE =
+static const char SQL_INSERT_MESSAGE[] =
 	"INSERT INTO messages (account_id, provider, message_id, message_id_synthetic, "
 	" content_sha256, subject, from_name, from_email, \"to\", cc, bcc, reply_to, sent_at, "
 	" received_at, direction, in_reply_to, \"references\", list_id, snippet, body_text, "
@@ -98,6 +98,95 @@ static const char *SQL_INSERT_MESSAGE =
 	" coalesce(array(SELECT jsonb_array_elements_text($17::jsonb)), '{}'), $18, $19, $20, $21, "
 	" coalesce($22::jsonb, '[]'), $23::int, $24::bytea, $25) "
 	"ON CONFLICT (account_id, content_sha256) DO NOTHING RETURNING id";
+
+static const char SQL_FIND_MSG[] =
+	"SELECT id FROM messages WHERE account_id = $1::bigint AND content_sha256 = $2";
+
+static const char SQL_INS_LOC[] =
+	"INSERT INTO message_locations (message_id, folder_id, uidvalidity, uid, flags, modseq) "
+	"VALUES ($1::bigint, $2::bigint, $3::bigint, $4::bigint, "
+	" coalesce(array(SELECT jsonb_array_elements_text($5::jsonb)), '{}'), $6::bigint) "
+	"ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING RETURNING id";
+
+static const char SQL_THREAD[] =
+	"WITH me AS (SELECT id, account_id, provider, message_id, in_reply_to, \"references\", "
+	"  subject FROM messages WHERE id = $1::bigint), "
+	"linked AS (SELECT DISTINCT m.conversation_id AS cid FROM messages m, me "
+	"  WHERE m.account_id = me.account_id AND m.id <> me.id AND m.conversation_id IS NOT NULL "
+	"  AND (m.message_id = ANY(me.\"references\") OR m.message_id = me.in_reply_to "
+	"   OR (me.message_id IS NOT NULL AND (m.\"references\" @> ARRAY[me.message_id] "
+	"   OR m.in_reply_to = me.message_id)))) "
+	"SELECT (SELECT min(cid) FROM linked), "
+	"  coalesce((SELECT array_agg(cid) FROM linked), '{}'), me.account_id, me.provider, "
+	"  me.subject FROM me";
+
+static const char SQL_NEW_CONV[] =
+	"WITH c AS (INSERT INTO conversations (account_id, provider) "
+	" VALUES ($1::bigint, $2) RETURNING id) "
+	"UPDATE messages SET conversation_id = c.id FROM c "
+	"WHERE messages.id = $3::bigint RETURNING c.id";
+
+static const char SQL_JOIN_CONV[] =
+	"WITH moved AS (UPDATE messages SET conversation_id = $1::bigint "
+	"  WHERE id = $3::bigint OR conversation_id = ANY($2::bigint[])) "
+	"DELETE FROM conversations WHERE id = ANY($2::bigint[]) AND id <> $1::bigint";
+
+static const char SQL_REFRESH_CONV[] =
+	"UPDATE conversations c SET message_count = s.cnt, unread_count = s.unread, "
+	" first_message_at = s.first_at, last_message_at = s.last_at, subject = s.subject, "
+	" display_name = coalesce(nullif(s.subject, ''), s.first_from), participants = s.people "
+	"FROM (SELECT m.conversation_id AS id, count(*) AS cnt, "
+	"  count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM message_locations l "
+	"    WHERE l.message_id = m.id AND '\\Seen' = ANY(l.flags))) AS unread, "
+	"  min(coalesce(m.sent_at, m.received_at)) AS first_at, "
+	"  max(coalesce(m.sent_at, m.received_at)) AS last_at, "
+	"  (array_agg(m.subject ORDER BY coalesce(m.sent_at, m.received_at), m.id))[1] AS subject, "
+	"  (array_agg(coalesce(m.from_name, m.from_email) ORDER BY coalesce(m.sent_at, m.received_at), m.id))[1] AS first_from, "
+	"  coalesce(jsonb_agg(DISTINCT m.from_email) FILTER (WHERE m.from_email IS NOT NULL), '[]') AS people "
+	" FROM messages m WHERE m.conversation_id = ANY($1::bigint[]) GROUP BY m.conversation_id) s "
+	"WHERE c.id = s.id";
+
+static const char SQL_ACCT_LOCK[] =
+	"SELECT pg_advisory_xact_lock(1, $1::int)";
+
+static const char SQL_COUNT_RUN[] =
+	"UPDATE sync_run_folders SET ingested_count = ingested_count + $3::int, "
+	" duplicate_count = duplicate_count + $4::int "
+	"WHERE run_id = $1::bigint AND folder_id = $2::bigint";
+
+/* Every statement of the hot path, prepared once per connection: planning them on each
+ * call cost more than running them. */
+static const struct {
+	const char *name, *sql;
+} statements[] = {
+	{ "ins_msg", SQL_INSERT_MESSAGE },
+	{ "find_msg", SQL_FIND_MSG },
+	{ "ins_loc", SQL_INS_LOC },
+	{ "thread", SQL_THREAD },
+	{ "new_conv", SQL_NEW_CONV },
+	{ "join_conv", SQL_JOIN_CONV },
+	{ "refresh_conv", SQL_REFRESH_CONV },
+	{ "acct_lock", SQL_ACCT_LOCK },
+	{ "count_run", SQL_COUNT_RUN },
+};
+
+int store_prepare(PGconn *pg)
+{
+	for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
+		if (pg_prepare(pg, statements[i].name, statements[i].sql) < 0)
+			return -EIO;
+	return 0;
+}
+
+static int pg_cmd_prepared(PGconn *c, const char *what, const char *name, int n,
+			   const char *const *params)
+{
+	PGresult *r = pg_exec_prepared(c, what, name, n, params, NULL, NULL);
+	if (!r)
+		return -EIO;
+	PQclear(r);
+	return 0;
+}
 
 static char *dump_or_null(json_t *v)
 {
@@ -154,7 +243,7 @@ static int insert_message(struct writer *w, const struct wmsg *m, const struct a
 	int lengths[25] = { 0 }, formats[25] = { 0 };
 	lengths[23] = (int)m->raw_len;
 	formats[23] = 1;
-	PGresult *r = pg_exec_bin(w->pg, "insert message", SQL_INSERT_MESSAGE, 25, params, lengths, formats);
+	PGresult *r = pg_exec_prepared(w->pg, "insert message", "ins_msg", 25, params, lengths, formats);
 	if (!r)
 		goto out;
 	if (PQntuples(r) == 1) {
@@ -167,8 +256,7 @@ static int insert_message(struct writer *w, const struct wmsg *m, const struct a
 	/* It existed, maybe committed by another writer after this statement began: a new
 	 * statement sees it. */
 	const char *p2[] = { acc, params[4] };
-	r = pg_exec(w->pg, "find message",
-		    "SELECT id FROM messages WHERE account_id = $1::bigint AND content_sha256 = $2", 2, p2);
+	r = pg_exec_prepared(w->pg, "find message", "find_msg", 2, p2, NULL, NULL);
 	if (r && PQntuples(r) == 1) {
 		*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		rc = 0;
@@ -191,13 +279,7 @@ static int insert_location(struct writer *w, const struct wmsg *m, long long mes
 	snprintf(modseq, sizeof(modseq), "%lld", jint(m->meta, "modseq"));
 	const char *params[] = { mid, folder, uidv, uid, flags,
 				 json_object_get(m->meta, "modseq") ? modseq : NULL };
-	PGresult *r = pg_exec(
-		w->pg, "insert location",
-		"INSERT INTO message_locations (message_id, folder_id, uidvalidity, uid, flags, modseq) "
-		"VALUES ($1::bigint, $2::bigint, $3::bigint, $4::bigint, "
-		" coalesce(array(SELECT jsonb_array_elements_text($5::jsonb)), '{}'), $6::bigint) "
-		"ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING RETURNING id",
-		6, params);
+	PGresult *r = pg_exec_prepared(w->pg, "insert location", "ins_loc", 6, params, NULL, NULL);
 	free(flags);
 	if (!r)
 		return -EIO;
@@ -215,19 +297,7 @@ static int thread_message(struct writer *w, long long id, long long *conv)
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%lld", id);
 	const char *params[] = { ids };
-	PGresult *r = pg_exec(
-		w->pg, "thread message",
-		"WITH me AS (SELECT id, account_id, provider, message_id, in_reply_to, \"references\", "
-		"  subject FROM messages WHERE id = $1::bigint), "
-		"linked AS (SELECT DISTINCT m.conversation_id AS cid FROM messages m, me "
-		"  WHERE m.account_id = me.account_id AND m.id <> me.id AND m.conversation_id IS NOT NULL "
-		"  AND (m.message_id = ANY(me.\"references\") OR m.message_id = me.in_reply_to "
-		"   OR (me.message_id IS NOT NULL AND (m.\"references\" @> ARRAY[me.message_id] "
-		"   OR m.in_reply_to = me.message_id)))) "
-		"SELECT (SELECT min(cid) FROM linked), "
-		"  coalesce((SELECT array_agg(cid) FROM linked), '{}'), me.account_id, me.provider, "
-		"  me.subject FROM me",
-		1, params);
+	PGresult *r = pg_exec_prepared(w->pg, "thread message", "thread", 1, params, NULL, NULL);
 	if (!r || PQntuples(r) != 1) {
 		PQclear(r);
 		return -EIO;
@@ -235,12 +305,7 @@ static int thread_message(struct writer *w, long long id, long long *conv)
 	int rc = 0;
 	if (PQgetisnull(r, 0, 0)) {
 		const char *p2[] = { PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), ids };
-		PGresult *c = pg_exec(w->pg, "new conversation",
-				      "WITH c AS (INSERT INTO conversations (account_id, provider) "
-				      " VALUES ($1::bigint, $2) RETURNING id) "
-				      "UPDATE messages SET conversation_id = c.id FROM c "
-				      "WHERE messages.id = $3::bigint RETURNING c.id",
-				      3, p2);
+		PGresult *c = pg_exec_prepared(w->pg, "new conversation", "new_conv", 3, p2, NULL, NULL);
 		if (!c || PQntuples(c) != 1)
 			rc = -EIO;
 		else
@@ -249,11 +314,7 @@ static int thread_message(struct writer *w, long long id, long long *conv)
 	} else {
 		const char *p2[] = { PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), ids };
 		*conv = strtoll(p2[0], NULL, 10);
-		rc = pg_cmd(w->pg, "join conversation",
-			    "WITH moved AS (UPDATE messages SET conversation_id = $1::bigint "
-			    "  WHERE id = $3::bigint OR conversation_id = ANY($2::bigint[])) "
-			    "DELETE FROM conversations WHERE id = ANY($2::bigint[]) AND id <> $1::bigint",
-			    3, p2);
+		rc = pg_cmd_prepared(w->pg, "join conversation", "join_conv", 3, p2);
 	}
 	PQclear(r);
 	return rc;
@@ -274,22 +335,7 @@ static int refresh_conversations(struct writer *w, const long long *conv, size_t
 	arr[k++] = '}';
 	arr[k] = 0;
 	const char *params[] = { arr };
-	int rc = pg_cmd(
-		w->pg, "refresh conversations",
-		"UPDATE conversations c SET message_count = s.cnt, unread_count = s.unread, "
-		" first_message_at = s.first_at, last_message_at = s.last_at, subject = s.subject, "
-		" display_name = coalesce(nullif(s.subject, ''), s.first_from), participants = s.people "
-		"FROM (SELECT m.conversation_id AS id, count(*) AS cnt, "
-		"  count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM message_locations l "
-		"    WHERE l.message_id = m.id AND '\\Seen' = ANY(l.flags))) AS unread, "
-		"  min(coalesce(m.sent_at, m.received_at)) AS first_at, "
-		"  max(coalesce(m.sent_at, m.received_at)) AS last_at, "
-		"  (array_agg(m.subject ORDER BY coalesce(m.sent_at, m.received_at), m.id))[1] AS subject, "
-		"  (array_agg(coalesce(m.from_name, m.from_email) ORDER BY coalesce(m.sent_at, m.received_at), m.id))[1] AS first_from, "
-		"  coalesce(jsonb_agg(DISTINCT m.from_email) FILTER (WHERE m.from_email IS NOT NULL), '[]') AS people "
-		" FROM messages m WHERE m.conversation_id = ANY($1::bigint[]) GROUP BY m.conversation_id) s "
-		"WHERE c.id = s.id",
-		1, params);
+	int rc = pg_cmd_prepared(w->pg, "refresh conversations", "refresh_conv", 1, params);
 	free(arr);
 	return rc;
 }
@@ -331,7 +377,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int savepoi
 			char acc[24];
 			snprintf(acc, sizeof(acc), "%lld", account);
 			const char *p[] = { acc };
-			if (pg_cmd(w->pg, "account lock", "SELECT pg_advisory_xact_lock(1, $1::int)", 1, p) < 0)
+			if (pg_cmd_prepared(w->pg, "account lock", "acct_lock", 1, p) < 0)
 				goto fail;
 			last_account = account;
 		}
@@ -380,10 +426,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int savepoi
 		snprintf(ing, sizeof(ing), "%d", counters[i].ingested);
 		snprintf(dup, sizeof(dup), "%d", counters[i].duplicates);
 		const char *p[] = { run, folder, ing, dup };
-		if (pg_cmd(w->pg, "count run",
-			   "UPDATE sync_run_folders SET ingested_count = ingested_count + $3::int, "
-			   " duplicate_count = duplicate_count + $4::int "
-			   "WHERE run_id = $1::bigint AND folder_id = $2::bigint", 4, p) < 0)
+		if (pg_cmd_prepared(w->pg, "count run", "count_run", 4, p) < 0)
 			goto fail;
 	}
 	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)

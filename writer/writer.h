@@ -35,6 +35,9 @@ struct wmsg {
  * (the caller then acknowledges every entry), <0 when the database is unreachable. */
 int store_messages(struct writer *w, struct wmsg *m, size_t n);
 
+/* Prepares the statements store_messages uses; after every (re)connect. 0 or -EIO. */
+int store_prepare(PGconn *pg);
+
 /* Applies a `folders` record. 0 when committed. */
 int control_folders(struct writer *w, json_t *rec);
 

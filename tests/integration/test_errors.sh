@@ -62,4 +62,5 @@ check "no stale location of the old UIDVALIDITY" \
 	[ "$(sql "SELECT count(*) FROM message_locations l JOIN email_folders f ON f.id = l.folder_id JOIN accounts a ON a.id = f.account_id WHERE a.name = 'uv' AND f.name = 'INBOX' AND l.uidvalidity <> 4242")" = 0 ]
 check "no message row doubled by the resync" \
 	[ "$(sql "SELECT count(*) FROM messages m JOIN accounts a ON a.id = m.account_id WHERE a.name = 'uv'")" = "$msgs_before" ]
+grep -E "stage=writer.*level=(error|warn)|level=(error|warn).*stage=writer" "$RUN_LOG" | head -5
 finish
