@@ -26,4 +26,15 @@ check "seed query: folders" [ "$(sql "SELECT count(*) FROM (SELECT name, message
 check "seed query: message count" [ "$(sql "SELECT COUNT(*) FROM messages WHERE provider = 'imap'")" -gt 300 ]
 check "seed query: conversations" [ "$(sql "SELECT count(*) FROM (SELECT display_name, message_count FROM conversations WHERE provider = 'imap' ORDER BY last_message_at DESC LIMIT 10) s")" -eq 10 ]
 check "every message is in a conversation" [ "$(sql "SELECT count(*) FROM messages WHERE conversation_id IS NULL")" -eq 0 ]
+
+# SIGTERM to `mailpipe run` drains and stops every stage.
+stages_alive() { pgrep -P "$RUN_PID" -f 'mailpipe-(scheduler|fetcher|parser|writer)' >/dev/null; }
+check "run has its four kinds of stage running" stages_alive
+children=$(pgrep -P "$RUN_PID" | tr '\n' ' ')
+kill -TERM "$RUN_PID"
+for _ in $(seq 1 100); do kill -0 "$RUN_PID" 2>/dev/null || break; sleep 0.1; done
+check "SIGTERM stops mailpipe run within 10 s" bash -c "! kill -0 $RUN_PID 2>/dev/null"
+check "no stage outlives it ($children)" bash -c "for p in $children; do ! kill -0 \$p 2>/dev/null || exit 1; done"
+wait "$RUN_PID" 2>/dev/null
+RUN_PID=
 finish
