@@ -16,7 +16,7 @@ enum { MAX_DELIVERIES = 3 };
 static json_t *unparsed_record(const char *raw, size_t len, const char *why)
 {
 	json_t *m = json_object();
-	gchar *sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)raw, len);
+	gchar *sha = extract_sha256_hex(raw, len);
 	json_object_set_new(m, "content_sha256", json_string(sha));
 	json_object_set_new(m, "parse_error", json_string(why));
 	g_free(sha);

@@ -28,8 +28,8 @@ void extract_global_init(void);
  *
  * Every key is always present; every string is valid UTF-8 without NUL bytes:
  *   content_sha256        lowercase hex SHA-256 of raw
- *   message_id            without <>; "<first 32 hex of content_sha256>@mailpipe.invalid"
- *                         when the message has none
+ *   message_id            without <>; when the message has none, the first 32 hex digits of
+ *                         content_sha256 followed by "@mailpipe.invalid" (stable per content)
  *   message_id_synthetic  true when message_id was made up as above
  *   in_reply_to           first message-id of In-Reply-To without <>, or null
  *   references            array of message-ids in header order (possibly empty)
@@ -40,12 +40,18 @@ void extract_global_init(void);
  *   list_id               List-Id without <>, or null
  *   body_text, body_html  the first text/plain and text/html parts that are not attachments,
  *                         outside embedded messages, as UTF-8; body_text falls back to a
- *                         rendering of body_html; null when absent
+ *                         rendering of body_html when text/plain is missing or blank, and to
+ *                         the raw text of input without headers or parts; null when absent
  *   snippet               first 200 code points of body_text, whitespace collapsed, or null
  *   attachments           array of {filename, content_type, size, content_id, disposition}:
  *                         every other leaf part of the message, message/rfc822 parts, and, inside
  *                         embedded messages, the parts with a filename or disposition attachment
- *   parse_error           null, or one line naming what was wrong ("; " between problems) */
+ *   parse_error           null, or one line naming what was wrong ("; " between problems).
+ *                         Input past a hard limit (parts, depth, header items, max_text) is
+ *                         skipped and named here. */
 json_t *extract_message(const char *raw, size_t len, const struct extract_limits *lim);
+
+/* Lowercase hex SHA-256 of len bytes; caller frees with g_free. */
+char *extract_sha256_hex(const void *raw, size_t len);
 
 #endif
