@@ -2,7 +2,7 @@
 # `make demo` runs the whole pipeline on the bundled mailbox, `make bench` prints figures.
 PREFIX ?= /usr/local
 CC ?= cc
-PKGS := hiredis libcurl libpq gmime-3.0 libuv jansson
+PKGS := hiredis libcurl libpq gmime-3.0 libuv jansson libxml-2.0
 SANITIZER ?=
 OPT ?= -O2 -g
 WERROR ?= -Werror
@@ -99,8 +99,13 @@ demo-stop:
 	-@[ -f .stack/mailpipe-run.pid ] && kill `cat .stack/mailpipe-run.pid` 2>/dev/null; rm -f .stack/mailpipe-run.pid
 	./deploy/local/stack.sh stop
 
+build/bench/parser_bench: tests/bench/parser_bench.c $(STAGE_LIBS) build/libmailpipe.a
+	@mkdir -p build/bench
+	@echo LD $@
+	@$(CC) $(CFLAGS) -Iparser $(LDFLAGS) -o $@ $< $(STAGE_LIBS) build/libmailpipe.a $(LDLIBS)
+
 bench: deps
-	$(MAKE) all
+	$(MAKE) all build/bench/parser_bench
 	./tests/bench/run.sh
 
 lint:
@@ -117,3 +122,6 @@ clean:
 
 .PHONY: fuzz all unit deps check demo demo-stop bench lint install clean
 .SECONDARY:
+
+# Extra build rules owned by the integration tests (drivers linked against the stages).
+-include tests/integration/rules.mk

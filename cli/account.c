@@ -39,12 +39,12 @@ static int usage_error(const char *fmt, const char *what)
 	return 2;
 }
 
-/* The folder list as a JSON array text, for Postgres to turn into text[]. */
-static char *folders_json(char **folders, int n)
+/* A string list as a JSON array text, for Postgres to turn into text[] or jsonb. */
+static char *str_list_json(char **items, int n)
 {
 	json_t *a = json_array();
 	for (int i = 0; i < n; i++)
-		json_array_append_new(a, json_string(folders[i]));
+		json_array_append_new(a, json_string(items[i]));
 	char *s = json_dumps(a, JSON_COMPACT);
 	json_decref(a);
 	return s;
@@ -55,8 +55,10 @@ static int account_add(struct cli *c, int argc, char **argv)
 	const char *name = NULL, *provider = "imap", *host = NULL, *port = NULL, *tls = NULL;
 	const char *username = NULL, *auth = "password", *secret = NULL, *email = NULL;
 	const char *interval = "60", *window = "30", *ca_file = NULL;
-	char *folders[64];
-	int nfolders = 0, insecure = 0;
+	char *folders[64], *clean_off[8];
+	int nfolders = 0, nclean_off = 0, insecure = 0;
+	static const char *const steps[] = { "forward_headers", "quotes", "signature", "footers",
+					      "link_lines", "invisible", "whitespace" };
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -80,6 +82,17 @@ static int account_add(struct cli *c, int argc, char **argv)
 			if (nfolders == 64)
 				return usage_error("%s", "at most 64 --folder flags");
 			folders[nfolders++] = (char *)v;
+			continue;
+		} else if (!strcmp(a, "--clean-off")) {
+			const char *v = cli_arg(argc, argv, &i);
+			int known = 0;
+			for (size_t k = 0; v && k < sizeof(steps) / sizeof(steps[0]); k++)
+				known |= !strcmp(v, steps[k]);
+			if (!known)
+				return usage_error("--clean-off takes one of forward_headers, quotes, signature, "
+						   "footers, link_lines, invisible, whitespace (got '%s')", v ? v : "");
+			if (nclean_off < 8)
+				clean_off[nclean_off++] = (char *)v;
 			continue;
 		} else if (a[0] == '-') {
 			return usage_error("unknown option '%s'", a);
@@ -127,17 +140,19 @@ static int account_add(struct cli *c, int argc, char **argv)
 	PGconn *pg = cli_db(c, 1);
 	if (!pg)
 		return 1;
-	char *fj = folders_json(folders, nfolders);
+	char *fj = str_list_json(folders, nfolders), *cj = str_list_json(clean_off, nclean_off);
 	const char *params[] = { name, provider, host, port, tls, username, auth, secret, email,
-				 interval, window, fj, ca_file, insecure ? "false" : "true" };
+				 interval, window, fj, ca_file, insecure ? "false" : "true", cj };
 	PGresult *r = PQexecParams(pg,
 		"INSERT INTO accounts (name, provider, host, port, tls, username, auth, secret_ref, email, "
-		" sync_interval_s, initial_window_days, folders, ca_file, tls_verify) "
+		" sync_interval_s, initial_window_days, folders, ca_file, tls_verify, options) "
 		"VALUES ($1, $2, $3, $4::int, $5, $6, $7, $8, $9, $10::int, $11::int, "
-		" coalesce(array(SELECT jsonb_array_elements_text($12::jsonb)), '{}'), $13, $14::boolean) "
+		" coalesce(array(SELECT jsonb_array_elements_text($12::jsonb)), '{}'), $13, $14::boolean, "
+		" jsonb_build_object('clean_off', $15::jsonb)) "
 		"ON CONFLICT (name) DO NOTHING RETURNING id",
-		14, NULL, params, NULL, NULL, 0);
+		15, NULL, params, NULL, NULL, 0);
 	free(fj);
+	free(cj);
 	int rc = 1;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		fprintf(stderr, "mailpipe: account '%s' not added: %s", name, PQerrorMessage(pg));

@@ -24,5 +24,10 @@ int cmd_sync(struct cli *c, int argc, char **argv);
 int cmd_run(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_folders(struct cli *c, int argc, char **argv);
+int cmd_list(struct cli *c, int argc, char **argv);
+int cmd_conversations(struct cli *c, int argc, char **argv);
+int cmd_search(struct cli *c, int argc, char **argv);
+/* show ID [--json]; export ID [--format eml|json] */
+int cmd_show(struct cli *c, int argc, char **argv);
 
 #endif

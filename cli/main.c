@@ -14,12 +14,16 @@ void cli_usage(void)
 	      "  mailpipe account add NAME (--provider P | --host H --port N --tls implicit|starttls|none)\n"
 	      "                       --username U [--auth password|xoauth2] --secret env:VAR|file:PATH\n"
 	      "                       [--email ADDR] [--interval S] [--initial-window-days D]\n"
-	      "                       [--folder F]... [--ca-file PATH] [--insecure]\n"
+	      "                       [--folder F]... [--ca-file PATH] [--insecure] [--clean-off STEP]...\n"
 	      "  mailpipe account list [--json] | show NAME [--json] | remove NAME\n"
 	      "  mailpipe sync NAME [--folder F]... [--wait] [--timeout S]\n"
 	      "  mailpipe run\n"
 	      "  mailpipe status [NAME] [--json]\n"
 	      "  mailpipe folders [--account NAME] [--json]\n"
+	      "  mailpipe list [--account NAME] [--folder F] [--limit N] [--json]\n"
+	      "  mailpipe conversations [--account NAME] [--limit N] [--json]\n"
+	      "  mailpipe search QUERY [--account NAME] [--limit N] [--json]\n"
+	      "  mailpipe show ID [--json] | export ID [--format eml|json]\n"
 	      "providers: icloud, gmail, fastmail, imap (explicit flags override a preset)\n",
 	      stderr);
 	config_print_help(stderr);
@@ -74,6 +78,8 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "db", cmd_db },	  { "account", cmd_account }, { "sync", cmd_sync },
 		{ "run", cmd_run },	  { "status", cmd_status },   { "folders", cmd_folders },
+		{ "list", cmd_list },	  { "conversations", cmd_conversations },
+		{ "search", cmd_search }, { "show", cmd_show },	      { "export", cmd_show },
 	};
 	struct cli c = { 0 };
 	int rc = 2;

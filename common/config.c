@@ -55,6 +55,8 @@ static const struct opt opts[] = {
 	{ "MAILPIPE_PARSERS", NUM(parsers), "1", 0, 256, "parser processes started by run" },
 	{ "MAILPIPE_WRITERS", NUM(writers), "1", 0, 256, "writer processes started by run" },
 	{ "MAILPIPE_STORE_RAW", NUM(store_raw), "1", 0, 1, "keep the raw message in messages.raw" },
+	{ "MAILPIPE_FAULT_PARSER_ABORT", STR(fault_parser_abort), "", 0, 0,
+	  "fault injection for tests: parsers crash on a message containing this text" },
 };
 
 int config_load(struct mp_config *cfg)

@@ -25,6 +25,7 @@ struct mp_config {
 	long run_timeout_s;	/* a run still going after this long is failed as stuck */
 	long fetchers, parsers, writers; /* processes started by `mailpipe run` */
 	long store_raw;		/* keep raw bytes in messages.raw */
+	char *fault_parser_abort; /* tests only: parsers abort() on raw containing this */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];

@@ -13,7 +13,8 @@
 #define ACCOUNT_JSON                                                                          \
 	"json_build_object('id', a.id, 'name', a.name, 'provider', a.provider, 'host', a.host, " \
 	"'port', a.port, 'tls', a.tls, 'username', a.username, 'auth', a.auth, 'secret_ref', " \
-	"a.secret_ref, 'ca_file', a.ca_file, 'tls_verify', a.tls_verify)"
+	"a.secret_ref, 'ca_file', a.ca_file, 'tls_verify', a.tls_verify, 'email', a.email, "     \
+	"'clean_off', coalesce(a.options->'clean_off', '[]'::jsonb))"
 
 static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r)
 {

@@ -97,7 +97,8 @@ redisReply *stage_next(struct stage *st, const char *key, const char *group, lon
 	if (!st->own_pending_done) {
 		if (!st->pending_from[0])
 			snprintf(st->pending_from, sizeof(st->pending_from), "0");
-		r = rstream_read(st->rc, key, group, st->cfg.consumer, count, -1, st->pending_from);
+		r = rstream_read(st->rc, key, group, st->cfg.consumer,
+				 st->redeliver_singly ? 1 : count, -1, st->pending_from);
 		rstream_entries(r, &e, &n);
 		if (r && n > 0) {
 			snprintf(st->pending_from, sizeof(st->pending_from), "%s", e[n - 1].id);
@@ -112,7 +113,7 @@ redisReply *stage_next(struct stage *st, const char *key, const char *group, lon
 	long long now = stage_now_ms();
 	if (now - st->last_claim_ms >= st->cfg.claim_idle_ms / 2) {
 		r = rstream_autoclaim(st->rc, key, group, st->cfg.consumer, st->cfg.claim_idle_ms,
-				      count);
+				      st->redeliver_singly ? 1 : count);
 		rstream_entries(r, &e, &n);
 		free(e);
 		if (r && n > 0) {

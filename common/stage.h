@@ -17,6 +17,9 @@ struct stage {
 	int own_pending_done;		/* own pending entries re-read after a restart */
 	char pending_from[64];		/* where that one pass over them has got to */
 	long long last_claim_ms;
+	/* Re-read pending entries one at a time: where one input can crash the process, the
+	 * entries behind it must not be delivered (and counted) again with it. */
+	int redeliver_singly;
 };
 
 /* Loads configuration, sets up logs and SIGTERM/SIGINT, connects to Redis (retrying until it

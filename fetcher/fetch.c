@@ -182,6 +182,17 @@ static void emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch
 		json_object_set_new(meta, "internaldate", json_stringn(idate->s, idate->len));
 	if (size && imap_value_u64(size, &n) == 0)
 		json_object_set_new(meta, "size", json_integer((json_int_t)n));
+	/* The parser needs the account's view of a message: its own address (direction) and
+	 * the cleaning steps the account turned off. */
+	json_t *acc = json_object_get(j->json, "account");
+	json_t *email = json_object_get(acc, "email"), *clean_off = json_object_get(acc, "clean_off");
+	if (json_is_string(email))
+		json_object_set(meta, "account_email", email);
+	if (json_array_size(clean_off))
+		json_object_set(meta, "clean_off", clean_off);
+	const struct imap_value *thrid = imap_list_get(fetch, "X-GM-THRID");
+	if (thrid && thrid->s)
+		json_object_set_new(meta, "gm_thrid", json_stringn(thrid->s, thrid->len));
 	if (modseq && modseq->type == IMAP_V_LIST && modseq->n == 1 &&
 	    imap_value_u64(&modseq->items[0], &n) == 0)
 		json_object_set_new(meta, "modseq", json_integer((json_int_t)n));
@@ -389,11 +400,15 @@ static int do_sync(struct job *j)
 				rc = -ENOMEM;
 				goto out;
 			}
-			snprintf(cmd, sizeof(cmd), "UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])", set);
+			/* Gmail's thread id comes with the message where the server offers it. */
+			const char *items = strstr(session_capabilities(j->s), "X-GM-EXT-1")
+					    ? "UID FLAGS INTERNALDATE RFC822.SIZE X-GM-THRID BODY.PEEK[]"
+					    : "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]";
+			snprintf(cmd, sizeof(cmd), "UID FETCH %s (%s)", set, items);
 			/* Long sets go out in one line; cmd is a fallback only for short ones. */
-			if (strlen(set) + 64 > sizeof(cmd)) {
+			if (strlen(set) + 80 > sizeof(cmd)) {
 				char *big = NULL;
-				if (asprintf(&big, "UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])", set) < 0) {
+				if (asprintf(&big, "UID FETCH %s (%s)", set, items) < 0) {
 					free(set);
 					rc = -ENOMEM;
 					goto out;

@@ -1,8 +1,9 @@
 /* Raw -> parsed. A message is acknowledged on {mp}:raw only after its parsed record is in
- * {mp}:parsed (invariant 3). A message seen three times without being acknowledged has
- * probably crashed a parser: it goes to {mp}:dead and on to the writer unparsed, so it is
- * still stored (invariant 6). */
+ * {mp}:parsed (invariant 3). A message delivered a fourth time has crashed a parser three
+ * times: it goes to {mp}:dead and on to the writer unparsed, so it is still stored
+ * (invariant 6). */
 #include "consume.h"
+#include "enrich.h"
 #include "extract.h"
 #include "log.h"
 
@@ -11,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_DELIVERIES = 3 };
+/* A message delivered this many times without being acknowledged has crashed a parser on
+ * each earlier delivery. */
+enum { MAX_DELIVERIES = 4 };
 
 static json_t *unparsed_record(const char *raw, size_t len, const char *why)
 {
@@ -59,8 +62,18 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 			rstream_append_add(st->rc, cfg->key_dead, 4, names, vals, lens);
 			appended++;
 		} else {
+			/* Fault injection for the dead-letter test: crash on a marked message. */
+			if (*cfg->fault_parser_abort &&
+			    memmem(raw, raw_len, cfg->fault_parser_abort, strlen(cfg->fault_parser_abort)))
+				abort();
 			msg = extract_message(raw, raw_len, &lim);
 		}
+		json_t *meta_json = json_loadb(meta, meta_len, 0, NULL);
+		if (msg && enrich_message(msg, meta_json) < 0) {
+			json_decref(msg);
+			msg = NULL;
+		}
+		json_decref(meta_json);
 		char *msg_json = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
 		json_decref(msg);
 		if (!msg_json) {

@@ -2,12 +2,14 @@
  * headers and transfer encodings and a cached iconv for charsets. Does not clean, thread or store.
  * Called by the parser stage's handler (and by the unit tests and the fuzz target). */
 #include "extract.h"
+#include "html.h"
 
 #include <errno.h>
 #include <iconv.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -179,6 +181,7 @@ void extract_global_init(void)
 		return;
 	iconv_cache.ready = TRUE;
 	g_mime_init();
+	html_global_init();
 	for (i = 0; i < G_N_ELEMENTS(preload_charsets); i++) {
 		iconv_t cd = extract_iconv_get(g_mime_charset_iconv_name(preload_charsets[i]),
 					       &transient);
@@ -542,188 +545,6 @@ static GString *extract_part_text(struct extract_ctx *c, GMimePart *part, size_t
 		extract_truncate_utf8(out, max);
 		*cut = TRUE;
 	}
-	return out;
-}
-
-/* ---- HTML ---- */
-
-static const struct {
-	const char *name;
-	gunichar ch;
-} html_entities[] = {
-	{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' }, { "apos", '\'' },
-	{ "nbsp", ' ' }, { "copy", 0xA9 }, { "reg", 0xAE }, { "trade", 0x2122 },
-	{ "hellip", 0x2026 }, { "mdash", 0x2014 }, { "ndash", 0x2013 }, { "lsquo", 0x2018 },
-	{ "rsquo", 0x2019 }, { "ldquo", 0x201C }, { "rdquo", 0x201D }, { "euro", 0x20AC },
-	{ "bull", 0x2022 }, { "middot", 0xB7 }, { "laquo", 0xAB }, { "raquo", 0xBB },
-	{ "zwnj", 0x200C }, { "shy", 0xAD },
-};
-
-static const char *const html_block_tags[] = {
-	"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol",
-	"blockquote", "hr", "pre", "section", "article", "header", "footer", "dt", "dd",
-};
-
-static void html_newline(GString *out, gboolean *space)
-{
-	*space = FALSE;
-	while (out->len > 0 && out->str[out->len - 1] == ' ')
-		g_string_truncate(out, out->len - 1);
-	/* At most one blank line in a row, none at the start. */
-	if (out->len == 0 || (out->len >= 2 && out->str[out->len - 1] == '\n' &&
-			      out->str[out->len - 2] == '\n'))
-		return;
-	g_string_append_c(out, '\n');
-}
-
-/* Decodes the entity at s[i] == '&'; returns the index after it (after '&' if unknown). */
-static size_t html_entity(const char *s, size_t len, size_t i, GString *out)
-{
-	size_t j = i + 1, k;
-	gunichar ch = 0;
-
-	if (j < len && s[j] == '#') {
-		gboolean hex = j + 1 < len && (s[j + 1] == 'x' || s[j + 1] == 'X');
-		size_t digits = 0;
-
-		for (j += hex ? 2 : 1; j < len && digits < 8; j++, digits++) {
-			int d = hex ? g_ascii_xdigit_value(s[j]) : g_ascii_digit_value(s[j]);
-			if (d < 0)
-				break;
-			ch = ch * (hex ? 16 : 10) + (gunichar)d;
-		}
-		if (digits == 0) {
-			g_string_append_c(out, '&');
-			return i + 1;
-		}
-		if (j < len && s[j] == ';')
-			j++;
-		if (ch == 0 || ch > 0x10FFFF || (ch >= 0xD800 && ch <= 0xDFFF))
-			ch = 0xFFFD;
-		extract_append_unichar(out, ch);
-		return j;
-	}
-	for (k = j; k < len && k - j < 8 && g_ascii_isalnum(s[k]); k++)
-		;
-	if (k < len && s[k] == ';') {
-		size_t e;
-
-		for (e = 0; e < G_N_ELEMENTS(html_entities); e++) {
-			if (strlen(html_entities[e].name) == k - j &&
-			    memcmp(html_entities[e].name, s + j, k - j) == 0) {
-				extract_append_unichar(out, html_entities[e].ch);
-				return k + 1;
-			}
-		}
-	}
-	g_string_append_c(out, '&');
-	return i + 1;
-}
-
-/* Finds "</name" (any case) at or after i; returns its index, or len. */
-static size_t html_find_end_tag(const char *s, size_t len, size_t i, const char *name)
-{
-	size_t n = strlen(name);
-
-	while (i < len) {
-		const char *lt = memchr(s + i, '<', len - i);
-
-		if (lt == NULL)
-			return len;
-		i = (size_t)(lt - s);
-		if (i + 2 + n <= len && s[i + 1] == '/' && g_ascii_strncasecmp(s + i + 2, name, n) == 0)
-			return i;
-		i++;
-	}
-	return len;
-}
-
-/* Handles the markup at s[i] == '<'; returns the index after it. */
-static size_t html_tag(const char *s, size_t len, size_t i, GString *out, gboolean *space)
-{
-	char name[12];
-	size_t j = i + 1, n = 0, e;
-	gboolean closing = FALSE, after_eq = FALSE;
-
-	if (j + 2 < len && memcmp(s + j, "!--", 3) == 0) {
-		const char *end = g_strstr_len(s + j + 3, (gssize)(len - j - 3), "-->");
-		return end ? (size_t)(end - s) + 3 : len;
-	}
-	if (j < len && s[j] == '/') {
-		closing = TRUE;
-		j++;
-	}
-	if (j >= len || !(g_ascii_isalpha(s[j]) || (!closing && (s[j] == '!' || s[j] == '?')))) {
-		g_string_append_c(out, '<'); /* a lone '<' in text */
-		return i + 1;
-	}
-	for (; j < len && (g_ascii_isalnum(s[j]) || s[j] == '-' || s[j] == ':'); j++) {
-		if (n + 1 < sizeof name)
-			name[n++] = g_ascii_tolower(s[j]);
-	}
-	name[n] = '\0';
-	/* Quotes only open a value right after '=', as in the HTML5 tokenizer, so a stray
-	 * apostrophe elsewhere in a tag cannot swallow the rest of the document. */
-	for (; j < len && s[j] != '>'; j++) {
-		if (after_eq && (s[j] == '"' || s[j] == '\'')) {
-			const char *q = memchr(s + j + 1, s[j], len - j - 1);
-			j = q ? (size_t)(q - s) : len - 1;
-			after_eq = FALSE;
-		} else if (s[j] == '=') {
-			after_eq = TRUE;
-		} else if (!g_ascii_isspace(s[j])) {
-			after_eq = FALSE;
-		}
-	}
-	j = j < len ? j + 1 : len;
-	if (!closing && (strcmp(name, "script") == 0 || strcmp(name, "style") == 0 ||
-			 strcmp(name, "title") == 0))
-		return html_find_end_tag(s, len, j, name);
-	for (e = 0; e < G_N_ELEMENTS(html_block_tags); e++) {
-		if (strcmp(name, html_block_tags[e]) == 0) {
-			html_newline(out, space);
-			return j;
-		}
-	}
-	if (strcmp(name, "td") == 0 || strcmp(name, "th") == 0)
-		*space = TRUE;
-	return j;
-}
-
-/* A stand-in until a real HTML5 parser replaces it (DESIGN.md: gumbo or libxml2's HTML
- * parser): drops tags and script/style/title contents, decodes the common entities, breaks
- * lines at block elements and collapses other whitespace. Input and output are UTF-8, and
- * the output is never longer than the input. */
-static GString *extract_html_to_text(const char *s, size_t len)
-{
-	GString *out = g_string_sized_new(len / 2 + 16);
-	gboolean space = FALSE;
-	size_t i = 0;
-
-	while (i < len) {
-		char ch = s[i];
-
-		if (ch == '<') {
-			i = html_tag(s, len, i, out, &space);
-			continue;
-		}
-		if (g_ascii_isspace(ch)) {
-			space = TRUE;
-			i++;
-			continue;
-		}
-		if (space && out->len > 0 && out->str[out->len - 1] != '\n')
-			g_string_append_c(out, ' ');
-		space = FALSE;
-		if (ch == '&') {
-			i = html_entity(s, len, i, out);
-			continue;
-		}
-		g_string_append_c(out, ch);
-		i++;
-	}
-	while (out->len > 0 && g_ascii_isspace(out->str[out->len - 1]))
-		g_string_truncate(out, out->len - 1);
 	return out;
 }
 
@@ -1135,7 +956,14 @@ static void extract_bodies(struct extract_ctx *c, json_t *o)
 
 	/* An empty text/plain alternative next to real HTML says nothing; use the HTML. */
 	if (c->html != NULL && (text == NULL || extract_blank(text))) {
-		text = extract_html_to_text(c->html->str, c->html->len);
+		char *rendered = html_to_text(c->html->str, c->html->len, NULL);
+
+		if (rendered == NULL) {
+			c->oom = TRUE;
+			return;
+		}
+		text = g_string_new(rendered);
+		free(rendered);
 		extract_truncate_utf8(text, c->lim->max_text);
 		if (c->text != NULL)
 			g_string_free(c->text, TRUE);

@@ -22,6 +22,7 @@ int main(int argc, char **argv)
 	extract_global_init();
 	if (stage_init(&st, "parser", &stopping) < 0)
 		return 1;
+	st.redeliver_singly = 1;
 	while (!stopping) {
 		int redelivered;
 		/* Bounded memory (invariant 5): wait while the writers are behind. */

@@ -91,12 +91,14 @@ static const char SQL_INSERT_MESSAGE[] =
 	"INSERT INTO messages (account_id, provider, message_id, message_id_synthetic, "
 	" content_sha256, subject, from_name, from_email, \"to\", cc, bcc, reply_to, sent_at, "
 	" received_at, direction, in_reply_to, \"references\", list_id, snippet, body_text, "
-	" body_html, attachments, size, raw, parse_error) "
+	" body_html, attachments, size, raw, parse_error, body_clean, cleaner_version, base_subject, "
+	" is_reply, thread_parent, gm_thrid) "
 	"VALUES ($1::bigint, $2, $3, $4::boolean, $5, $6, $7, $8, coalesce($9::jsonb, '[]'), "
 	" coalesce($10::jsonb, '[]'), coalesce($11::jsonb, '[]'), coalesce($12::jsonb, '[]'), "
 	" $13::timestamptz, $14::timestamptz, $15, $16, "
 	" coalesce(array(SELECT jsonb_array_elements_text($17::jsonb)), '{}'), $18, $19, $20, $21, "
-	" coalesce($22::jsonb, '[]'), $23::int, $24::bytea, $25) "
+	" coalesce($22::jsonb, '[]'), $23::int, $24::bytea, $25, $26, $27::int, $28, "
+	" coalesce($29::boolean, false), $30, $31) "
 	"ON CONFLICT (account_id, content_sha256) DO NOTHING RETURNING id";
 
 static const char SQL_FIND_MSG[] =
@@ -109,27 +111,7 @@ static const char SQL_INS_LOC[] =
 	"ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING RETURNING id";
 
 static const char SQL_THREAD[] =
-	"WITH me AS (SELECT id, account_id, provider, message_id, in_reply_to, \"references\", "
-	"  subject FROM messages WHERE id = $1::bigint), "
-	"linked AS (SELECT DISTINCT m.conversation_id AS cid FROM messages m, me "
-	"  WHERE m.account_id = me.account_id AND m.id <> me.id AND m.conversation_id IS NOT NULL "
-	"  AND (m.message_id = ANY(me.\"references\") OR m.message_id = me.in_reply_to "
-	"   OR (me.message_id IS NOT NULL AND (m.\"references\" @> ARRAY[me.message_id] "
-	"   OR m.in_reply_to = me.message_id)))) "
-	"SELECT (SELECT min(cid) FROM linked), "
-	"  coalesce((SELECT array_agg(cid) FROM linked), '{}'), me.account_id, me.provider, "
-	"  me.subject FROM me";
-
-static const char SQL_NEW_CONV[] =
-	"WITH c AS (INSERT INTO conversations (account_id, provider) "
-	" VALUES ($1::bigint, $2) RETURNING id) "
-	"UPDATE messages SET conversation_id = c.id FROM c "
-	"WHERE messages.id = $3::bigint RETURNING c.id";
-
-static const char SQL_JOIN_CONV[] =
-	"WITH moved AS (UPDATE messages SET conversation_id = $1::bigint "
-	"  WHERE id = $3::bigint OR conversation_id = ANY($2::bigint[])) "
-	"DELETE FROM conversations WHERE id = ANY($2::bigint[]) AND id <> $1::bigint";
+	"SELECT mp_thread_message($1::bigint, array(SELECT jsonb_array_elements_text($2::jsonb)))";
 
 static const char SQL_REFRESH_CONV[] =
 	"UPDATE conversations c SET message_count = s.cnt, unread_count = s.unread, "
@@ -145,6 +127,25 @@ static const char SQL_REFRESH_CONV[] =
 	"  coalesce(jsonb_agg(DISTINCT m.from_email) FILTER (WHERE m.from_email IS NOT NULL), '[]') AS people "
 	" FROM messages m WHERE m.conversation_id = ANY($1::bigint[]) GROUP BY m.conversation_id) s "
 	"WHERE c.id = s.id";
+
+/* Contacts of the batch's new messages, pre-aggregated per address, in one statement whose
+ * rows arrive in (account, address) order so concurrent writers lock them in the same order. */
+static const char SQL_CONTACTS[] =
+	"INSERT INTO contacts (account_id, provider, email, name, message_count, first_seen_at, "
+	" last_seen_at) "
+	"SELECT c.account_id, a.provider, c.email, c.name, c.n, c.first_at, c.last_at FROM ("
+	" SELECT account_id, lower(email) AS key, min(email) AS email, "
+	"  (array_agg(name ORDER BY length(name) DESC NULLS LAST))[1] AS name, count(*) AS n, "
+	"  min(seen) AS first_at, max(seen) AS last_at "
+	" FROM jsonb_to_recordset($1::jsonb) AS x(account_id bigint, email text, name text, "
+	"  seen timestamptz) GROUP BY account_id, lower(email)) c "
+	"JOIN accounts a ON a.id = c.account_id ORDER BY c.account_id, c.key "
+	"ON CONFLICT (account_id, lower(email)) DO UPDATE SET "
+	" message_count = contacts.message_count + EXCLUDED.message_count, "
+	" name = CASE WHEN EXCLUDED.name IS NOT NULL AND (contacts.name IS NULL "
+	"  OR length(EXCLUDED.name) > length(contacts.name)) THEN EXCLUDED.name ELSE contacts.name END, "
+	" first_seen_at = LEAST(contacts.first_seen_at, EXCLUDED.first_seen_at), "
+	" last_seen_at = GREATEST(contacts.last_seen_at, EXCLUDED.last_seen_at)";
 
 static const char SQL_ACCT_LOCK[] =
 	"SELECT pg_advisory_xact_lock(1, $1::int)";
@@ -163,10 +164,9 @@ static const struct {
 	{ "find_msg", SQL_FIND_MSG },
 	{ "ins_loc", SQL_INS_LOC },
 	{ "thread", SQL_THREAD },
-	{ "new_conv", SQL_NEW_CONV },
-	{ "join_conv", SQL_JOIN_CONV },
 	{ "refresh_conv", SQL_REFRESH_CONV },
 	{ "acct_lock", SQL_ACCT_LOCK },
+	{ "contacts", SQL_CONTACTS },
 	{ "count_run", SQL_COUNT_RUN },
 };
 
@@ -209,14 +209,20 @@ static int insert_message(struct writer *w, const struct wmsg *m, const struct a
 	char *refs = dump_or_null(json_object_get(msg, "references"));
 	char *atts = dump_or_null(json_object_get(msg, "attachments"));
 	const char *from_email = jstr(from, "email");
-	int outgoing = from_email && *a->email && strcasecmp(from_email, a->email) == 0;
+	/* The parser decides direction from the account's address(es); records from before it
+	 * did (or unparsed ones) fall back to the account's one address. */
+	const char *dir = jstr(msg, "direction");
+	int outgoing = dir ? strcmp(dir, "outgoing") == 0
+			   : from_email && *a->email && strcasecmp(from_email, a->email) == 0;
 	int rc = -EIO;
 
 	snprintf(acc, sizeof(acc), "%lld", jint(meta, "account_id"));
 	snprintf(size, sizeof(size), "%lld",
 		 json_is_integer(json_object_get(meta, "size")) ? jint(meta, "size") : (long long)m->raw_len);
 	int have_received = writer_internaldate_iso(jstr(meta, "internaldate"), received, sizeof(received)) == 0;
-	const char *params[25] = {
+	char cleaner[16];
+	snprintf(cleaner, sizeof(cleaner), "%lld", jint(msg, "cleaner_version"));
+	const char *params[31] = {
 		acc,
 		a->provider,
 		jstr(msg, "message_id"),
@@ -239,11 +245,17 @@ static int insert_message(struct writer *w, const struct wmsg *m, const struct a
 		size,
 		w->st->cfg.store_raw ? m->raw : NULL,
 		jstr(msg, "parse_error"),
+		jstr(msg, "body_clean"),
+		json_is_integer(json_object_get(msg, "cleaner_version")) ? cleaner : NULL,
+		jstr(msg, "base_subject"),
+		json_is_true(json_object_get(msg, "is_reply")) ? "true" : "false",
+		jstr(msg, "thread_parent"),
+		jstr(msg, "gm_thrid"),
 	};
-	int lengths[25] = { 0 }, formats[25] = { 0 };
+	int lengths[31] = { 0 }, formats[31] = { 0 };
 	lengths[23] = (int)m->raw_len;
 	formats[23] = 1;
-	PGresult *r = pg_exec_prepared(w->pg, "insert message", "ins_msg", 25, params, lengths, formats);
+	PGresult *r = pg_exec_prepared(w->pg, "insert message", "ins_msg", 31, params, lengths, formats);
 	if (!r)
 		goto out;
 	if (PQntuples(r) == 1) {
@@ -288,36 +300,42 @@ static int insert_location(struct writer *w, const struct wmsg *m, long long mes
 	return created;
 }
 
-/* Puts a new message into a conversation: the one of any message it refers to or that refers
- * to it, merging conversations it links. Serialised per account by the caller's advisory
- * lock, so the grouping is the connected components of the reference graph whatever the
- * arrival order. */
-static int thread_message(struct writer *w, long long id, long long *conv)
+/* Puts a new message into a conversation (mp_thread_message, migration 003): its keys are its
+ * own Message-ID, the ids it names (References, In-Reply-To) and Gmail's thread id. The caller
+ * holds the account's advisory lock. */
+static int thread_message(struct writer *w, long long id, json_t *msg, long long *conv)
 {
-	char ids[24];
+	json_t *keys = json_array(), *refs = json_object_get(msg, "references");
+	const char *mid = jstr(msg, "message_id"), *irt = jstr(msg, "in_reply_to");
+	const char *thrid = jstr(msg, "gm_thrid");
+	if (mid)
+		json_array_append_new(keys, json_string(mid));
+	/* A runaway References header (thousands of ids) links nothing more than its tail. */
+	size_t n = json_array_size(refs), from = n > 100 ? n - 100 : 0;
+	for (size_t i = from; i < n; i++)
+		json_array_append(keys, json_array_get(refs, i));
+	if (irt)
+		json_array_append_new(keys, json_string(irt));
+	if (thrid) {
+		char key[96];
+		snprintf(key, sizeof(key), "gm:%s", thrid);
+		json_array_append_new(keys, json_string(key));
+	}
+	char ids[24], *kj = json_dumps(keys, JSON_COMPACT);
+	json_decref(keys);
+	if (!kj)
+		return -ENOMEM;
 	snprintf(ids, sizeof(ids), "%lld", id);
-	const char *params[] = { ids };
-	PGresult *r = pg_exec_prepared(w->pg, "thread message", "thread", 1, params, NULL, NULL);
+	const char *params[] = { ids, kj };
+	PGresult *r = pg_exec_prepared(w->pg, "thread message", "thread", 2, params, NULL, NULL);
+	free(kj);
 	if (!r || PQntuples(r) != 1) {
 		PQclear(r);
 		return -EIO;
 	}
-	int rc = 0;
-	if (PQgetisnull(r, 0, 0)) {
-		const char *p2[] = { PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3), ids };
-		PGresult *c = pg_exec_prepared(w->pg, "new conversation", "new_conv", 3, p2, NULL, NULL);
-		if (!c || PQntuples(c) != 1)
-			rc = -EIO;
-		else
-			*conv = strtoll(PQgetvalue(c, 0, 0), NULL, 10);
-		PQclear(c);
-	} else {
-		const char *p2[] = { PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), ids };
-		*conv = strtoll(p2[0], NULL, 10);
-		rc = pg_cmd_prepared(w->pg, "join conversation", "join_conv", 3, p2);
-	}
+	*conv = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
-	return rc;
+	return 0;
 }
 
 /* Brings the touched conversations' summary columns up to date from their messages. */
@@ -354,11 +372,33 @@ static int cmp_counter(const void *a, const void *b)
 	return x->folder_id < y->folder_id ? -1 : x->folder_id > y->folder_id;
 }
 
+/* The parser's contacts of one new message, as rows for SQL_CONTACTS; a message counts once
+ * per address it names, seen at its Date (else its arrival). */
+static void collect_contacts(json_t *rows, const struct wmsg *m, long long account)
+{
+	char received[64];
+	const char *seen = jstr(m->msg, "sent_at");
+	if (!seen && writer_internaldate_iso(jstr(m->meta, "internaldate"), received,
+					     sizeof(received)) == 0)
+		seen = received;
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(m->msg, "contacts"), i, c) {
+		json_t *row = json_pack("{s:I, s:O, s:O, s:s?}", "account_id", (json_int_t)account,
+					"email", json_object_get(c, "email"),
+					"name", json_object_get(c, "name") ? json_object_get(c, "name") : json_null(),
+					"seen", seen);
+		if (row)
+			json_array_append_new(rows, row);
+	}
+}
+
 /* One attempt at the whole batch. savepoints: isolate each message so one the database
  * rejects is skipped rather than failing the batch. Returns 0, -EAGAIN (deadlock: retry),
  * -EINVAL (a message was rejected: retry with savepoints) or -EIO. */
 static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int savepoints)
 {
+	json_t *contacts = json_array();
 	struct counter *counters = calloc(n, sizeof(*counters));
 	long long *convs = calloc(n, sizeof(*convs));
 	size_t ncounters = 0, nconvs = 0;
@@ -385,7 +425,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int savepoi
 			goto fail;
 		int created = a ? insert_message(w, &m[i], a, &id) : -EINVAL;
 		int located = created >= 0 ? insert_location(w, &m[i], id) : -EIO;
-		if (created == 1 && located >= 0 && thread_message(w, id, &conv) < 0)
+		if (created == 1 && located >= 0 && thread_message(w, id, m[i].msg, &conv) < 0)
 			located = -EIO;
 		if (created < 0 || located < 0) {
 			const char *state = pg_last_sqlstate();
@@ -406,6 +446,8 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int savepoi
 		}
 		if (conv)
 			convs[nconvs++] = conv;
+		if (created == 1)
+			collect_contacts(contacts, &m[i], account);
 		if (located == 1) {
 			struct counter *c = counter_get(counters, &ncounters, jint(m[i].meta, "run_id"),
 							jint(m[i].meta, "folder_id"));
@@ -418,6 +460,14 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int savepoi
 	qsort(convs, nconvs, sizeof(*convs), cmp_ll);
 	if (refresh_conversations(w, convs, nconvs) < 0)
 		goto fail;
+	if (json_array_size(contacts)) {
+		char *cj = json_dumps(contacts, JSON_COMPACT);
+		const char *p[] = { cj };
+		int crc = cj ? pg_cmd_prepared(w->pg, "upsert contacts", "contacts", 1, p) : -ENOMEM;
+		free(cj);
+		if (crc < 0)
+			goto fail;
+	}
 	qsort(counters, ncounters, sizeof(*counters), cmp_counter);
 	for (size_t i = 0; i < ncounters; i++) {
 		char run[24], folder[24], ing[16], dup[16];
@@ -440,6 +490,7 @@ fail:
 	}
 	PQclear(PQexec(w->pg, "ROLLBACK"));
 out:
+	json_decref(contacts);
 	free(counters);
 	free(convs);
 	return rc;

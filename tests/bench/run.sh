@@ -5,6 +5,19 @@
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$ROOT/bin:$PATH
+
+# Parser alone, on the shared generator's medium mix when it is there (else our own sample).
+PARSER_DIR=$(mktemp -d /tmp/mailpipe-parser-bench.XXXXXX)
+GEN=$ROOT/../shared/tools/gen_corpus.py
+if [ -f "$GEN" ]; then
+	python3 "$GEN" --seed 1 --count "${PARSER_BENCH_COUNT:-5000}" --layout simple --out "$PARSER_DIR/Maildir" >/dev/null
+	echo "corpus: gen_corpus.py --seed 1 --count ${PARSER_BENCH_COUNT:-5000} --layout simple"
+else
+	python3 "$ROOT/deploy/local/sample_mailbox.py" --seed 1 --count "${PARSER_BENCH_COUNT:-5000}" --out "$PARSER_DIR/Maildir" 2>/dev/null
+	echo "corpus: deploy/local/sample_mailbox.py (../shared/tools/gen_corpus.py not found)"
+fi
+"$ROOT/build/bench/parser_bench" "$PARSER_DIR/Maildir"
+rm -rf "$PARSER_DIR"
 COUNT=${BENCH_COUNT:-5000}
 export MAILPIPE_STACK_DIR
 MAILPIPE_STACK_DIR=$(mktemp -d /tmp/mailpipe-bench.XXXXXX)

@@ -1,0 +1,193 @@
+/* Read-only views of what was synced: mailpipe list, conversations, show, export and search.
+ * Every listing takes --json; text output is one line per row. */
+#include "cli.h"
+#include "pg.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct qopts {
+	const char *account, *folder, *limit, *format, *arg;
+	int json;
+};
+
+/* Parses the shared flags; the one positional argument goes to o->arg. 0, or 2 (usage). */
+static int parse_opts(int argc, char **argv, struct qopts *o, int want_arg)
+{
+	memset(o, 0, sizeof(*o));
+	o->limit = "50";
+	o->format = "json";
+	for (int i = 1; i < argc; i++) {
+		const char **dst = NULL;
+		if (!strcmp(argv[i], "--json")) {
+			o->json = 1;
+			continue;
+		}
+		if (!strcmp(argv[i], "--account"))
+			dst = &o->account;
+		else if (!strcmp(argv[i], "--folder"))
+			dst = &o->folder;
+		else if (!strcmp(argv[i], "--limit"))
+			dst = &o->limit;
+		else if (!strcmp(argv[i], "--format"))
+			dst = &o->format;
+		else if (argv[i][0] != '-' && want_arg && !o->arg) {
+			o->arg = argv[i];
+			continue;
+		}
+		if (!dst || !(*dst = cli_arg(argc, argv, &i))) {
+			if (!dst)
+				fprintf(stderr, "mailpipe: unexpected argument '%s'\n", argv[i]);
+			cli_usage();
+			return 2;
+		}
+	}
+	char *end;
+	long n = strtol(o->limit, &end, 10);
+	if (*end || n <= 0 || n > 100000 || (want_arg && !o->arg)) {
+		fprintf(stderr, want_arg && !o->arg ? "mailpipe: an argument is missing\n"
+						    : "mailpipe: --limit takes 1..100000\n");
+		cli_usage();
+		return 2;
+	}
+	return 0;
+}
+
+/* Column 0 of every row is a JSON object, column 1 its text line. */
+static int print_result(PGresult *r, int json)
+{
+	if (!r)
+		return 1;
+	if (json) {
+		json_t *a = json_array();
+		for (int i = 0; i < PQntuples(r); i++)
+			json_array_append_new(a, json_loads(PQgetvalue(r, i, 0), 0, NULL));
+		char *s = json_dumps(a, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		puts(s);
+		free(s);
+		json_decref(a);
+	} else {
+		for (int i = 0; i < PQntuples(r); i++)
+			puts(PQgetvalue(r, i, 1));
+	}
+	PQclear(r);
+	return 0;
+}
+
+#define MESSAGE_ROW                                                                             \
+	"json_build_object('id', m.id, 'account', a.name, 'date', coalesce(m.sent_at, m.received_at), " \
+	" 'from', m.from_email, 'from_name', m.from_name, 'subject', m.subject, "                  \
+	" 'snippet', m.snippet, 'conversation_id', m.conversation_id, 'direction', m.direction, "  \
+	" 'parse_error', m.parse_error)::text, "                                                   \
+	"format('%s  %s  %-30s  %s', m.id, to_char(coalesce(m.sent_at, m.received_at), "           \
+	" 'YYYY-MM-DD HH24:MI'), left(coalesce(m.from_name, m.from_email, '?'), 30), "            \
+	" coalesce(m.subject, '(no subject)'))"
+
+int cmd_list(struct cli *c, int argc, char **argv)
+{
+	struct qopts o;
+	int rc = parse_opts(argc, argv, &o, 0);
+	PGconn *pg = rc ? NULL : cli_db(c, 1);
+	if (rc || !pg)
+		return rc ? rc : 1;
+	const char *params[] = { o.account, o.folder, o.limit };
+	return print_result(pg_exec(pg, "list messages",
+		"SELECT " MESSAGE_ROW " FROM messages m JOIN accounts a ON a.id = m.account_id "
+		"WHERE ($1::text IS NULL OR a.name = $1) AND ($2::text IS NULL OR EXISTS (SELECT 1 "
+		" FROM message_locations l JOIN email_folders f ON f.id = l.folder_id "
+		" WHERE l.message_id = m.id AND f.name = $2)) "
+		"ORDER BY coalesce(m.sent_at, m.received_at) DESC NULLS LAST, m.id DESC LIMIT $3::int",
+		3, params), o.json);
+}
+
+int cmd_conversations(struct cli *c, int argc, char **argv)
+{
+	struct qopts o;
+	int rc = parse_opts(argc, argv, &o, 0);
+	PGconn *pg = rc ? NULL : cli_db(c, 1);
+	if (rc || !pg)
+		return rc ? rc : 1;
+	const char *params[] = { o.account, o.limit };
+	return print_result(pg_exec(pg, "list conversations",
+		"SELECT json_build_object('id', v.id, 'account', a.name, 'display_name', v.display_name, "
+		" 'message_count', v.message_count, 'unread_count', v.unread_count, "
+		" 'participants', v.participants, 'last_message_at', v.last_message_at)::text, "
+		" format('%s  %s  %3s msgs %3s unread  %s', v.id, to_char(v.last_message_at, 'YYYY-MM-DD HH24:MI'), "
+		"  v.message_count, v.unread_count, coalesce(v.display_name, '(no subject)')) "
+		"FROM conversations v JOIN accounts a ON a.id = v.account_id "
+		"WHERE $1::text IS NULL OR a.name = $1 "
+		"ORDER BY v.last_message_at DESC NULLS LAST LIMIT $2::int", 2, params), o.json);
+}
+
+int cmd_search(struct cli *c, int argc, char **argv)
+{
+	struct qopts o;
+	int rc = parse_opts(argc, argv, &o, 1);
+	PGconn *pg = rc ? NULL : cli_db(c, 1);
+	if (rc || !pg)
+		return rc ? rc : 1;
+	/* websearch syntax: words, "phrases", -excluded, or. */
+	const char *params[] = { o.arg, o.account, o.limit };
+	return print_result(pg_exec(pg, "search",
+		"SELECT " MESSAGE_ROW " FROM messages m JOIN accounts a ON a.id = m.account_id, "
+		" websearch_to_tsquery('simple', $1) q "
+		"WHERE m.search @@ q AND ($2::text IS NULL OR a.name = $2) "
+		"ORDER BY ts_rank(m.search, q) DESC, m.id DESC LIMIT $3::int", 3, params), o.json);
+}
+
+int cmd_show(struct cli *c, int argc, char **argv)
+{
+	struct qopts o;
+	int rc = parse_opts(argc, argv, &o, 1);
+	PGconn *pg = rc ? NULL : cli_db(c, 1);
+	if (rc || !pg)
+		return rc ? rc : 1;
+	const char *params[] = { o.arg };
+	PGresult *r = pg_exec(pg, "show message",
+		"SELECT json_build_object('id', m.id, 'account', a.name, 'message_id', m.message_id, "
+		" 'subject', m.subject, 'from', json_build_object('name', m.from_name, 'email', m.from_email), "
+		" 'to', m.\"to\", 'cc', m.cc, 'date', m.sent_at, 'received_at', m.received_at, "
+		" 'direction', m.direction, 'conversation_id', m.conversation_id, "
+		" 'folders', (SELECT json_agg(json_build_object('folder', f.name, 'uid', l.uid, 'flags', l.flags)) "
+		"   FROM message_locations l JOIN email_folders f ON f.id = l.folder_id WHERE l.message_id = m.id), "
+		" 'attachments', m.attachments, 'parse_error', m.parse_error, 'body_clean', m.body_clean, "
+		" 'body_text', m.body_text)::text, m.raw "
+		"FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1::bigint", 1, params);
+	if (!r)
+		return 1;
+	if (PQntuples(r) != 1) {
+		fprintf(stderr, "mailpipe: no message with id '%s'\n", o.arg);
+		PQclear(r);
+		return 1;
+	}
+	json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	if (strcmp(argv[0], "export") == 0 && strcmp(o.format, "eml") == 0) {
+		if (PQgetisnull(r, 0, 1)) {
+			fprintf(stderr, "mailpipe: message %s has no raw copy (MAILPIPE_STORE_RAW=0)\n", o.arg);
+			rc = 1;
+		} else {
+			size_t n;
+			unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &n);
+			fwrite(raw, 1, n, stdout);
+			PQfreemem(raw);
+		}
+	} else if (o.json || strcmp(argv[0], "export") == 0) {
+		char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		puts(s);
+		free(s);
+	} else {
+		json_t *from = json_object_get(j, "from");
+		printf("From: %s <%s>\nSubject: %s\nDate: %s\n\n%s\n",
+		       json_string_value(json_object_get(from, "name")) ?: "",
+		       json_string_value(json_object_get(from, "email")) ?: "",
+		       json_string_value(json_object_get(j, "subject")) ?: "",
+		       json_string_value(json_object_get(j, "date")) ?: "",
+		       json_string_value(json_object_get(j, "body_clean")) ?:
+		       json_string_value(json_object_get(j, "body_text")) ?: "");
+	}
+	json_decref(j);
+	PQclear(r);
+	return rc;
+}

@@ -1,0 +1,97 @@
+/* Parser throughput: extract_message + enrich_message over every message of a Maildir,
+ * loaded into memory first so only parsing is timed (process CPU time, one core). Prints
+ * messages/s and MB/s; asserts nothing. Run by tests/bench/run.sh. */
+#include "enrich.h"
+#include "extract.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct corpus {
+	char **data;
+	size_t *len;
+	size_t n, cap, bytes;
+};
+
+static void load_file(struct corpus *c, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 1024;
+		c->data = realloc(c->data, c->cap * sizeof(*c->data));
+		c->len = realloc(c->len, c->cap * sizeof(*c->len));
+	}
+	char *buf = malloc(n > 0 ? (size_t)n : 1);
+	size_t got = fread(buf, 1, (size_t)(n > 0 ? n : 0), f);
+	fclose(f);
+	c->data[c->n] = buf;
+	c->len[c->n++] = got;
+	c->bytes += got;
+}
+
+static void walk(struct corpus *c, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[4096];
+		struct stat st;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "tmp"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			walk(c, path);
+		else if (strchr(e->d_name, ':') || strstr(dir, "/cur") || strstr(dir, "/new"))
+			load_file(c, path);
+	}
+	if (d)
+		closedir(d);
+}
+
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	struct corpus c = { 0 };
+	if (argc != 2) {
+		fprintf(stderr, "usage: parser_bench MAILDIR\n");
+		return 2;
+	}
+	walk(&c, argv[1]);
+	if (!c.n) {
+		fprintf(stderr, "parser_bench: no messages under %s\n", argv[1]);
+		return 1;
+	}
+	extract_global_init();
+	json_t *meta = json_pack("{s:s}", "account_email", "user@example.com");
+	double t0 = cpu_seconds();
+	size_t errors = 0;
+	for (size_t i = 0; i < c.n; i++) {
+		json_t *m = extract_message(c.data[i], c.len[i], NULL);
+		enrich_message(m, meta);
+		errors += !json_is_null(json_object_get(m, "parse_error"));
+		json_decref(m);
+	}
+	double t = cpu_seconds() - t0;
+	printf("parser (extract + clean + keys, one core): %zu messages, %.1f MB in %.2f s CPU = "
+	       "%.0f msg/s, %.1f MB/s (%zu with parse_error)\n",
+	       c.n, c.bytes / 1e6, t, c.n / t, c.bytes / 1e6 / t, errors);
+	json_decref(meta);
+	return 0;
+}

@@ -1,0 +1,7 @@
+# Build rules of the integration tests' drivers, included at the end of the Makefile. Not part
+# of `all` or `unit`: test_threading.sh builds what it needs with
+# `make build/tests/thread_driver`.
+build/tests/thread_driver: tests/integration/thread_driver.c $(STAGE_LIBS) build/libmailpipe.a
+	@mkdir -p build/tests
+	@echo LD $@
+	@$(CC) $(CFLAGS) -Iparser -Iwriter $(LDFLAGS) -o $@ $< $(STAGE_LIBS) build/libmailpipe.a $(LDLIBS)

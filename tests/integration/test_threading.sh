@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Conversations against threading corpora with known answers (notmuch, Mail::Thread, the
+# fedora-devel archive's thread index, imaptest's THREAD scripts, a synthetic ghost/merge mbox):
+# each set is stored through the parser and store_messages in file order, its grouping compared
+# with the corpus's (PASS/FAIL with the agreement figure; deliberate differences are listed in
+# threading/allow.txt), then stored again shuffled in small batches, which must give the same
+# partition. Needs only PostgreSQL; corpora come from MAILPIPE_CORPORA (../shared/corpora).
+. "$(dirname "$0")/lib.sh"
+HERE=$ROOT/tests/integration/threading
+CORPORA=${MAILPIPE_CORPORA:-$ROOT/../shared/corpora}
+DRIVER=$ROOT/build/tests/thread_driver
+# Shuffled reloads as seed:batch; seed 0 with batch 500 is the reference load.
+RELOADS=${THREADING_RELOADS:-"1:1 2:7 3:50"}
+
+if ! make -s -C "$ROOT" build/tests/thread_driver >/dev/null; then
+	fail "build build/tests/thread_driver"
+	exit 1
+fi
+
+# Only PostgreSQL, in a private stack directory on ports of its own.
+export MAILPIPE_STACK_DIR
+MAILPIPE_STACK_DIR=$(mktemp -d /tmp/mailpipe-thr.XXXXXX)
+base=$((24000 + ($$ % 2000) * 4))
+export MP_REDIS_PORT=$base MP_PG_PORT=$((base + 1)) MP_IMAP_PORT=$((base + 2)) \
+	MP_IMAPS_PORT=$((base + 3)) MP_PG_FSYNC=off MP_DEMO_COUNT=0
+trap stack_down EXIT
+if ! "$ROOT/deploy/local/stack.sh" start postgres >"$MAILPIPE_STACK_DIR.start.log" 2>&1; then
+	cat "$MAILPIPE_STACK_DIR.start.log"
+	fail "postgres did not start"
+	exit 1
+fi
+eval "$("$ROOT/deploy/local/stack.sh" env)"
+export MAILPIPE_LOG=${MAILPIPE_LOG:-warn}
+mailpipe db migrate >/dev/null || { fail "db migrate"; exit 1; }
+WORK=$MAILPIPE_STACK_DIR/threading
+mkdir -p "$WORK"
+
+AGREE=0 THREADS=0
+
+# run_set NAME LIMIT KIND EXPECT_ARGS INPUT...: the reference load, the comparison (KIND none:
+# the corpus asserts no grouping), then the shuffled reloads. LIMIT "all" or a count. Prints
+# its lines into $WORK/NAME.out so sets can run side by side.
+run_set() {
+	local name=$1 limit=$2 kind=$3 expect=$4
+	shift 4
+	local id=${name//\//_} lim=() out=$WORK/${name//\//_}.out
+	[ "$limit" = all ] || lim=(--limit "$limit")
+	{
+		if ! "$DRIVER" --account "thr-$id-s0-b500" --batch 500 "${lim[@]}" \
+			--tsv "$WORK/$id.tsv" "$@" >"$WORK/$id.s0" 2>"$WORK/$id.err"; then
+			echo "FAIL $name: thread_driver failed: $(head -c 400 "$WORK/$id.err")"
+			return
+		fi
+		if [ "$kind" != none ]; then
+			# shellcheck disable=SC2086 # EXPECT_ARGS is a word list
+			python3 "$HERE/compare.py" --set "$name" --tsv "$WORK/$id.tsv" \
+				--allow "$HERE/allow.txt" "$kind" $expect
+		fi
+		local differs="" r seed batch
+		for r in $RELOADS; do
+			seed=${r%:*} batch=${r#*:}
+			if ! "$DRIVER" --account "thr-$id-s$seed-b$batch" --order "$seed" --batch "$batch" \
+				--headers-only "${lim[@]}" "$@" >"$WORK/$id.s$seed" 2>>"$WORK/$id.err"; then
+				differs+=" seed $seed batch $batch (driver failed: $(tail -c 300 "$WORK/$id.err"))"
+			elif ! cmp -s "$WORK/$id.s0" "$WORK/$id.s$seed"; then
+				differs+=" seed $seed batch $batch"
+				diff "$WORK/$id.s0" "$WORK/$id.s$seed" | head -6 | sed 's/^/  /' \
+					>>"$WORK/$id.diff"
+			fi
+		done
+		local n=$(wc -l <"$WORK/$id.s0") m=$(wc -l <"$WORK/$id.tsv")
+		if [ -z "$differs" ]; then
+			echo "PASS $name: same partition when shuffled ($RELOADS as seed:batch;" \
+				"$m messages, $n conversations)"
+		else
+			echo "FAIL $name: partition differs from the file-order load for$differs"
+			cat "$WORK/$id.diff" 2>/dev/null
+		fi
+	} >"$out" 2>&1
+}
+
+SETS=()
+add() { SETS+=("$1"); run_set "$@" & }
+
+start=$(date +%s)
+if [ ! -d "$CORPORA" ]; then
+	echo "SKIP threading corpora: $CORPORA not found (set MAILPIPE_CORPORA)"
+fi
+
+nm=$CORPORA/notmuch
+if [ -d "$nm" ]; then
+	add notmuch/default all notmuch-tree "$nm/expected/notmuch-tree-tag-inbox" "$nm/default"
+	add notmuch/threading all groups "$HERE/notmuch-threading.groups" "$nm/threading"
+	# No thread list ships for these: shuffle invariance only.
+	for d in lkml broken duplicate; do
+		[ -d "$nm/$d" ] && add "notmuch/$d" all none "" "$nm/$d"
+	done
+elif [ -d "$CORPORA" ]; then
+	echo "SKIP notmuch: $nm not found"
+fi
+
+mt=$CORPORA/perl-Mail-Thread
+if [ -f "$mt/EXPECTED.txt" ]; then
+	for box in "$mt"/testbox*; do
+		b=${box##*/}
+		add "perl-Mail-Thread/$b" all mail-thread "$mt/EXPECTED.txt $b" "$box"
+	done
+elif [ -d "$CORPORA" ]; then
+	echo "SKIP perl-Mail-Thread: $mt/EXPECTED.txt not found"
+fi
+
+jwz=$CORPORA/jwzthreading-fedora-devel
+if [ -f "$jwz/2010-January.txt.gz" ] && [ -f "$jwz/2010-January_thread.html.gz" ]; then
+	gzip -dc "$jwz/2010-January.txt.gz" >"$WORK/fedora-devel.mbox"
+	add jwzthreading-fedora-devel all mhonarc "$jwz/2010-January_thread.html.gz" \
+		"$WORK/fedora-devel.mbox"
+elif [ -d "$CORPORA" ]; then
+	echo "SKIP jwzthreading-fedora-devel: archive or thread index not found under $jwz"
+fi
+
+it=$CORPORA/imaptest
+if [ -d "$it" ]; then
+	for script in "$it"/thread*; do
+		s=${script##*/}
+		case $s in *.mbox) continue ;; esac
+		if [ ! -f "$script.mbox" ]; then
+			echo "SKIP imaptest/$s: no $s.mbox"
+			continue
+		fi
+		# Scripts that APPEND start empty: their first THREAD sees the first appends only.
+		add "imaptest/$s" "$(python3 "$HERE/compare.py" imaptest-count "$script")" imaptest \
+			"$script" "$script.mbox"
+	done
+elif [ -d "$CORPORA" ]; then
+	echo "SKIP imaptest: $it not found"
+fi
+
+python3 "$HERE/synth.py" --seed 7 --threads 60 --mbox "$WORK/synthetic.mbox" \
+	--groups "$WORK/synthetic.groups"
+add synthetic/ghosts-and-merges all groups "$WORK/synthetic.groups" "$WORK/synthetic.mbox"
+
+wait
+for name in "${SETS[@]}"; do
+	out=$WORK/${name//\//_}.out
+	cat "$out"
+	while read -r n m; do
+		AGREE=$((AGREE + n)) THREADS=$((THREADS + m))
+	done < <(sed -n 's/^[A-Z]* [^:]*: agreement \([0-9]*\)\/\([0-9]*\) threads.*/\1 \2/p' "$out")
+	FAILS=$((FAILS + $(grep -c '^FAIL ' "$out")))
+done
+
+# What every load left behind: each message in exactly one conversation, no conversation
+# empty, and the summary counts of merged conversations right.
+check "every loaded message is in a conversation" \
+	[ "$(sql "SELECT count(*) FROM messages m JOIN accounts a ON a.id = m.account_id
+	         WHERE a.name LIKE 'thr-%' AND m.conversation_id IS NULL")" = 0 ]
+bad=$(sql "SELECT count(*) FROM conversations c JOIN accounts a ON a.id = c.account_id
+           WHERE a.name LIKE 'thr-%' AND c.message_count IS DISTINCT FROM
+           (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)")
+check "conversation message_count matches its messages ($bad wrong)" [ "$bad" = 0 ]
+check "no conversation key points at another account's conversation" \
+	[ "$(sql "SELECT count(*) FROM conversation_keys k JOIN conversations c ON c.id = k.conversation_id
+	         WHERE c.account_id <> k.account_id")" = 0 ]
+echo "threading: $AGREE/$THREADS expected threads agree over all sets ($(($(date +%s) - start)) s)"
+finish
