@@ -591,6 +591,23 @@ static void html_break(struct html_render *r, unsigned n)
 		r->nl = n > 2 ? 2 : n;
 }
 
+/* Line breaks ending b, at most 2; a line of just the quote markers of depth quote counts
+ * as blank. */
+static unsigned html_trailing_breaks(const struct html_buf *b, unsigned quote)
+{
+	size_t i = b->len, marks = quote < HTML_MAX_QUOTE ? quote : HTML_MAX_QUOTE;
+	unsigned n = 0;
+
+	while (n < 2 && i > 0 && b->s[i - 1] == '\n') {
+		n++;
+		i--;
+		if (marks > 0 && i > marks && b->s[i - marks - 1] == '\n' &&
+		    strspn(b->s + i - marks, ">") >= marks)
+			i -= marks;
+	}
+	return n;
+}
+
 /* Writes line breaks until want (at most 2) end the output: the first ends the current line
  * (its trailing blanks dropped), a second leaves a blank line, marked ">" inside quotes. */
 static void html_newlines(struct html_render *r, unsigned want, unsigned quote)
@@ -603,10 +620,9 @@ static void html_newlines(struct html_render *r, unsigned want, unsigned quote)
 		/* The line may have held only blanks (pre text): then it was no line. */
 		while (b->len > 0 && (b->s[b->len - 1] == ' ' || b->s[b->len - 1] == '\t'))
 			b->len--;
-		while (r->breaks < 2 && b->len > r->breaks && b->s[b->len - 1 - r->breaks] == '\n')
-			r->breaks++;
 		if (b->len == 0)
 			return;
+		r->breaks = html_trailing_breaks(b, quote);
 	}
 	while (r->breaks < want && r->breaks < 2) {
 		if (r->breaks > 0 && quote > 0) {

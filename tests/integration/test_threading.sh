@@ -37,18 +37,21 @@ mkdir -p "$WORK"
 
 AGREE=0 THREADS=0
 
-# run_set NAME LIMIT KIND EXPECT_ARGS INPUT...: the reference load, the comparison (KIND none:
-# the corpus asserts no grouping), then the shuffled reloads. LIMIT "all" or a count. Prints
-# its lines into $WORK/NAME.out so sets can run side by side.
+# run_set NAME LIMIT KIND EXPECT_ARGS INPUT...: one thread_driver process parses the inputs
+# once and makes every load (the reference load, then the shuffled ones without bodies), then
+# the reference grouping is compared (KIND none: the corpus asserts no grouping) and each
+# reload's partition with it. LIMIT is "all" or a count. Writes its lines to $WORK/ID.out so
+# that sets can run side by side.
 run_set() {
 	local name=$1 limit=$2 kind=$3 expect=$4
 	shift 4
-	local id=${name//\//_} lim=() out=$WORK/${name//\//_}.out
+	local id=${name//\//_} lim=() runs=(--run 0:500) r k
 	[ "$limit" = all ] || lim=(--limit "$limit")
+	for r in $RELOADS; do runs+=(--run "$r:headers"); done
 	{
-		if ! "$DRIVER" --account "thr-$id-s0-b500" --batch 500 "${lim[@]}" \
-			--tsv "$WORK/$id.tsv" "$@" >"$WORK/$id.s0" 2>"$WORK/$id.err"; then
-			echo "FAIL $name: thread_driver failed: $(head -c 400 "$WORK/$id.err")"
+		if ! "$DRIVER" --account "thr-$id" "${runs[@]}" "${lim[@]}" --tsv "$WORK/$id.tsv" \
+			--out "$WORK/$id.part" "$@" 2>"$WORK/$id.err"; then
+			echo "FAIL $name: thread_driver failed: $(tail -c 400 "$WORK/$id.err")"
 			return
 		fi
 		if [ "$kind" != none ]; then
@@ -56,27 +59,25 @@ run_set() {
 			python3 "$HERE/compare.py" --set "$name" --tsv "$WORK/$id.tsv" \
 				--allow "$HERE/allow.txt" "$kind" $expect
 		fi
-		local differs="" r seed batch
+		local differs="" n m
+		k=0
 		for r in $RELOADS; do
-			seed=${r%:*} batch=${r#*:}
-			if ! "$DRIVER" --account "thr-$id-s$seed-b$batch" --order "$seed" --batch "$batch" \
-				--headers-only "${lim[@]}" "$@" >"$WORK/$id.s$seed" 2>>"$WORK/$id.err"; then
-				differs+=" seed $seed batch $batch (driver failed: $(tail -c 300 "$WORK/$id.err"))"
-			elif ! cmp -s "$WORK/$id.s0" "$WORK/$id.s$seed"; then
-				differs+=" seed $seed batch $batch"
-				diff "$WORK/$id.s0" "$WORK/$id.s$seed" | head -6 | sed 's/^/  /' \
+			k=$((k + 1))
+			if ! cmp -s "$WORK/$id.part.0" "$WORK/$id.part.$k"; then
+				differs+=" seed:batch $r"
+				diff "$WORK/$id.part.0" "$WORK/$id.part.$k" | head -6 | sed 's/^/  /' \
 					>>"$WORK/$id.diff"
 			fi
 		done
-		local n=$(wc -l <"$WORK/$id.s0") m=$(wc -l <"$WORK/$id.tsv")
+		n=$(wc -l <"$WORK/$id.part.0") m=$(wc -l <"$WORK/$id.tsv")
 		if [ -z "$differs" ]; then
-			echo "PASS $name: same partition when shuffled ($RELOADS as seed:batch;" \
+			echo "PASS $name: same partition when shuffled (seed:batch $RELOADS;" \
 				"$m messages, $n conversations)"
 		else
 			echo "FAIL $name: partition differs from the file-order load for$differs"
-			cat "$WORK/$id.diff" 2>/dev/null
+			cat "$WORK/$id.diff"
 		fi
-	} >"$out" 2>&1
+	} >"$WORK/$id.out" 2>&1
 }
 
 SETS=()

@@ -18,19 +18,23 @@
 #include <sys/stat.h>
 
 static const char usage[] =
-	"usage: thread_driver --account NAME [--order file|SEED] [--batch N] [--limit N]\n"
-	"                     [--tsv FILE] PATH...\n"
+	"usage: thread_driver --account NAME [--order file|SEED] [--batch N] [--headers-only]\n"
+	"                     [--run SEED:BATCH[:headers]]... [--limit N] [--tsv FILE]\n"
+	"                     [--out PREFIX] PATH...\n"
 	"  PATH is a message file, an mbox (a file starting with \"From \"), or a directory\n"
 	"  whose regular files are taken in path order. Inputs are numbered 0.. in that order.\n"
 	"  --order   file (= 0) keeps input order; any other number shuffles with it as seed\n"
 	"  --batch   messages per store_messages call (default 500)\n"
+	"  --headers-only  store the records without bodies: threading reads headers only, and\n"
+	"            indexing long bodies for search is most of a load's time\n"
+	"  --run     one load; repeat for several loads of the same parsed inputs, each into\n"
+	"            account NAME-sSEED-bBATCH[-h] (instead of --order/--batch into NAME)\n"
 	"  --limit   load only the first N inputs\n"
-	"  --headers-only  store the records without bodies (threading reads headers only;\n"
-	"            the search index of long bodies dominates the time of a load)\n"
-	"  --tsv     also write one line per input: index, conversation id, message-id, sent_at,\n"
-	"            from name, from email, subject, source\n"
-	"  Replaces the account NAME if it exists. Prints one line per conversation: the sorted\n"
-	"  input indices of its messages; lines sorted by first index.\n"
+	"  --tsv     after the first load, write one line per input: index, conversation id,\n"
+	"            message-id, sent_at, from name, from email, subject, source\n"
+	"  --out     write load K's partition to PREFIX.K instead of stdout\n"
+	"  Replaces accounts of those names. A partition is one line per conversation: the\n"
+	"  sorted input indices of its messages, lines sorted by first index.\n"
 	"  Environment: MAILPIPE_DATABASE_URL (migrated schema), MAILPIPE_LOG.\n";
 
 /* One input message: raw bytes (owned) and where it came from. */
@@ -246,8 +250,18 @@ static int account_create(PGconn *pg, const char *name, long long *account, long
 }
 
 /* Stores the inputs in order[], n per batch. uid = input index + 1 maps rows back. */
+/* The record without its bodies; a new reference. */
+static json_t *headers_only_copy(json_t *msg)
+{
+	static const char *const bodies[] = { "body_text", "body_html", "body_clean", "snippet" };
+	json_t *c = json_copy(msg);
+	for (size_t b = 0; c && b < sizeof(bodies) / sizeof(bodies[0]); b++)
+		json_object_set_new(c, bodies[b], json_null());
+	return c;
+}
+
 static int load(struct writer *w, struct inputs *in, const size_t *order, size_t batch,
-		long long account, long long folder)
+		int headers_only, long long account, long long folder)
 {
 	struct wmsg *m = calloc(batch, sizeof(*m));
 	int rc = 0;
@@ -264,7 +278,7 @@ static int load(struct writer *w, struct inputs *in, const size_t *order, size_t
 						  "folder_id", (json_int_t)folder, "uidvalidity", 1,
 						  "uid", (json_int_t)(order[i + j] + 1), "run_id", 0,
 						  "flags", "internaldate", "01-Jan-2020 00:00:00 +0000"),
-				.msg = json_incref(x->msg),
+				.msg = headers_only ? headers_only_copy(x->msg) : json_incref(x->msg),
 				.raw = x->raw,
 				.raw_len = x->len,
 			};
@@ -330,81 +344,144 @@ static int write_tsv(const char *path, const struct inputs *in)
 
 /* Conversation ids differ between runs; the partition of input indices does not. Inputs the
  * database did not store (conv -1) each form a group of their own, marked with '!'. */
-static void print_partition(const struct inputs *in)
+static void print_partition(FILE *f, const struct inputs *in)
 {
 	char *done = calloc(in->n ? in->n : 1, 1);
 	for (size_t i = 0; done && i < in->n; i++) {
 		if (done[i])
 			continue;
 		if (in->v[i].conv < 0) {
-			printf("!%zu\n", i);
+			fprintf(f, "!%zu\n", i);
 			continue;
 		}
-		printf("%zu", i);
+		fprintf(f, "%zu", i);
 		for (size_t j = i + 1; j < in->n; j++)
 			if (!done[j] && in->v[j].conv == in->v[i].conv) {
 				done[j] = 1;
-				printf(" %zu", j);
+				fprintf(f, " %zu", j);
 			}
-		putchar('\n');
+		fputc('\n', f);
 	}
 	free(done);
 }
 
+struct run {
+	unsigned long long seed;
+	size_t batch;
+	int headers_only;
+};
+
+static int parse_run(const char *val, struct run *r)
+{
+	char *end;
+	r->seed = strtoull(val, &end, 10);
+	if (*end != ':')
+		return -EINVAL;
+	r->batch = strtoul(end + 1, &end, 10);
+	r->headers_only = !strcmp(end, ":headers");
+	return r->batch > 0 && (!*end || r->headers_only) ? 0 : -EINVAL;
+}
+
+/* One load into a fresh account, then its partition to PREFIX.K or stdout. */
+static int run_one(struct writer *w, struct inputs *in, const struct run *r, const char *account_name,
+		   size_t k, size_t nruns, const char *tsv, const char *out)
+{
+	char name[512], path[4096];
+	long long account, folder;
+	size_t *order = calloc(in->n ? in->n : 1, sizeof(*order));
+	FILE *f = stdout;
+	int rc = -EIO;
+
+	if (nruns > 1)
+		snprintf(name, sizeof(name), "%s-s%llu-b%zu%s", account_name, r->seed, r->batch,
+			 r->headers_only ? "-h" : "");
+	else
+		snprintf(name, sizeof(name), "%s", account_name);
+	if (!order || account_create(w->pg, name, &account, &folder) < 0)
+		goto out;
+	for (size_t i = 0; i < in->n; i++)
+		in->v[i].conv = -1;
+	shuffle(order, in->n, r->seed);
+	if (load(w, in, order, r->batch, r->headers_only, account, folder) < 0 ||
+	    read_conversations(w->pg, in, folder) < 0)
+		goto out;
+	if (k == 0 && tsv && write_tsv(tsv, in) < 0) {
+		fprintf(stderr, "thread_driver: cannot write %s\n", tsv);
+		goto out;
+	}
+	if (out) {
+		snprintf(path, sizeof(path), "%s.%zu", out, k);
+		if (!(f = fopen(path, "w"))) {
+			fprintf(stderr, "thread_driver: cannot write %s\n", path);
+			goto out;
+		}
+	} else if (nruns > 1) {
+		printf("== run %llu:%zu%s\n", r->seed, r->batch, r->headers_only ? ":headers" : "");
+	}
+	print_partition(f, in);
+	rc = (f == stdout ? fflush(f) : fclose(f)) == 0 ? 0 : -EIO;
+out:
+	free(order);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
-	const char *account_name = NULL, *tsv = NULL;
-	unsigned long long seed = 0;
-	int headers_only = 0;
-	size_t batch = 500, limit = SIZE_MAX;
+	const char *account_name = NULL, *tsv = NULL, *out_prefix = NULL;
+	struct run single = { 0, 500, 0 }, runs[32];
+	size_t nruns = 0, limit = SIZE_MAX, total = 0;
 	struct inputs in = { 0 };
 	struct stage st = { .name = "thread_driver" };
 	struct writer w = { .st = &st };
-	size_t *order = NULL;
-	long long account, folder;
-	size_t total = 0;
 	int i, rc = 1;
 
 	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
 		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end;
 		if (!strcmp(opt, "--")) {
 			i++;
 			break;
 		}
 		if (!strcmp(opt, "--headers-only")) {
-			headers_only = 1;
+			single.headers_only = 1;
 			continue;
 		}
 		if (!val)
 			goto bad;
-		char *end;
 		if (!strcmp(opt, "--account"))
 			account_name = val;
 		else if (!strcmp(opt, "--tsv"))
 			tsv = val;
+		else if (!strcmp(opt, "--out"))
+			out_prefix = val;
 		else if (!strcmp(opt, "--order") || !strcmp(opt, "--seed"))
-			seed = !strcmp(val, "file") ? 0 : strtoull(val, &end, 10);
+			single.seed = !strcmp(val, "file") ? 0 : strtoull(val, &end, 10);
 		else if (!strcmp(opt, "--batch"))
-			batch = strtoul(val, &end, 10);
+			single.batch = strtoul(val, &end, 10);
 		else if (!strcmp(opt, "--limit"))
 			limit = strtoul(val, &end, 10);
-		else
+		else if (!strcmp(opt, "--run")) {
+			if (nruns == sizeof(runs) / sizeof(runs[0]) || parse_run(val, &runs[nruns++]) < 0)
+				goto bad;
+		} else
 			goto bad;
 		i++;
 	}
-	if (!account_name || batch == 0 || i == argc)
+	if (!account_name || single.batch == 0 || i == argc)
 		goto bad;
+	if (nruns == 0)
+		runs[nruns++] = single;
 
 	extract_global_init();
 	if (config_load(&st.cfg) < 0)
 		return 1;
 	log_setup("thread_driver", st.cfg.log_level);
-	for (; i < argc; i++)
-		if (add_path(&in, argv[i]) < 0) {
-			total = in.n;
+	for (; i < argc; i++) {
+		int r = add_path(&in, argv[i]);
+		total = in.n;
+		if (r < 0)
 			goto out;
-		}
-	total = in.n;
+	}
 	if (in.n > limit)
 		in.n = limit;
 	for (size_t k = 0; k < in.n; k++) {
@@ -414,34 +491,16 @@ int main(int argc, char **argv)
 			json_decref(msg);
 			goto out;
 		}
-		if (headers_only) {
-			static const char *const bodies[] = { "body_text", "body_html", "body_clean",
-							      "snippet" };
-			for (size_t b = 0; b < sizeof(bodies) / sizeof(bodies[0]); b++)
-				json_object_set_new(msg, bodies[b], json_null());
-		}
 		in.v[k].msg = msg;
-		in.v[k].conv = -1;
 	}
 
 	if (!(w.pg = pg_connect(st.cfg.database_url)) || store_prepare(w.pg) < 0)
 		goto out;
-	if (account_create(w.pg, account_name, &account, &folder) < 0)
-		goto out;
-	if (!(order = calloc(in.n ? in.n : 1, sizeof(*order))))
-		goto out;
-	shuffle(order, in.n, seed);
-	if (load(&w, &in, order, batch, account, folder) < 0 ||
-	    read_conversations(w.pg, &in, folder) < 0)
-		goto out;
-	if (tsv && write_tsv(tsv, &in) < 0) {
-		fprintf(stderr, "thread_driver: cannot write %s\n", tsv);
-		goto out;
-	}
-	print_partition(&in);
-	rc = fflush(stdout) == 0 ? 0 : 1;
+	for (size_t k = 0; k < nruns; k++)
+		if (run_one(&w, &in, &runs[k], account_name, k, nruns, tsv, out_prefix) < 0)
+			goto out;
+	rc = 0;
 out:
-	free(order);
 	if (w.pg)
 		PQfinish(w.pg);
 	for (size_t k = 0; k < total; k++) {

@@ -198,9 +198,9 @@ static void test_html_only(void)
 			  "</body></html>\n");
 
 	CHECK_EQ_STR(str(o, "body_text"),
-		     "Big news\n\nFish & chips <3 é€ &bogus; AT&T\n\none\ntwo\na\nb\nc");
+		     "Big news\n\nFish & chips <3 é€ &bogus; AT&T\n\n- one\n- two\n\na\nb\nc");
 	CHECK(strstr(str(o, "body_html"), "<script>") != NULL);
-	CHECK_EQ_STR(str(o, "snippet"), "Big news Fish & chips <3 é€ &bogus; AT&T one two a b c");
+	CHECK_EQ_STR(str(o, "snippet"), "Big news Fish & chips <3 é€ &bogus; AT&T - one - two a b c");
 	done(o);
 }
 
