@@ -74,15 +74,20 @@ build/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay.c $(STAGE_LIBS) build/lib
 
 unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 
-# libFuzzer builds (clang): `make fuzz FUZZ_SECONDS=1800` runs each target that long.
+# libFuzzer builds (clang): `make fuzz FUZZ_SECONDS=1800` runs each target that long, in turn,
+# growing build/fuzz/corpus_<target> from the seeds in tests/fuzz/corpus/<target>.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Icommon -Iparser $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
+FUZZ_LIBSRC = common/imap_parser.c common/mutf7.c common/uidset.c \
+	$(filter-out parser/main.c parser/consume.c,$(wildcard parser/*.c))
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 fuzz:
 	@mkdir -p build/fuzz
-	clang $(FUZZ_CFLAGS) -o build/fuzz/fuzz_imap_parser tests/fuzz/fuzz_imap_parser.c common/imap_parser.c
-	clang $(FUZZ_CFLAGS) -o build/fuzz/fuzz_extract tests/fuzz/fuzz_extract.c parser/extract.c $(PKG_LIBS) -lcrypto
-	for t in imap_parser extract; do mkdir -p build/fuzz/corpus_$$t; \
-		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus_$$t tests/fuzz/corpus/$$t || exit 1; done
+	for t in $(FUZZ_TARGETS); do \
+		clang $(FUZZ_CFLAGS) -o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c $(FUZZ_LIBSRC) $(PKG_LIBS) -lcrypto || exit 1; \
+		mkdir -p build/fuzz/corpus_$$t; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 build/fuzz/corpus_$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 deps:
 	./deploy/install-deps.sh

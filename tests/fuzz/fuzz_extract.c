@@ -1,6 +1,7 @@
 /* libFuzzer target for parser/extract.c: the input is one raw message (a leading \x01 byte
  * selects tiny limits so that small inputs reach the limit paths); every record must keep
  * extract.h's promises, and parsing the same bytes twice must give the same record. */
+#include "../../parser/enrich.h"
 #include "../../parser/extract.h"
 
 #include <glib.h>
@@ -119,6 +120,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	a = extract_message((const char *)data, size, &lim);
 	check(a != NULL);
 	check_record(a, &lim);
+	/* The whole extraction: cleaning, HTML, threading keys and contacts too. */
+	json_t *meta = json_pack("{s:s}", "account_email", "me@example.org");
+	json_t *e = json_deep_copy(a);
+	check(e && enrich_message(e, meta) == 0);
+	check_strings(e);
+	json_decref(e);
+	json_decref(meta);
 	b = extract_message((const char *)data, size, &lim);
 	check(b != NULL && json_equal(a, b));
 	json_decref(a);
