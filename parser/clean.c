@@ -1344,10 +1344,8 @@ static void drop_tail(struct cleaner *c, size_t i, size_t b)
 static int footer_at(struct cleaner *c, size_t i, size_t b)
 {
 	struct str t = content(c, i);
-	size_t j, bytes = 0;
-
 	const char *const *w;
-	size_t k;
+	size_t j, k, bytes = 0;
 
 	if (starts_any(t.s, t.n, footer_start))
 		return 1;
@@ -1481,13 +1479,11 @@ static void pass_links(struct cleaner *c)
 	for (i = 0; i < c->n; i++) {
 		if (!c->l[i].keep || (c->l[i].flags & LF_FENCE) || c->l[i].cn == 0)
 			continue;
-		if (is_link_only(content(c, i))) {
-			struct str p = prev == NONE ? content(c, i) : content(c, prev);
-			/* "...my write-up:\nhttps://..." announces the link: it is the message */
-			if (prev == NONE || p.s[p.n - 1] != ':') {
-				c->l[i].keep = 0;
-				continue;
-			}
+		/* "...my write-up:\nhttps://..." announces the link: then it is the message */
+		if (is_link_only(content(c, i)) &&
+		    (prev == NONE || c->cb[c->l[prev].co + c->l[prev].cn - 1] != ':')) {
+			c->l[i].keep = 0;
+			continue;
 		}
 		prev = i;
 	}

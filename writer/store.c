@@ -188,6 +188,23 @@ static int pg_cmd_prepared(PGconn *c, const char *what, const char *name, int n,
 	return 0;
 }
 
+/* Runs a prepared statement (pipelined == 0: the result is returned, or NULL after logging) or
+ * queues it on the pipeline (pipelined == 1: returns a non-NULL marker on success, whose
+ * result the caller reads later). */
+static PGresult *const QUEUED = (PGresult *)&QUEUED;
+
+static PGresult *stmt(struct writer *w, int pipelined, const char *what, const char *name, int n,
+		      const char *const *params, const int *lengths, const int *formats)
+{
+	if (!pipelined)
+		return pg_exec_prepared(w->pg, what, name, n, params, lengths, formats);
+	if (!PQsendQueryPrepared(w->pg, name, n, params, lengths, formats, 0)) {
+		log_error("msg=\"%s: %s\"", what, PQerrorMessage(w->pg));
+		return NULL;
+	}
+	return QUEUED;
+}
+
 static char *dump_or_null(json_t *v)
 {
 	if (!v || json_is_null(v))
@@ -195,13 +212,13 @@ static char *dump_or_null(json_t *v)
 	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-/* Inserts the message row if its content is new. *id gets the row id; returns 1 when the
- * row was created, 0 when it existed, <0 on error. */
-static int insert_message(struct writer *w, const struct wmsg *m, const struct account_info *a,
-			  long long *id)
+/* Inserts the message row if its content is new ("ins_msg"): its result has the new id, or
+ * no row when the content was already stored (then "find_msg" finds it). */
+static PGresult *send_message(struct writer *w, const struct wmsg *m, const struct account_info *a,
+			      int pipelined)
 {
 	json_t *msg = m->msg, *meta = m->meta, *from = json_object_get(msg, "from");
-	char acc[24], size[24], received[64];
+	char acc[24], size[24], received[64], cleaner[16];
 	char *to = dump_or_null(json_object_get(msg, "to"));
 	char *cc = dump_or_null(json_object_get(msg, "cc"));
 	char *bcc = dump_or_null(json_object_get(msg, "bcc"));
@@ -214,13 +231,11 @@ static int insert_message(struct writer *w, const struct wmsg *m, const struct a
 	const char *dir = jstr(msg, "direction");
 	int outgoing = dir ? strcmp(dir, "outgoing") == 0
 			   : from_email && *a->email && strcasecmp(from_email, a->email) == 0;
-	int rc = -EIO;
 
 	snprintf(acc, sizeof(acc), "%lld", jint(meta, "account_id"));
 	snprintf(size, sizeof(size), "%lld",
 		 json_is_integer(json_object_get(meta, "size")) ? jint(meta, "size") : (long long)m->raw_len);
 	int have_received = writer_internaldate_iso(jstr(meta, "internaldate"), received, sizeof(received)) == 0;
-	char cleaner[16];
 	snprintf(cleaner, sizeof(cleaner), "%lld", jint(msg, "cleaner_version"));
 	const char *params[31] = {
 		acc,
@@ -255,32 +270,46 @@ static int insert_message(struct writer *w, const struct wmsg *m, const struct a
 	int lengths[31] = { 0 }, formats[31] = { 0 };
 	lengths[23] = (int)m->raw_len;
 	formats[23] = 1;
-	PGresult *r = pg_exec_prepared(w->pg, "insert message", "ins_msg", 31, params, lengths, formats);
-	if (!r)
-		goto out;
-	if (PQntuples(r) == 1) {
-		*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		rc = 1;
-		PQclear(r);
-		goto out;
-	}
-	PQclear(r);
-	/* It existed, maybe committed by another writer after this statement began: a new
-	 * statement sees it. */
-	const char *p2[] = { acc, params[4] };
-	r = pg_exec_prepared(w->pg, "find message", "find_msg", 2, p2, NULL, NULL);
-	if (r && PQntuples(r) == 1) {
-		*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		rc = 0;
-	}
-	PQclear(r);
-out:
+	PGresult *r = stmt(w, pipelined, "insert message", "ins_msg", 31, params, lengths, formats);
 	free(to), free(cc), free(bcc), free(rto), free(refs), free(atts);
-	return rc;
+	return r;
 }
 
-/* Returns 1 when the location is new, 0 when it was already stored, <0 on error. */
-static int insert_location(struct writer *w, const struct wmsg *m, long long message_id)
+/* The id of a message whose content was already stored: maybe committed by another writer
+ * after the insert began, which a new statement sees. */
+static PGresult *send_find(struct writer *w, const struct wmsg *m, int pipelined)
+{
+	char acc[24];
+	snprintf(acc, sizeof(acc), "%lld", jint(m->meta, "account_id"));
+	const char *params[] = { acc, jstr(m->msg, "content_sha256") };
+	return stmt(w, pipelined, "find message", "find_msg", 2, params, NULL, NULL);
+}
+
+/* 1 and *id when the result has a row, 0 when not, -EIO when r is NULL. Clears r. */
+static int take_id(PGresult *r, long long *id)
+{
+	if (!r)
+		return -EIO;
+	int found = PQntuples(r) == 1;
+	if (found)
+		*id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return found;
+}
+
+/* Returns 1 when the row was created, 0 when it existed, <0 on error. */
+static int insert_message(struct writer *w, const struct wmsg *m, const struct account_info *a,
+			  long long *id)
+{
+	int created = take_id(send_message(w, m, a, 0), id);
+	if (created != 0)
+		return created;
+	return take_id(send_find(w, m, 0), id) == 1 ? 0 : -EIO;
+}
+
+/* Inserts the location ("ins_loc"): a row comes back when it is new. */
+static PGresult *send_location(struct writer *w, const struct wmsg *m, long long message_id,
+			       int pipelined)
 {
 	char mid[24], folder[24], uidv[24], uid[24], modseq[24];
 	char *flags = dump_or_null(json_object_get(m->meta, "flags"));
@@ -291,19 +320,15 @@ static int insert_location(struct writer *w, const struct wmsg *m, long long mes
 	snprintf(modseq, sizeof(modseq), "%lld", jint(m->meta, "modseq"));
 	const char *params[] = { mid, folder, uidv, uid, flags,
 				 json_object_get(m->meta, "modseq") ? modseq : NULL };
-	PGresult *r = pg_exec_prepared(w->pg, "insert location", "ins_loc", 6, params, NULL, NULL);
+	PGresult *r = stmt(w, pipelined, "insert location", "ins_loc", 6, params, NULL, NULL);
 	free(flags);
-	if (!r)
-		return -EIO;
-	int created = PQntuples(r) == 1;
-	PQclear(r);
-	return created;
+	return r;
 }
 
 /* Puts a new message into a conversation (mp_thread_message, migration 003): its keys are its
  * own Message-ID, the ids it names (References, In-Reply-To) and Gmail's thread id. The caller
  * holds the account's advisory lock. */
-static int thread_message(struct writer *w, long long id, json_t *msg, long long *conv)
+static PGresult *send_thread(struct writer *w, long long id, json_t *msg, int pipelined)
 {
 	json_t *keys = json_array(), *refs = json_object_get(msg, "references");
 	const char *mid = jstr(msg, "message_id"), *irt = jstr(msg, "in_reply_to");
@@ -324,18 +349,12 @@ static int thread_message(struct writer *w, long long id, json_t *msg, long long
 	char ids[24], *kj = json_dumps(keys, JSON_COMPACT);
 	json_decref(keys);
 	if (!kj)
-		return -ENOMEM;
+		return NULL;
 	snprintf(ids, sizeof(ids), "%lld", id);
 	const char *params[] = { ids, kj };
-	PGresult *r = pg_exec_prepared(w->pg, "thread message", "thread", 2, params, NULL, NULL);
+	PGresult *r = stmt(w, pipelined, "thread message", "thread", 2, params, NULL, NULL);
 	free(kj);
-	if (!r || PQntuples(r) != 1) {
-		PQclear(r);
-		return -EIO;
-	}
-	*conv = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	return 0;
+	return r;
 }
 
 /* Brings the touched conversations' summary columns up to date from their messages. */
@@ -393,25 +412,186 @@ static void collect_contacts(json_t *rows, const struct wmsg *m, long long accou
 	}
 }
 
-/* One attempt at the whole batch. savepoints: isolate each message so one the database
- * rejects is skipped rather than failing the batch. Returns 0, -EAGAIN (deadlock: retry),
- * -EINVAL (a message was rejected: retry with savepoints) or -EIO. */
-static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int savepoints)
+/* ---- the pipelined batch ----
+ * One round trip per phase and chunk instead of three per message: every statement of a
+ * phase is queued (libpq pipeline mode) and the results read after one sync. A failing
+ * statement aborts the rest of its chunk, so any error sends the batch back to the one-by-one
+ * path with savepoints, which isolates the bad message. */
+
+struct item {
+	const struct account_info *a;
+	long long id, conv;
+	int created, located; /* 1 new, 0 existed, -1 unknown */
+};
+
+enum { PIPE_CHUNK = 100 };
+
+typedef PGresult *(*phase_send)(struct writer *w, struct wmsg *m, struct item *it);
+typedef void (*phase_take)(struct item *it, PGresult *r);
+
+static PGresult *ps_message(struct writer *w, struct wmsg *m, struct item *it)
+{
+	return it->a ? send_message(w, m, it->a, 1) : NULL;
+}
+
+static void pt_message(struct item *it, PGresult *r)
+{
+	it->created = take_id(r, &it->id);
+}
+
+static PGresult *ps_find(struct writer *w, struct wmsg *m, struct item *it)
+{
+	(void)it;
+	return send_find(w, m, 1);
+}
+
+static void pt_find(struct item *it, PGresult *r)
+{
+	if (take_id(r, &it->id) != 1)
+		it->created = -1;
+}
+
+static PGresult *ps_location(struct writer *w, struct wmsg *m, struct item *it)
+{
+	return send_location(w, m, it->id, 1);
+}
+
+static void pt_location(struct item *it, PGresult *r)
+{
+	long long ignored;
+	it->located = take_id(r, &ignored);
+}
+
+static PGresult *ps_thread(struct writer *w, struct wmsg *m, struct item *it)
+{
+	return send_thread(w, it->id, m->msg, 1);
+}
+
+static void pt_thread(struct item *it, PGresult *r)
+{
+	if (take_id(r, &it->conv) != 1)
+		it->located = -1;
+}
+
+/* Reads one queued statement's result (and the NULL after it). NULL when it failed. */
+static PGresult *pipe_result(struct writer *w, int *rc)
+{
+	PGresult *r = PQgetResult(w->pg), *end;
+	ExecStatusType st = PQresultStatus(r);
+	while ((end = PQgetResult(w->pg)) != NULL)
+		PQclear(end);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return r;
+	if (st == PGRES_FATAL_ERROR) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		int retry = state && (!strcmp(state, "40P01") || !strcmp(state, "40001"));
+		if (!retry)
+			log_warn("msg=\"batch statement failed, retrying message by message: %s\"",
+				 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		if (*rc == 0)
+			*rc = retry ? -EAGAIN : -EINVAL;
+	} else if (*rc == 0) {
+		*rc = -EINVAL;
+	}
+	PQclear(r);
+	return NULL;
+}
+
+/* Runs one phase over the items want() selects. 0, -EAGAIN, -EINVAL or -EIO. */
+static int run_phase(struct writer *w, struct wmsg *m, struct item *it, size_t n,
+		     int (*want)(const struct item *), phase_send send, phase_take take)
+{
+	size_t idx[PIPE_CHUNK];
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0;) {
+		size_t k = 0;
+		for (; i < n && k < PIPE_CHUNK; i++) {
+			if (!want(&it[i]))
+				continue;
+			if (!send(w, &m[i], &it[i])) {
+				rc = -EIO;
+				break;
+			}
+			idx[k++] = i;
+		}
+		if (!PQpipelineSync(w->pg))
+			return -EIO;
+		for (size_t j = 0; j < k; j++) {
+			PGresult *r = pipe_result(w, &rc);
+			if (rc == 0)
+				take(&it[idx[j]], r);
+			else
+				PQclear(r);
+		}
+		PGresult *sync = PQgetResult(w->pg);
+		if (PQresultStatus(sync) != PGRES_PIPELINE_SYNC && rc == 0)
+			rc = -EIO;
+		PQclear(sync);
+	}
+	return rc;
+}
+
+static int want_all(const struct item *it)
+{
+	return it->a != NULL;
+}
+
+static int want_found(const struct item *it)
+{
+	return it->created == 0;
+}
+
+static int want_located(const struct item *it)
+{
+	return it->created >= 0;
+}
+
+static int want_threaded(const struct item *it)
+{
+	return it->created == 1 && it->located >= 0;
+}
+
+/* The phases of a batch in pipeline mode; the per-batch statements that follow run as usual. */
+static int store_pipelined(struct writer *w, struct wmsg *m, struct item *it, size_t n)
+{
+	if (!PQenterPipelineMode(w->pg))
+		return -EIO;
+	int rc = run_phase(w, m, it, n, want_all, ps_message, pt_message);
+	if (rc == 0)
+		rc = run_phase(w, m, it, n, want_found, ps_find, pt_find);
+	if (rc == 0)
+		rc = run_phase(w, m, it, n, want_located, ps_location, pt_location);
+	if (rc == 0)
+		rc = run_phase(w, m, it, n, want_threaded, ps_thread, pt_thread);
+	if (!PQexitPipelineMode(w->pg) && rc == 0)
+		rc = -EIO;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (!it[i].a || it[i].created < 0 || it[i].located < 0)
+			rc = -EINVAL; /* a message the database rejected: isolate it */
+	return rc;
+}
+
+/* One attempt at the whole batch: pipelined, or (one_by_one) a message at a time, each under
+ * a savepoint so that one the database rejects is skipped rather than failing the batch.
+ * Returns 0, -EAGAIN (deadlock: retry), -EINVAL (a message was rejected) or -EIO. */
+static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_one)
 {
 	json_t *contacts = json_array();
 	struct counter *counters = calloc(n, sizeof(*counters));
+	struct item *it = calloc(n, sizeof(*it));
 	long long *convs = calloc(n, sizeof(*convs));
 	size_t ncounters = 0, nconvs = 0;
 	long long last_account = -1;
 	int rc = -EIO;
 
-	if (!counters || !convs)
+	if (!counters || !convs || !it)
 		goto out;
 	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		long long account = jint(m[i].meta, "account_id"), id = 0, conv = 0;
-		const struct account_info *a = account_get(w, account);
+		long long account = jint(m[i].meta, "account_id");
+		it[i].a = account_get(w, account);
+		it[i].created = it[i].located = -1;
 		if (account != last_account) {
 			/* Threading of one account is serialised; other accounts go on in parallel. */
 			char acc[24];
@@ -421,37 +601,50 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int savepoi
 				goto fail;
 			last_account = account;
 		}
-		if (savepoints && pg_cmd(w->pg, "savepoint", "SAVEPOINT msg", 0, NULL) < 0)
+	}
+	if (!one_by_one) {
+		rc = store_pipelined(w, m, it, n);
+		if (rc < 0)
 			goto fail;
-		int created = a ? insert_message(w, &m[i], a, &id) : -EINVAL;
-		int located = created >= 0 ? insert_location(w, &m[i], id) : -EIO;
-		if (created == 1 && located >= 0 && thread_message(w, id, m[i].msg, &conv) < 0)
-			located = -EIO;
-		if (created < 0 || located < 0) {
-			const char *state = pg_last_sqlstate();
-			if (!strcmp(state, "40P01") || !strcmp(state, "40001")) {
-				rc = -EAGAIN;
-				goto fail;
-			}
-			if (!savepoints || pg_broken(w->pg)) {
-				rc = pg_broken(w->pg) ? -EIO : -EINVAL;
-				goto fail;
-			}
-			log_error("account_id=%lld folder_id=%lld uid=%lld msg=\"message not stored: "
-				  "rejected by the database (see above)\"",
-				  account, jint(m[i].meta, "folder_id"), jint(m[i].meta, "uid"));
-			if (pg_cmd(w->pg, "rollback to savepoint", "ROLLBACK TO SAVEPOINT msg", 0, NULL) < 0)
-				goto fail;
+		rc = -EIO;
+	}
+	for (size_t i = 0; one_by_one && i < n; i++) {
+		struct item *x = &it[i];
+		long long ignored;
+		if (pg_cmd(w->pg, "savepoint", "SAVEPOINT msg", 0, NULL) < 0)
+			goto fail;
+		x->created = x->a ? insert_message(w, &m[i], x->a, &x->id) : -EINVAL;
+		x->located = x->created >= 0 ? take_id(send_location(w, &m[i], x->id, 0), &ignored) : -EIO;
+		if (x->created == 1 && x->located >= 0 &&
+		    take_id(send_thread(w, x->id, m[i].msg, 0), &x->conv) != 1)
+			x->located = -EIO;
+		if (x->created >= 0 && x->located >= 0)
 			continue;
+		const char *state = pg_last_sqlstate();
+		if (!strcmp(state, "40P01") || !strcmp(state, "40001")) {
+			rc = -EAGAIN;
+			goto fail;
 		}
-		if (conv)
-			convs[nconvs++] = conv;
-		if (created == 1)
-			collect_contacts(contacts, &m[i], account);
-		if (located == 1) {
+		if (pg_broken(w->pg))
+			goto fail;
+		log_error("account_id=%lld folder_id=%lld uid=%lld msg=\"message not stored: "
+			  "rejected by the database (see above)\"",
+			  jint(m[i].meta, "account_id"), jint(m[i].meta, "folder_id"), jint(m[i].meta, "uid"));
+		if (pg_cmd(w->pg, "rollback to savepoint", "ROLLBACK TO SAVEPOINT msg", 0, NULL) < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct item *x = &it[i];
+		if (x->created < 0 || x->located < 0)
+			continue;
+		if (x->conv)
+			convs[nconvs++] = x->conv;
+		if (x->created == 1)
+			collect_contacts(contacts, &m[i], jint(m[i].meta, "account_id"));
+		if (x->located == 1) {
 			struct counter *c = counter_get(counters, &ncounters, jint(m[i].meta, "run_id"),
 							jint(m[i].meta, "folder_id"));
-			if (created)
+			if (x->created)
 				c->ingested++;
 			else
 				c->duplicates++;
@@ -493,6 +686,7 @@ out:
 	json_decref(contacts);
 	free(counters);
 	free(convs);
+	free(it);
 	return rc;
 }
 
@@ -501,15 +695,15 @@ int store_messages(struct writer *w, struct wmsg *m, size_t n)
 	if (n == 0)
 		return 0;
 	qsort(m, n, sizeof(*m), cmp_sha);
-	int savepoints = 0;
+	int one_by_one = 0;
 	for (int attempt = 0; attempt < 10; attempt++) {
-		int rc = store_attempt(w, m, n, savepoints);
+		int rc = store_attempt(w, m, n, one_by_one);
 		if (rc == 0 || rc == -EIO)
 			return rc;
 		if (rc == -EINVAL) {
-			if (savepoints)
+			if (one_by_one)
 				return -EIO;
-			savepoints = 1;
+			one_by_one = 1;
 		}
 	}
 	return -EIO;

@@ -6,6 +6,7 @@
 # threading/allow.txt), then stored again shuffled in small batches, which must give the same
 # partition. Needs only PostgreSQL; corpora come from MAILPIPE_CORPORA (../shared/corpora).
 . "$(dirname "$0")/lib.sh"
+T0=$EPOCHREALTIME
 HERE=$ROOT/tests/integration/threading
 CORPORA=${MAILPIPE_CORPORA:-$ROOT/../shared/corpora}
 DRIVER=$ROOT/build/tests/thread_driver
@@ -39,6 +40,10 @@ WORK=$MAILPIPE_STACK_DIR/threading
 mkdir -p "$WORK"
 
 AGREE=0 THREADS=0
+elapsed() { # since EPOCHREALTIME value $1, in seconds with one decimal
+	local us=$((${EPOCHREALTIME/./} - ${1/./}))
+	echo "$((us / 1000000)).$((us / 100000 % 10))"
+}
 
 # run_set NAME LIMIT KIND EXPECT_ARGS INPUT...: one thread_driver process parses the inputs
 # once and makes every load (the reference load, then the shuffled ones without bodies), then
@@ -53,12 +58,14 @@ run_set() {
 	for r in $RELOADS; do
 		if [ "$RELOAD_MODE" = full ]; then runs+=(--run "$r"); else runs+=(--run "$r:headers"); fi
 	done
+	local t0=$EPOCHREALTIME
 	{
 		if ! "$DRIVER" --account "thr-$id" "${runs[@]}" "${lim[@]}" --tsv "$WORK/$id.tsv" \
 			--out "$WORK/$id.part" "$@" 2>"$WORK/$id.err"; then
 			echo "FAIL $name: thread_driver failed: $(tail -c 400 "$WORK/$id.err")"
 			return
 		fi
+		[ -n "${THREADING_DEBUG:-}" ] && echo "  driver $(elapsed "$t0") s" >&2
 		if [ "$kind" != none ]; then
 			# shellcheck disable=SC2086 # EXPECT_ARGS is a word list
 			python3 "$HERE/compare.py" --set "$name" --tsv "$WORK/$id.tsv" \
@@ -77,7 +84,7 @@ run_set() {
 		n=$(wc -l <"$WORK/$id.part.0") m=$(wc -l <"$WORK/$id.tsv")
 		if [ -z "$differs" ]; then
 			echo "PASS $name: same partition when shuffled (seed:batch $RELOADS;" \
-				"$m messages, $n conversations)"
+				"$m messages, $n conversations; $(elapsed "$t0") s)"
 		else
 			echo "FAIL $name: partition differs from the file-order load for$differs"
 			cat "$WORK/$id.diff"
@@ -88,7 +95,7 @@ run_set() {
 SETS=()
 add() { SETS+=("$1"); run_set "$@" & }
 
-start=$(date +%s)
+T1=$EPOCHREALTIME
 if [ ! -d "$CORPORA" ]; then
 	echo "SKIP threading corpora: $CORPORA not found (set MAILPIPE_CORPORA)"
 fi
@@ -169,5 +176,6 @@ check "conversation message_count matches its messages ($bad wrong)" [ "$bad" = 
 check "no conversation key points at another account's conversation" \
 	[ "$(sql "SELECT count(*) FROM conversation_keys k JOIN conversations c ON c.id = k.conversation_id
 	         WHERE c.account_id <> k.account_id")" = 0 ]
-echo "threading: $AGREE/$THREADS expected threads agree over all sets ($(($(date +%s) - start)) s)"
+echo "threading: $AGREE/$THREADS expected threads agree over all sets (sets $(elapsed "$T1") s," \
+	"in all $(elapsed "$T0") s)"
 finish
