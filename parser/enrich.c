@@ -135,7 +135,7 @@ int enrich_message(json_t *msg, json_t *meta)
 
 	base = subject ? subject_base(subject) : NULL;
 	json_object_set_new(msg, "base_subject", base ? json_string(base) : json_null());
-	json_object_set_new(msg, "is_reply", json_boolean(subject && subject_is_reply(subject)));
+	json_object_set_new(msg, "is_reply", json_boolean(subject && subject_is_reply(subject) == 1));
 	free(base);
 
 	/* RFC 5256 REFERENCES: the parent is the last References id, else In-Reply-To. */

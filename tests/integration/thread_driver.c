@@ -1,8 +1,6 @@
-/* Threading test driver: loads message files or mboxes into one fresh account through the
- * parser (extract + enrich) and the writer's store_messages, in a seeded shuffled order and
- * fixed batch size, then prints the conversations as a canonical partition of input indices.
- * Does not compare with any expectation (tests/integration/threading/compare.py does); called
- * by tests/integration/test_threading.sh. */
+/* Threading test driver: message files, directories or mboxes -> extract + enrich ->
+ * store_messages into fresh accounts, in seeded shuffled orders and batch sizes; prints each
+ * load's conversations as a partition of input indices. Compares nothing; test_threading.sh. */
 #include "enrich.h"
 #include "extract.h"
 #include "log.h"
@@ -27,8 +25,8 @@ static const char usage[] =
 	"  --batch   messages per store_messages call (default 500)\n"
 	"  --headers-only  store the records without bodies: threading reads headers only, and\n"
 	"            indexing long bodies for search is most of a load's time\n"
-	"  --run     one load; repeat for several loads of the same parsed inputs, each into\n"
-	"            account NAME-sSEED-bBATCH[-h] (instead of --order/--batch into NAME)\n"
+	"  --run     one load (instead of --order/--batch); repeat it for several loads of the\n"
+	"            inputs parsed once, into accounts NAME-sSEED-bBATCH[-h] then\n"
 	"  --limit   load only the first N inputs\n"
 	"  --tsv     after the first load, write one line per input: index, conversation id,\n"
 	"            message-id, sent_at, from name, from email, subject, source\n"
@@ -37,13 +35,13 @@ static const char usage[] =
 	"  sorted input indices of its messages, lines sorted by first index.\n"
 	"  Environment: MAILPIPE_DATABASE_URL (migrated schema), MAILPIPE_LOG.\n";
 
-/* One input message: raw bytes (owned) and where it came from. */
+/* One input message; everything owned. */
 struct input {
 	char *raw;
 	size_t len;
-	char *source;
-	json_t *msg;
-	long long conv;
+	char *source;	/* path, or path#N for the Nth message of an mbox */
+	json_t *msg;	/* parser record; NULL past --limit */
+	long long conv; /* conversation after the latest load, -1 when not stored */
 };
 
 struct inputs {

@@ -73,7 +73,7 @@ static int same_body(const guint8 *a, size_t alen, const guint8 *b, size_t blen,
 	size_t i = 0, j = 0;
 
 	*by_eol = 0;
-	if (alen == blen && memcmp(a, b, alen) == 0)
+	if (alen == blen && (alen == 0 || memcmp(a, b, alen) == 0))
 		return 1;
 	if (!text)
 		return 0;
@@ -228,7 +228,7 @@ static GPtrArray *leaf_files(const char *dir, const char *name)
 	}
 	if (d != NULL)
 		g_dir_close(d);
-	qsort(out->pdata, out->len, sizeof(char *), by_name);
+	g_ptr_array_sort(out, by_name);
 	g_free(prefix);
 	return out;
 }
@@ -337,7 +337,7 @@ static void test_mime4j_corpus(void)
 		}
 		if (d != NULL)
 			g_dir_close(d);
-		qsort(names->pdata, names->len, sizeof(char *), by_name);
+		g_ptr_array_sort(names, by_name);
 		for (i = 0; i < names->len; i++)
 			check_message(dir, names->pdata[i], &t);
 		g_ptr_array_free(names, TRUE);

@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Compares the conversations thread_driver stored (its --tsv file) with a corpus's expected
-thread grouping, and prints one PASS/FAIL line with the agreement figure. Only the grouping
-(which messages share a thread) is compared, never the tree shape. Called by
-tests/integration/test_threading.sh.
+"""Compares the grouping thread_driver stored (its --tsv file) with a corpus's expected threads
+(which messages share a thread, never the tree shape) and prints PASS/FAIL with the agreement
+figure. Called by tests/integration/test_threading.sh.
 
 usage: compare.py --set NAME --tsv FILE [--allow FILE] KIND ARG...
+       compare.py --batch FILE [--allow FILE]   (many sets, one per line, see --help)
   KIND notmuch-tree FILE     notmuch-tree output (threads by date + author of each message)
   KIND mail-thread FILE BOX  Mail::Thread EXPECTED.txt, section of testbox BOX
   KIND mhonarc FILE          MHonArc "by thread" page (.gz or not); labels = 0-based mbox index
   KIND imaptest FILE         imaptest script: the first THREAD response; labels = 1-based seq
-  KIND groups FILE           hand-written: one thread per line, message-ids separated by spaces
-compare.py imaptest-count FILE prints how many messages the script's first THREAD sees.
+  KIND groups FILE           one thread per line, message-ids separated by spaces ("noid:N" =
+                             input N, which has no Message-ID)
 """
 import argparse
 import collections
@@ -95,25 +95,13 @@ def expect_mhonarc(path):
     return threads
 
 
-def imaptest_script(path):
-    """Returns (messages the first THREAD sees, its response)."""
+def expect_imaptest(path):
+    """The first THREAD response of the script (RFC 5256): each top-level parenthesised list
+    is a thread, and every number inside it, at any depth, a member."""
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
-    created = any(l.strip() == "state: created" for l in lines)
-    appends, response = 0, None
-    for i, l in enumerate(lines):
-        if l.startswith("ok append"):
-            appends += 1
-        if re.match(r"ok thread ", l, re.I):
-            response = lines[i + 1]
-            break
-    return (appends if created else None), response
-
-
-def expect_imaptest(path):
-    """RFC 5256 THREAD response: each top-level parenthesised list is a thread, and every
-    number inside it, at any depth, a member."""
-    _, response = imaptest_script(path)
+    response = next(lines[i + 1] for i, l in enumerate(lines)
+                    if re.match(r"ok thread ", l, re.I))
     body = re.sub(r"^\*\s+thread\s*", "", response, flags=re.I)
     threads, depth = [], 0
     for tok in re.finditer(r"\(|\)|\d+", body):
@@ -197,7 +185,8 @@ def compare(name, kind, expected, stored, allow):
     expected_labels = set(l for t in expected for l in t)
     agree, allowed, bad, notes = 0, [], [], []
     for t in expected:
-        hit = "*" if "*" in allow else next((l for l in t if l in allow), None)
+        hits = ["*"] if "*" in allow else [l for l in t if l in allow]
+        hit = hits[0] if hits else None
         if stored_keys[key(t)] > 0:
             stored_keys[key(t)] -= 1
             agree += 1
@@ -208,7 +197,7 @@ def compare(name, kind, expected, stored, allow):
         got = " + ".join(short(stored[p]) if p >= 0 else "{not stored}" for p in parts)
         line = "expected %s, mailpipe %s" % (short(t), got)
         if hit is not None:
-            allowed.append("%s (allowed: %s)" % (line, allow[hit]))
+            allowed.append("; ".join(dict.fromkeys(allow[h] for h in hits)))
         else:
             bad.append(line)
     extra = [l for t in stored for l in t if l not in expected_labels]
@@ -222,45 +211,65 @@ def compare(name, kind, expected, stored, allow):
         print("  mismatch: " + l)
     if len(bad) > 8:
         print("  ... %d more mismatches" % (len(bad) - 8))
-    for l in allowed:
-        print("  " + l)
+    for reason, n in collections.Counter(allowed).items():
+        print("  allowed (%d thread%s): %s" % (n, "s" if n > 1 else "", reason))
     for l in notes:
         print("  note: " + l)
     return 1 if bad else 0
 
 
-def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "imaptest-count":
-        count, _ = imaptest_script(sys.argv[2])
-        print(count if count is not None else "all")
-        return 0
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--set", required=True)
-    ap.add_argument("--tsv", required=True)
-    ap.add_argument("--allow")
-    ap.add_argument("kind", choices=["notmuch-tree", "mail-thread", "mhonarc", "imaptest",
-                                     "groups"])
-    ap.add_argument("args", nargs="+")
-    a = ap.parse_args()
-    rows = read_tsv(a.tsv)
-    if a.kind == "notmuch-tree":
-        expected = expect_notmuch_tree(a.args[0])
-    elif a.kind == "mail-thread":
-        expected, rootset = expect_mail_thread(a.args[0], a.args[1])
+def compare_set(name, tsv, allow_file, kind, args):
+    rows = read_tsv(tsv)
+    if kind == "notmuch-tree":
+        expected = expect_notmuch_tree(args[0])
+    elif kind == "mail-thread":
+        expected, rootset = expect_mail_thread(args[0], args[1])
         if not expected and rootset == "1":
             # Only the root count is asserted: one thread holding every message.
             expected = [sorted(set(r["mid"] for r in rows))]
         elif not expected:
-            print("  %s: the corpus asserts no grouping (rootset=%s)" % (a.set, rootset))
+            print("  %s: the corpus asserts no grouping (rootset=%s)" % (name, rootset))
             return 0
-    elif a.kind == "mhonarc":
-        expected = expect_mhonarc(a.args[0])
-    elif a.kind == "imaptest":
-        expected = expect_imaptest(a.args[0])
+    elif kind == "mhonarc":
+        expected = expect_mhonarc(args[0])
+    elif kind == "imaptest":
+        expected = expect_imaptest(args[0])
+    elif kind == "groups":
+        expected = expect_groups(args[0])
     else:
-        expected = expect_groups(a.args[0])
-    stored = stored_threads(a.kind, rows)
-    return compare(a.set, a.kind, expected, stored, read_allow(a.allow, a.set))
+        raise SystemExit("compare.py: unknown kind " + kind)
+    stored = stored_threads(kind, rows)
+    return compare(name, kind, expected, stored, read_allow(allow_file, name))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--set")
+    ap.add_argument("--tsv")
+    ap.add_argument("--allow")
+    ap.add_argument("--batch", help="file of lines SET<TAB>TSV<TAB>OUT<TAB>KIND<TAB>ARG...: "
+                    "compares each set, writing its lines to OUT (one process for all sets)")
+    ap.add_argument("kind", nargs="?")
+    ap.add_argument("args", nargs="*")
+    a = ap.parse_args()
+    if a.batch:
+        rc = 0
+        with open(a.batch, encoding="utf-8") as f:
+            specs = [l.rstrip("\n").split("\t") for l in f if l.strip()]
+        for name, tsv, out, kind, *args in specs:
+            with open(out, "w", encoding="utf-8") as o:
+                sys.stdout = o
+                try:
+                    rc |= compare_set(name, tsv, a.allow, kind, args)
+                except (OSError, ValueError, IndexError) as e:
+                    print("FAIL %s: cannot compare: %s" % (name, e))
+                    rc = 1
+                finally:
+                    sys.stdout = sys.__stdout__
+        return rc
+    if not (a.set and a.tsv and a.kind and a.args):
+        ap.error("--set, --tsv, KIND and ARG are needed without --batch")
+    return compare_set(a.set, a.tsv, a.allow, a.kind, a.args)
 
 
 if __name__ == "__main__":

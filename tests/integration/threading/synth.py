@@ -1,14 +1,13 @@
 #!/usr/bin/env python3
-"""Writes a synthetic mbox whose threads can only be found by following ghost ids and
-merging: reply trees with a fifth of their messages missing, replies that name only their
-parent (In-Reply-To), only part of the chain (References), or a parent that is not there,
-messages without a Message-ID, two different messages sharing one Message-ID, and cross-posted
-replies that cite two threads. Also writes the expected threads: the connected components of
-"a message is linked to every id it has or names" over the messages written (DESIGN.md,
-Threading), one line of message-ids per thread, message-id-less messages by their 0-based
-index as "noid:N". Subjects are deliberately misleading (replies to one thread under another's
-subject) so that grouping by subject would be caught. Deterministic for a given --seed.
-Called by tests/integration/test_threading.sh.
+"""Writes a synthetic mbox whose threads only ghost ids and merges can find, and its expected
+threads: the connected components of "a message is linked to every id it has or names"
+(DESIGN.md, Threading). Deterministic per --seed; called by tests/integration/test_threading.sh.
+
+The mbox has reply trees with a fifth of their messages missing; replies that name only their
+parent (In-Reply-To), part of the chain (References), or a parent that never arrives; messages
+without a Message-ID (expected as "noid:N", N = 0-based index); two different messages sharing
+one Message-ID; cross-posted replies citing two threads; and misleading subjects (replies to
+one thread under another's subject), so that grouping by subject would show.
 
 usage: synth.py --seed N --threads N --mbox FILE --groups FILE
 """
