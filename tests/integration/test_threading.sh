@@ -15,8 +15,8 @@ RELOAD_MODE=${THREADING_RELOAD_MODE:-headers}
 # Deliberate differences from the corpora (THREADING_ALLOW=/dev/null shows them all as failures).
 ALLOW=${THREADING_ALLOW:-$HERE/allow.txt}
 
-if ! make -s -C "$ROOT" build/tests/thread_driver >/dev/null; then
-	fail "build build/tests/thread_driver"
+if ! make -s -C "$ROOT" build/tests/thread_driver bin/mailpipe >/dev/null; then
+	fail "build build/tests/thread_driver and bin/mailpipe"
 	exit 1
 fi
 
@@ -168,8 +168,8 @@ fi
 python3 "$HERE/synth.py" --seed 7 --threads 60 --mbox "$WORK/synthetic.mbox" \
 	--groups "$WORK/synthetic.groups"
 add synthetic/ghosts-and-merges all groups "$WORK/synthetic.groups" "$WORK/synthetic.mbox"
-add synthetic/exmh-in-reply-to all groups "$HERE/exmh-in-reply-to.groups" \
-	"$HERE/exmh-in-reply-to.mbox"
+# In-Reply-To headers that are not a message-id must not join unrelated conversations.
+add synthetic/in-reply-to all groups "$HERE/in-reply-to.groups" "$HERE/in-reply-to.mbox"
 
 wait
 if [ -s "$WORK/compare.batch" ]; then
