@@ -870,10 +870,30 @@ static void extract_headers(struct extract_ctx *c, json_t *o, GMimeMessage *m)
 	}
 	extract_put(c, o, "message_id", id);
 
+	/* In-Reply-To is often not just an id: exmh writes "Message from NAME <ADDR> of DATE
+	 * <MSGID>", MH 'Your message of "DATE."'. The parent is the id it shares with References,
+	 * else its last id; free text without an addr-spec names no parent at all. Threading keys
+	 * on this, so a wrong value merges unrelated conversations. */
 	refs = extract_ids(c, m, "In-Reply-To");
-	if (refs != NULL && g_mime_references_length(refs) > 0)
-		extract_put(c, o, "in_reply_to",
-			    extract_json_opt(g_mime_references_get_message_id(refs, 0)));
+	if (refs != NULL && g_mime_references_length(refs) > 0) {
+		GMimeReferences *chain = extract_ids(c, m, "References");
+		int n = g_mime_references_length(refs), pick = n - 1;
+		for (int i = n - 1; chain != NULL && i >= 0; i--) {
+			const char *id = g_mime_references_get_message_id(refs, i);
+			int shared = 0;
+			for (int k = 0; k < g_mime_references_length(chain) && !shared; k++)
+				shared = strcmp(id, g_mime_references_get_message_id(chain, k)) == 0;
+			if (shared) {
+				pick = i;
+				break;
+			}
+		}
+		const char *id = g_mime_references_get_message_id(refs, pick);
+		if (id != NULL && strchr(id, '@') != NULL && strpbrk(id, " \t\r\n\"") == NULL)
+			extract_put(c, o, "in_reply_to", extract_json_opt(id));
+		if (chain != NULL)
+			g_mime_references_free(chain);
+	}
 	if (refs != NULL)
 		g_mime_references_free(refs);
 
