@@ -54,7 +54,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 {
 	const char *name = NULL, *provider = "imap", *host = NULL, *port = NULL, *tls = NULL;
 	const char *username = NULL, *auth = "password", *secret = NULL, *email = NULL;
-	const char *interval = "60", *window = "30", *ca_file = NULL;
+	const char *interval = "60", *window = "30", *ca_file = NULL, *subject_days = "0";
 	char *folders[64], *clean_off[8];
 	int nfolders = 0, nclean_off = 0, insecure = 0;
 	static const char *const steps[] = { "forward_headers", "quotes", "signature", "footers",
@@ -74,6 +74,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 		else if (!strcmp(a, "--interval")) dst = &interval;
 		else if (!strcmp(a, "--initial-window-days")) dst = &window;
 		else if (!strcmp(a, "--ca-file")) dst = &ca_file;
+		else if (!strcmp(a, "--subject-threading")) dst = &subject_days;
 		else if (!strcmp(a, "--insecure")) { insecure = 1; continue; }
 		else if (!strcmp(a, "--folder")) {
 			const char *v = cli_arg(argc, argv, &i);
@@ -134,6 +135,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 		return usage_error("%s", "--secret must be a reference, env:VAR or file:PATH, never the secret itself");
 	if (!valid_number(interval, 0, 86400 * 30))
 		return usage_error("--interval '%s' is not a number of seconds", interval);
+	if (!valid_number(subject_days, 0, 3650))
+		return usage_error("--subject-threading '%s' is not a number of days", subject_days);
 	if (!valid_number(window, 0, 365 * 100))
 		return usage_error("--initial-window-days '%s' is not a number of days", window);
 
@@ -142,15 +145,16 @@ static int account_add(struct cli *c, int argc, char **argv)
 		return 1;
 	char *fj = str_list_json(folders, nfolders), *cj = str_list_json(clean_off, nclean_off);
 	const char *params[] = { name, provider, host, port, tls, username, auth, secret, email,
-				 interval, window, fj, ca_file, insecure ? "false" : "true", cj };
+				 interval, window, fj, ca_file, insecure ? "false" : "true", cj,
+				 subject_days };
 	PGresult *r = PQexecParams(pg,
 		"INSERT INTO accounts (name, provider, host, port, tls, username, auth, secret_ref, email, "
 		" sync_interval_s, initial_window_days, folders, ca_file, tls_verify, options) "
 		"VALUES ($1, $2, $3, $4::int, $5, $6, $7, $8, $9, $10::int, $11::int, "
 		" coalesce(array(SELECT jsonb_array_elements_text($12::jsonb)), '{}'), $13, $14::boolean, "
-		" jsonb_build_object('clean_off', $15::jsonb)) "
+		" jsonb_build_object('clean_off', $15::jsonb, 'subject_threading_days', $16::int)) "
 		"ON CONFLICT (name) DO NOTHING RETURNING id",
-		15, NULL, params, NULL, NULL, 0);
+		16, NULL, params, NULL, NULL, 0);
 	free(fj);
 	free(cj);
 	int rc = 1;

@@ -15,6 +15,7 @@ void cli_usage(void)
 	      "                       --username U [--auth password|xoauth2] --secret env:VAR|file:PATH\n"
 	      "                       [--email ADDR] [--interval S] [--initial-window-days D]\n"
 	      "                       [--folder F]... [--ca-file PATH] [--insecure] [--clean-off STEP]...\n"
+	      "                       [--subject-threading DAYS]\n"
 	      "  mailpipe account list [--json] | show NAME [--json] | remove NAME\n"
 	      "  mailpipe sync NAME [--folder F]... [--wait] [--timeout S]\n"
 	      "  mailpipe run\n"

@@ -47,7 +47,10 @@ static const struct account_info *account_get(struct writer *w, long long id)
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%lld", id);
 	const char *params[] = { ids };
-	PGresult *r = pg_exec(w->pg, "read account", "SELECT provider, coalesce(email, '') FROM accounts WHERE id = $1::bigint", 1, params);
+	PGresult *r = pg_exec(w->pg, "read account",
+			      "SELECT provider, coalesce(email, ''), "
+			      " coalesce((options->>'subject_threading_days')::int, 0) "
+			      "FROM accounts WHERE id = $1::bigint", 1, params);
 	if (!r || PQntuples(r) != 1) {
 		PQclear(r);
 		return NULL;
@@ -58,6 +61,7 @@ static const struct account_info *account_get(struct writer *w, long long id)
 	a->id = id;
 	snprintf(a->provider, sizeof(a->provider), "%s", PQgetvalue(r, 0, 0));
 	snprintf(a->email, sizeof(a->email), "%s", PQgetvalue(r, 0, 1));
+	a->subject_days = (int)strtol(PQgetvalue(r, 0, 2), NULL, 10);
 	PQclear(r);
 	return a;
 }
@@ -111,7 +115,8 @@ static const char SQL_INS_LOC[] =
 	"ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING RETURNING id";
 
 static const char SQL_THREAD[] =
-	"SELECT mp_thread_message($1::bigint, array(SELECT jsonb_array_elements_text($2::jsonb)))";
+	"SELECT mp_thread_message($1::bigint, array(SELECT jsonb_array_elements_text($2::jsonb)), "
+	" $3::int)";
 
 static const char SQL_REFRESH_CONV[] =
 	"UPDATE conversations c SET message_count = s.cnt, unread_count = s.unread, "
@@ -328,7 +333,8 @@ static PGresult *send_location(struct writer *w, const struct wmsg *m, long long
 /* Puts a new message into a conversation (mp_thread_message, migration 003): its keys are its
  * own Message-ID, the ids it names (References, In-Reply-To) and Gmail's thread id. The caller
  * holds the account's advisory lock. */
-static PGresult *send_thread(struct writer *w, long long id, json_t *msg, int pipelined)
+static PGresult *send_thread(struct writer *w, long long id, json_t *msg, int subject_days,
+			     int pipelined)
 {
 	json_t *keys = json_array(), *refs = json_object_get(msg, "references");
 	const char *mid = jstr(msg, "message_id"), *irt = jstr(msg, "in_reply_to");
@@ -346,13 +352,14 @@ static PGresult *send_thread(struct writer *w, long long id, json_t *msg, int pi
 		snprintf(key, sizeof(key), "gm:%s", thrid);
 		json_array_append_new(keys, json_string(key));
 	}
-	char ids[24], *kj = json_dumps(keys, JSON_COMPACT);
+	char ids[24], days[16], *kj = json_dumps(keys, JSON_COMPACT);
 	json_decref(keys);
 	if (!kj)
 		return NULL;
 	snprintf(ids, sizeof(ids), "%lld", id);
-	const char *params[] = { ids, kj };
-	PGresult *r = stmt(w, pipelined, "thread message", "thread", 2, params, NULL, NULL);
+	snprintf(days, sizeof(days), "%d", subject_days);
+	const char *params[] = { ids, kj, days };
+	PGresult *r = stmt(w, pipelined, "thread message", "thread", 3, params, NULL, NULL);
 	free(kj);
 	return r;
 }
@@ -464,7 +471,7 @@ static void pt_location(struct item *it, PGresult *r)
 
 static PGresult *ps_thread(struct writer *w, struct wmsg *m, struct item *it)
 {
-	return send_thread(w, it->id, m->msg, 1);
+	return send_thread(w, it->id, m->msg, it->a->subject_days, 1);
 }
 
 static void pt_thread(struct item *it, PGresult *r)
@@ -616,7 +623,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		x->created = x->a ? insert_message(w, &m[i], x->a, &x->id) : -EINVAL;
 		x->located = x->created >= 0 ? take_id(send_location(w, &m[i], x->id, 0), &ignored) : -EIO;
 		if (x->created == 1 && x->located >= 0 &&
-		    take_id(send_thread(w, x->id, m[i].msg, 0), &x->conv) != 1)
+		    take_id(send_thread(w, x->id, m[i].msg, x->a->subject_days, 0), &x->conv) != 1)
 			x->located = -EIO;
 		if (x->created >= 0 && x->located >= 0)
 			continue;

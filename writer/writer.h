@@ -17,6 +17,7 @@ struct writer {
 		long long id;
 		char provider[32];
 		char email[256];
+		int subject_days;	/* subject grouping window, 0 = off (the default) */
 	} accounts[64];
 	size_t naccounts;
 };

@@ -27,6 +27,30 @@ check "seed query: message count" [ "$(sql "SELECT COUNT(*) FROM messages WHERE 
 check "seed query: conversations" [ "$(sql "SELECT count(*) FROM (SELECT display_name, message_count FROM conversations WHERE provider = 'imap' ORDER BY last_message_at DESC LIMIT 10) s")" -eq 10 ]
 check "every message is in a conversation" [ "$(sql "SELECT count(*) FROM messages WHERE conversation_id IS NULL")" -eq 0 ]
 
+# Search, contacts and the optional subject grouping, on the same mailbox.
+subj=$(sql "SELECT subject FROM messages WHERE subject ~ '^[A-Za-z]{6,} [A-Za-z]{6,}' ORDER BY id LIMIT 1")
+word=$(echo "$subj" | awk '{print $2}')
+check "search finds a message by a word of its subject ('$word')" \
+	bash -c "mailpipe search '$word' --json | python3 -c 'import json,sys; assert any(\"$word\".lower() in (m[\"subject\"] or \"\").lower() for m in json.load(sys.stdin))'"
+check "every contact counts the messages that name it" [ "$(sql "
+	WITH named AS (SELECT m.id, lower(x->>'email') AS email FROM messages m,
+	  jsonb_array_elements(m.\"to\" || m.cc || m.bcc || m.reply_to ||
+	    CASE WHEN m.from_email IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(jsonb_build_object('email', m.from_email)) END) x
+	  WHERE x->>'email' LIKE '%@%'),
+	counts AS (SELECT email, count(DISTINCT id) AS n FROM named GROUP BY email)
+	SELECT count(*) FROM contacts c FULL JOIN counts ON counts.email = lower(c.email)
+	WHERE c.message_count IS DISTINCT FROM counts.n")" = 0 ]
+mailpipe account add subj --host 127.0.0.1 --port "$MP_IMAPS_PORT" --tls implicit --username demo \
+	--secret env:TEST_IMAP_SECRET --ca-file "$MP_CA_FILE" --interval 0 --initial-window-days 0 \
+	--subject-threading 3650 >/dev/null
+mailpipe sync subj --wait --timeout 60 >/dev/null
+check "subject grouping only merges reference threads, never splits them" [ "$(sql "
+	SELECT count(*) FROM (SELECT a.conversation_id FROM messages a JOIN messages b USING (content_sha256)
+	  WHERE a.account_id = (SELECT id FROM accounts WHERE name = 'it')
+	    AND b.account_id = (SELECT id FROM accounts WHERE name = 'subj')
+	  GROUP BY a.conversation_id HAVING count(DISTINCT b.conversation_id) > 1) s")" = 0 ]
+check "subject grouping joins replies whose references are missing" [ "$(sql "SELECT count(*) FROM conversations WHERE account_id = (SELECT id FROM accounts WHERE name = 'subj')")" -lt "$(sql "SELECT count(*) FROM conversations WHERE account_id = (SELECT id FROM accounts WHERE name = 'it')")" ]
+
 # SIGTERM to `mailpipe run` drains and stops every stage.
 stages_alive() { pgrep -P "$RUN_PID" -f 'mailpipe-(scheduler|fetcher|parser|writer)' >/dev/null; }
 check "run has its four kinds of stage running" stages_alive
