@@ -18,6 +18,15 @@ struct deferred {
 	json_t *rec;
 };
 
+static size_t entries_in(redisReply *r)
+{
+	struct rentry *e;
+	size_t n;
+	rstream_entries(r, &e, &n);
+	free(e);
+	return n;
+}
+
 static int connect_db(struct writer *w)
 {
 	unsigned delay = 200;
@@ -64,11 +73,23 @@ static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
 
 /* Handles one read: messages first (one transaction), then control records, so a cursor in
  * the same read as its last messages applies at once. */
-static int handle(struct writer *w, redisReply *r, struct deferred *d, size_t *nd, size_t maxd)
+static int handle(struct writer *w, redisReply **replies, size_t nreplies, struct deferred *d,
+		  size_t *nd, size_t maxd)
 {
 	struct rentry *e = NULL;
 	size_t n = 0, nm = 0;
-	rstream_entries(r, &e, &n);
+	for (size_t k = 0; k < nreplies; k++) {
+		struct rentry *part;
+		size_t np;
+		rstream_entries(replies[k], &part, &np);
+		struct rentry *grown = np ? realloc(e, (n + np) * sizeof(*e)) : e;
+		if (np && grown) {
+			memcpy(grown + n, part, np * sizeof(*part));
+			e = grown;
+			n += np;
+		}
+		free(part);
+	}
 	struct wmsg *m = calloc(n ? n : 1, sizeof(*m));
 	const char **ids = calloc(n ? n : 1, sizeof(*ids));
 	int rc = 0;
@@ -181,9 +202,28 @@ int main(int argc, char **argv)
 				break;
 			continue;
 		}
-		if (r && handle(&w, r, d, &nd, sizeof(d) / sizeof(d[0])) < 0 && pg_broken(w.pg))
+		/* A batch closes at writer_batch entries or writer_batch_ms after its first entry:
+		 * one commit (one fsync) for a trickle of messages rather than one each. */
+		redisReply *replies[64] = { r };
+		size_t nreplies = r ? 1 : 0, have = r ? entries_in(r) : 0;
+		long long deadline = stage_now_ms() + st.cfg.writer_batch_ms;
+		while (r && !redelivered && have > 0 && have < (size_t)st.cfg.writer_batch &&
+		       nreplies < 64) {
+			long left = (long)(deadline - stage_now_ms());
+			if (left <= 0) /* BLOCK 0 would wait forever */
+				break;
+			redisReply *more = rstream_read(st.rc, st.cfg.key_parsed, "writers", st.cfg.consumer,
+							st.cfg.writer_batch - (long)have, left, ">");
+			if (!more)
+				break;
+			replies[nreplies++] = more;
+			have += entries_in(more);
+		}
+		if (nreplies && handle(&w, replies, nreplies, d, &nd, sizeof(d) / sizeof(d[0])) < 0 &&
+		    pg_broken(w.pg))
 			connect_db(&w);
-		freeReplyObject(r);
+		for (size_t k = 0; k < nreplies; k++)
+			freeReplyObject(replies[k]);
 		if (nd && stage_now_ms() - last_retry >= 100) {
 			retry_deferred(&w, d, &nd);
 			last_retry = stage_now_ms();
