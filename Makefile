@@ -130,3 +130,4 @@ clean:
 
 # Extra build rules owned by the integration tests (drivers linked against the stages).
 -include tests/integration/rules.mk
+-include tests/bench/rules.mk

@@ -147,8 +147,17 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 		return -EIO;
 	int finished = PQntuples(r) > 0;
 	PQclear(r);
-	if (finished)
+	if (finished) {
+		/* The account shows the outcome of its last run: its first error, or none. */
+		pg_cmd(pg, "account outcome",
+		       "UPDATE accounts a SET last_error = CASE WHEN r.status = 'ok' THEN NULL ELSE "
+		       " coalesce(r.error, (SELECT f.name || ': ' || s.error FROM sync_run_folders s "
+		       "  JOIN email_folders f ON f.id = s.folder_id WHERE s.run_id = r.run_id "
+		       "  AND s.status = 'failed' ORDER BY f.name LIMIT 1)) END "
+		       "FROM sync_runs r WHERE r.run_id = $1::bigint AND a.id = r.account_id",
+		       1, params);
 		return 1;
+	}
 	r = pg_exec(pg, "run status", "SELECT status FROM sync_runs WHERE run_id = $1::bigint", 1,
 		    params);
 	if (!r)

@@ -24,6 +24,8 @@ out=$(mailpipe sync badpw --wait --timeout 60)
 check "wrong password: sync exits 1" [ $? -eq 1 ]
 check "wrong password: error names account and server" \
 	grep -q "auth failed for account 'badpw' at 127.0.0.1:$MP_IMAPS_PORT: .*AUTHENTICATIONFAILED" <<<"$out"
+check "the account shows its last error" \
+	[ "$(sql "SELECT last_error LIKE 'auth failed for account ''badpw''%' FROM accounts WHERE name = 'badpw'")" = t ]
 check "no secret in the logs" bash -c "! grep -q -e not-the-password -e 'demo:demo' '$RUN_LOG'"
 
 # The server's certificate is signed by a private CA: without --ca-file it must not verify.
