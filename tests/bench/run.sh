@@ -51,3 +51,4 @@ print(f"pipeline (imaps -> redis -> postgres, 1 scheduler, fetchers/parsers/writ
 print(f"  {n} messages, {int(b)/1e6:.1f} MB in {t:.2f} s = {int(n)/t:.0f} msg/s, {int(b)/1e6/t:.1f} MB/s")
 print(f"  no-change re-sync: {float(e2)-float(s2):.2f} s")
 PY
+"$ROOT/tests/bench/writer_bench.sh"

@@ -18,18 +18,16 @@
 #include <time.h>
 
 static const char usage[] =
-	"usage: writer_bench [--variants] [--writer-variants] MAILDIR...\n"
+	"usage: writer_bench [--variants] MAILDIR...\n"
 	"  Loads every message under the Maildirs (cur/ and new/ of each folder), extracts and\n"
 	"  enriches them (not timed), then times store_messages over all of them in batches of\n"
 	"  MAILPIPE_WRITER_BATCH (default 500) into a fresh account, then a binary COPY of the same\n"
 	"  message and location rows, one COPY per batch in its own transaction, into\n"
 	"  bench_messages / bench_message_locations (LIKE the real tables, with their indexes,\n"
 	"  defaults and generated search vector). Uses pg_stat_statements when the database has it.\n"
-	"  --variants         also time the COPY without the GIN search index, with GIN\n"
-	"                     fastupdate off, with a 64 MB GIN pending list, and without the\n"
-	"                     generated search vector\n"
-	"  --writer-variants  then TRUNCATE the writer's tables, DROP INDEX messages_search and\n"
-	"                     time store_messages again (private benchmark databases only)\n"
+	"  --variants  also time the COPY without the GIN search index, with GIN\n"
+	"              fastupdate off, with a 64 MB GIN pending list, and without the generated\n"
+	"              search vector\n"
 	"  Environment: MAILPIPE_DATABASE_URL (migrated schema), MAILPIPE_WRITER_BATCH, MAILPIPE_LOG.\n";
 
 /* One message file; everything owned. */
@@ -614,25 +612,27 @@ static void report_statements(PGresult *r, double wall)
 	       "%.2f s = %.0f%%\n", top / 1000, wall - top / 1000, 100 * (wall - top / 1000) / wall);
 }
 
-/* pg_stat_user_functions (track_functions = pl): the threading function's own figures, read
- * after this backend's pending counters are flushed. */
+/* pg_stat_user_functions (track_functions = pl): the threading function's own figure, read
+ * after this backend's pending counters are flushed. Its self time would equal its total:
+ * the statements a PL/pgSQL function runs are not functions. */
 static void report_function(PGconn *pg, double wall)
 {
 	PQclear(PQexec(pg, "SELECT pg_stat_force_next_flush()"));
 	PQclear(PQexec(pg, "SELECT 1"));
-	PGresult *r = PQexec(pg, "SELECT calls, total_time, self_time FROM pg_stat_user_functions "
+	PGresult *r = PQexec(pg, "SELECT calls, total_time FROM pg_stat_user_functions "
 				 "WHERE funcname = 'mp_thread_message'");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 		double total = strtod(PQgetvalue(r, 0, 1), NULL) / 1000;
-		printf("mp_thread_message (pg_stat_user_functions): %s calls, %.2f s = %.1f%% of the "
-		       "writer's wall time (%.2f s outside its statements)\n",
-		       PQgetvalue(r, 0, 0), total, 100 * total / wall,
-		       strtod(PQgetvalue(r, 0, 2), NULL) / 1000);
+		printf("mp_thread_message (pg_stat_user_functions, planning included): %s calls, "
+		       "%.2f s = %.1f%% of the writer's wall time\n",
+		       PQgetvalue(r, 0, 0), total, 100 * total / wall);
 	}
 	PQclear(r);
 }
 
-static void print_indexes(PGconn *pg)
+/* The ceiling's indexes, and its stored volume next to the writer's as a check that the
+ * rows are the same (the writer's heap also holds the versions its UPDATEs left). */
+static void print_tables(PGconn *pg)
 {
 	PGresult *r = PQexec(pg, "SELECT tablename, indexdef FROM pg_indexes WHERE tablename IN "
 				 "('bench_messages', 'bench_message_locations') ORDER BY 1 DESC, 2");
@@ -643,12 +643,21 @@ static void print_indexes(PGconn *pg)
 		printf("  %s%s\n", PQgetvalue(r, i, 0), on ? on : def);
 	}
 	PQclear(r);
+	char *v = query_value(pg,
+		"SELECT format('stored: messages TOAST %s MB, heap %s MB; bench_messages TOAST %s MB, heap %s MB', "
+		" round(pg_relation_size(a.reltoastrelid) / 1e6, 1), round(pg_relation_size(a.oid) / 1e6, 1), "
+		" round(pg_relation_size(b.reltoastrelid) / 1e6, 1), round(pg_relation_size(b.oid) / 1e6, 1)) "
+		"FROM pg_class a, pg_class b WHERE a.oid = 'messages'::regclass "
+		" AND b.oid = 'bench_messages'::regclass");
+	if (v)
+		printf("%s\n", v);
+	free(v);
 }
 
 /* ---- main ---- */
 
 struct opts {
-	int variants, writer_variants;
+	int variants;
 };
 
 static int prepare_rows(PGconn *pg, long long account, long long folder, size_t batch,
@@ -698,8 +707,6 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc && !strncmp(argv[i], "--", 2); i++) {
 		if (!strcmp(argv[i], "--variants"))
 			o.variants = 1;
-		else if (!strcmp(argv[i], "--writer-variants"))
-			o.writer_variants = 1;
 		else {
 			fputs(usage, stderr);
 			return 2;
@@ -764,10 +771,10 @@ int main(int argc, char **argv)
 	for (int v = 0; v < (o.variants ? V_COUNT : 1); v++) {
 		if (bench_tables(w.pg, (enum variant)v) < 0)
 			goto out;
-		if (v == V_PLAIN)
-			print_indexes(w.pg);
 		if (ceiling_pass(w.pg, &msgs, mcols, &locs, lcols, nbatches, &tc[v]) < 0)
 			goto out;
+		if (v == V_PLAIN)
+			print_tables(w.pg);
 		if (v == V_PLAIN)
 			printf("COPY ceiling: %zu rows in %.2f s = %.0f rows/s (%zu message rows + %zu "
 			       "location rows; binary COPY, one per table and batch of %zu, one "
@@ -784,18 +791,6 @@ int main(int argc, char **argv)
 		printf("(no pg_stat_statements in this database: no per-statement breakdown)\n");
 	report_function(w.pg, tw);
 
-	if (o.writer_variants) {
-		double t2;
-		if (exec_ok(w.pg, "truncate", "TRUNCATE messages, message_locations, conversations, "
-					      "conversation_keys, contacts CASCADE") < 0 ||
-		    exec_ok(w.pg, "drop search index", "DROP INDEX messages_search") < 0 ||
-		    account_create(w.pg, "writer-bench-2", &account, &folder, &run) < 0 ||
-		    writer_pass(&w, &c, batch, run, account, folder, &t2) < 0)
-			goto out;
-		printf("writer without the GIN search index (same rows, emptied tables): %.2f s = "
-		       "%.0f rows/s, ratio to the COPY without it %.2f\n", t2, c.n / t2,
-		       o.variants ? tc[V_NO_GIN] / t2 : 0);
-	}
 	exec_ok(w.pg, "drop bench tables", "DROP TABLE IF EXISTS bench_message_locations, bench_messages");
 	rc = 0;
 out:

@@ -3,7 +3,7 @@
 # mailbox, then build/bench/writer_bench (store_messages vs plain COPY of the same rows, same
 # server, same run). Prints figures; asserts nothing. Knobs: WRITER_BENCH_COUNT (5000),
 # MAILPIPE_WRITER_BATCH (500), MP_PG_FSYNC (on), WRITER_BENCH_PORT (24900, four ports from it),
-# WRITER_BENCH_VARIANTS (1: also the COPY and writer variants), WRITER_BENCH_STATS (1:
+# WRITER_BENCH_VARIANTS (1: also the COPY variants), WRITER_BENCH_STATS (1:
 # pg_stat_statements and function timing, which cost a PostgreSQL restart).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -66,6 +66,6 @@ else
 fi
 
 args=
-if [ "${WRITER_BENCH_VARIANTS:-1}" = 1 ]; then args="--variants --writer-variants"; fi
+if [ "${WRITER_BENCH_VARIANTS:-1}" = 1 ]; then args=--variants; fi
 # shellcheck disable=SC2086 # args is a list of flags
 "$ROOT/build/bench/writer_bench" $args "$WORK/Maildir"

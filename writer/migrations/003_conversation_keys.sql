@@ -41,6 +41,16 @@ BEGIN
 	RETURN v_target;
 END $$;
 
+-- Messages threaded before this migration give their keys to the conversation they are in.
+INSERT INTO conversation_keys (account_id, key, conversation_id)
+SELECT DISTINCT ON (account_id, key) account_id, key, conversation_id
+FROM (SELECT account_id, conversation_id,
+	     unnest(ARRAY[message_id, in_reply_to] || "references") AS key
+	FROM messages WHERE conversation_id IS NOT NULL) s
+WHERE key IS NOT NULL AND key <> ''
+ORDER BY account_id, key, conversation_id
+ON CONFLICT DO NOTHING;
+
 -- Threading no longer searches messages by what they reference; the GIN index cost every
 -- insert for nothing.
 DROP INDEX messages_references;
