@@ -773,15 +773,15 @@ int main(int argc, char **argv)
 			goto out;
 		if (ceiling_pass(w.pg, &msgs, mcols, &locs, lcols, nbatches, &tc[v]) < 0)
 			goto out;
-		if (v == V_PLAIN)
+		if (v == V_PLAIN) {
 			print_tables(w.pg);
-		if (v == V_PLAIN)
 			printf("COPY ceiling: %zu rows in %.2f s = %.0f rows/s (%zu message rows + %zu "
 			       "location rows; binary COPY, one per table and batch of %zu, one "
 			       "transaction per batch)\n",
 			       c.n, tc[v], c.n / tc[v], msgs.n, locs.n, batch);
-		else
+		} else {
 			printf("%s: %.2f s = %.0f rows/s\n", variant_names[v], tc[v], c.n / tc[v]);
+		}
 	}
 	printf("ratio: %.2f (writer rows/s / COPY ceiling rows/s; goal >= 0.70)\n", tc[V_PLAIN] / tw);
 
