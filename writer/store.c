@@ -96,13 +96,13 @@ static const char SQL_INSERT_MESSAGE[] =
 	" content_sha256, subject, from_name, from_email, \"to\", cc, bcc, reply_to, sent_at, "
 	" received_at, direction, in_reply_to, \"references\", list_id, snippet, body_text, "
 	" body_html, attachments, size, raw, parse_error, body_clean, cleaner_version, base_subject, "
-	" is_reply, thread_parent, gm_thrid) "
+	" is_reply, thread_parent, gm_thrid, conversation_id) "
 	"VALUES ($1::bigint, $2, $3, $4::boolean, $5, $6, $7, $8, coalesce($9::jsonb, '[]'), "
 	" coalesce($10::jsonb, '[]'), coalesce($11::jsonb, '[]'), coalesce($12::jsonb, '[]'), "
 	" $13::timestamptz, $14::timestamptz, $15, $16, "
 	" coalesce(array(SELECT jsonb_array_elements_text($17::jsonb)), '{}'), $18, $19, $20, $21, "
 	" coalesce($22::jsonb, '[]'), $23::int, $24::bytea, $25, $26, $27::int, $28, "
-	" coalesce($29::boolean, false), $30, $31) "
+	" coalesce($29::boolean, false), $30, $31, $32::bigint) "
 	"ON CONFLICT (account_id, content_sha256) DO NOTHING RETURNING id";
 
 static const char SQL_FIND_MSG[] =
@@ -115,8 +115,13 @@ static const char SQL_INS_LOC[] =
 	"ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING RETURNING id";
 
 static const char SQL_THREAD[] =
-	"SELECT mp_thread_message($1::bigint, array(SELECT jsonb_array_elements_text($2::jsonb)), "
-	" $3::int)";
+	"SELECT mp_thread_keys($1::bigint, array(SELECT jsonb_array_elements_text($2::jsonb)), $3, "
+	" $4::boolean, $5::timestamptz, $6::int)";
+
+/* Where a message's conversation ended up after the rest of its batch was threaded (a later
+ * message may have merged it into another). */
+static const char SQL_CONV_OF[] =
+	"SELECT conversation_id FROM conversation_keys WHERE account_id = $1::bigint AND key = $2";
 
 static const char SQL_REFRESH_CONV[] =
 	"UPDATE conversations c SET message_count = s.cnt, unread_count = s.unread, "
@@ -169,6 +174,7 @@ static const struct {
 	{ "find_msg", SQL_FIND_MSG },
 	{ "ins_loc", SQL_INS_LOC },
 	{ "thread", SQL_THREAD },
+	{ "conv_of", SQL_CONV_OF },
 	{ "refresh_conv", SQL_REFRESH_CONV },
 	{ "acct_lock", SQL_ACCT_LOCK },
 	{ "contacts", SQL_CONTACTS },
@@ -220,8 +226,10 @@ static char *dump_or_null(json_t *v)
 /* Inserts the message row if its content is new ("ins_msg"): its result has the new id, or
  * no row when the content was already stored (then "find_msg" finds it). */
 static PGresult *send_message(struct writer *w, const struct wmsg *m, const struct account_info *a,
-			      int pipelined)
+			      long long conversation, int pipelined)
 {
+	char conv[24];
+	snprintf(conv, sizeof(conv), "%lld", conversation);
 	json_t *msg = m->msg, *meta = m->meta, *from = json_object_get(msg, "from");
 	char acc[24], size[24], received[64], cleaner[16];
 	char *to = dump_or_null(json_object_get(msg, "to"));
@@ -242,7 +250,7 @@ static PGresult *send_message(struct writer *w, const struct wmsg *m, const stru
 		 json_is_integer(json_object_get(meta, "size")) ? jint(meta, "size") : (long long)m->raw_len);
 	int have_received = writer_internaldate_iso(jstr(meta, "internaldate"), received, sizeof(received)) == 0;
 	snprintf(cleaner, sizeof(cleaner), "%lld", jint(msg, "cleaner_version"));
-	const char *params[31] = {
+	const char *params[32] = {
 		acc,
 		a->provider,
 		jstr(msg, "message_id"),
@@ -271,11 +279,12 @@ static PGresult *send_message(struct writer *w, const struct wmsg *m, const stru
 		json_is_true(json_object_get(msg, "is_reply")) ? "true" : "false",
 		jstr(msg, "thread_parent"),
 		jstr(msg, "gm_thrid"),
+		conversation ? conv : NULL,
 	};
-	int lengths[31] = { 0 }, formats[31] = { 0 };
+	int lengths[32] = { 0 }, formats[32] = { 0 };
 	lengths[23] = (int)m->raw_len;
 	formats[23] = 1;
-	PGresult *r = stmt(w, pipelined, "insert message", "ins_msg", 31, params, lengths, formats);
+	PGresult *r = stmt(w, pipelined, "insert message", "ins_msg", 32, params, lengths, formats);
 	free(to), free(cc), free(bcc), free(rto), free(refs), free(atts);
 	return r;
 }
@@ -302,15 +311,6 @@ static int take_id(PGresult *r, long long *id)
 	return found;
 }
 
-/* Returns 1 when the row was created, 0 when it existed, <0 on error. */
-static int insert_message(struct writer *w, const struct wmsg *m, const struct account_info *a,
-			  long long *id)
-{
-	int created = take_id(send_message(w, m, a, 0), id);
-	if (created != 0)
-		return created;
-	return take_id(send_find(w, m, 0), id) == 1 ? 0 : -EIO;
-}
 
 /* Inserts the location ("ins_loc"): a row comes back when it is new. */
 static PGresult *send_location(struct writer *w, const struct wmsg *m, long long message_id,
@@ -330,15 +330,16 @@ static PGresult *send_location(struct writer *w, const struct wmsg *m, long long
 	return r;
 }
 
-/* Puts a new message into a conversation (mp_thread_message, migration 003): its keys are its
- * own Message-ID, the ids it names (References, In-Reply-To) and Gmail's thread id. The caller
- * holds the account's advisory lock. */
-static PGresult *send_thread(struct writer *w, long long id, json_t *msg, int subject_days,
+/* Finds (or makes) the conversation of a message about to be inserted (mp_thread_keys,
+ * migrations 003 and 006): its keys are its own Message-ID, the ids it names (References,
+ * In-Reply-To) and Gmail's thread id. The caller holds the account's advisory lock. */
+static PGresult *send_thread(struct writer *w, const struct wmsg *m, int subject_days,
 			     int pipelined)
 {
-	json_t *keys = json_array(), *refs = json_object_get(msg, "references");
+	json_t *msg = m->msg, *keys = json_array(), *refs = json_object_get(msg, "references");
 	const char *mid = jstr(msg, "message_id"), *irt = jstr(msg, "in_reply_to");
-	const char *thrid = jstr(msg, "gm_thrid");
+	const char *thrid = jstr(msg, "gm_thrid"), *at = jstr(msg, "sent_at");
+	char received[64];
 	if (mid)
 		json_array_append_new(keys, json_string(mid));
 	/* A runaway References header (thousands of ids) links nothing more than its tail. */
@@ -352,14 +353,19 @@ static PGresult *send_thread(struct writer *w, long long id, json_t *msg, int su
 		snprintf(key, sizeof(key), "gm:%s", thrid);
 		json_array_append_new(keys, json_string(key));
 	}
-	char ids[24], days[16], *kj = json_dumps(keys, JSON_COMPACT);
+	if (!at && writer_internaldate_iso(jstr(m->meta, "internaldate"), received,
+					   sizeof(received)) == 0)
+		at = received;
+	char acc[24], days[16], *kj = json_dumps(keys, JSON_COMPACT);
 	json_decref(keys);
 	if (!kj)
 		return NULL;
-	snprintf(ids, sizeof(ids), "%lld", id);
+	snprintf(acc, sizeof(acc), "%lld", jint(m->meta, "account_id"));
 	snprintf(days, sizeof(days), "%d", subject_days);
-	const char *params[] = { ids, kj, days };
-	PGresult *r = stmt(w, pipelined, "thread message", "thread", 3, params, NULL, NULL);
+	const char *params[] = { acc, kj, jstr(msg, "base_subject"),
+				 json_is_true(json_object_get(msg, "is_reply")) ? "true" : "false",
+				 at, days };
+	PGresult *r = stmt(w, pipelined, "thread message", "thread", 6, params, NULL, NULL);
 	free(kj);
 	return r;
 }
@@ -428,23 +434,15 @@ static void collect_contacts(json_t *rows, const struct wmsg *m, long long accou
 struct item {
 	const struct account_info *a;
 	long long id, conv;
-	int created, located; /* 1 new, 0 existed, -1 unknown */
+	int created;	/* 1 new, 0 stored before, TO_INSERT pending, -1 unknown/failed */
+	int located;	/* 1 new, 0 stored before, -1 unknown/failed */
+	long dup_of;	/* index of the same content earlier in the batch, or -1 */
 };
 
-enum { PIPE_CHUNK = 100 };
+enum { PIPE_CHUNK = 100, TO_INSERT = 2 };
 
 typedef PGresult *(*phase_send)(struct writer *w, struct wmsg *m, struct item *it);
 typedef void (*phase_take)(struct item *it, PGresult *r);
-
-static PGresult *ps_message(struct writer *w, struct wmsg *m, struct item *it)
-{
-	return it->a ? send_message(w, m, it->a, 1) : NULL;
-}
-
-static void pt_message(struct item *it, PGresult *r)
-{
-	it->created = take_id(r, &it->id);
-}
 
 static PGresult *ps_find(struct writer *w, struct wmsg *m, struct item *it)
 {
@@ -452,10 +450,50 @@ static PGresult *ps_find(struct writer *w, struct wmsg *m, struct item *it)
 	return send_find(w, m, 1);
 }
 
+/* Under the account's lock the answer is final: stored, or to be inserted by this batch. */
 static void pt_find(struct item *it, PGresult *r)
 {
-	if (take_id(r, &it->id) != 1)
+	int found = take_id(r, &it->id);
+	it->created = found < 0 ? -1 : found ? 0 : TO_INSERT;
+}
+
+static PGresult *ps_thread(struct writer *w, struct wmsg *m, struct item *it)
+{
+	return send_thread(w, m, it->a->subject_days, 1);
+}
+
+static void pt_thread(struct item *it, PGresult *r)
+{
+	if (take_id(r, &it->conv) != 1)
 		it->created = -1;
+}
+
+static PGresult *ps_conv_of(struct writer *w, struct wmsg *m, struct item *it)
+{
+	char acc[24];
+	(void)it;
+	snprintf(acc, sizeof(acc), "%lld", jint(m->meta, "account_id"));
+	const char *params[] = { acc, jstr(m->msg, "message_id") };
+	return stmt(w, 1, "conversation of", "conv_of", 2, params, NULL, NULL);
+}
+
+static void pt_conv_of(struct item *it, PGresult *r)
+{
+	long long conv;
+	if (take_id(r, &conv) == 1)
+		it->conv = conv;
+}
+
+static PGresult *ps_message(struct writer *w, struct wmsg *m, struct item *it)
+{
+	return send_message(w, m, it->a, it->conv, 1);
+}
+
+static void pt_message(struct item *it, PGresult *r)
+{
+	/* No row would mean a concurrent insert of this content, which the lock rules out:
+	 * leave it to the one-by-one path. */
+	it->created = take_id(r, &it->id) == 1 ? 1 : -1;
 }
 
 static PGresult *ps_location(struct writer *w, struct wmsg *m, struct item *it)
@@ -467,17 +505,6 @@ static void pt_location(struct item *it, PGresult *r)
 {
 	long long ignored;
 	it->located = take_id(r, &ignored);
-}
-
-static PGresult *ps_thread(struct writer *w, struct wmsg *m, struct item *it)
-{
-	return send_thread(w, it->id, m->msg, it->a->subject_days, 1);
-}
-
-static void pt_thread(struct item *it, PGresult *r)
-{
-	if (take_id(r, &it->conv) != 1)
-		it->located = -1;
 }
 
 /* Reads one queued statement's result (and the NULL after it). NULL when it failed. */
@@ -538,38 +565,47 @@ static int run_phase(struct writer *w, struct wmsg *m, struct item *it, size_t n
 	return rc;
 }
 
-static int want_all(const struct item *it)
+static int want_find(const struct item *it)
 {
-	return it->a != NULL;
+	return it->a != NULL && it->dup_of < 0;
 }
 
-static int want_found(const struct item *it)
+static int want_insert(const struct item *it)
 {
-	return it->created == 0;
+	return it->created == TO_INSERT;
 }
 
 static int want_located(const struct item *it)
 {
-	return it->created >= 0;
+	return it->created >= 0 && it->created != TO_INSERT;
 }
 
-static int want_threaded(const struct item *it)
-{
-	return it->created == 1 && it->located >= 0;
-}
-
-/* The phases of a batch in pipeline mode; the per-batch statements that follow run as usual. */
+/* The phases of a batch in pipeline mode: which contents are stored already, the
+ * conversations of the new ones, the new rows (each written once, with its conversation), then
+ * every location. The per-batch statements that follow run as usual. */
 static int store_pipelined(struct writer *w, struct wmsg *m, struct item *it, size_t n)
 {
+	/* m is sorted by (account, sha256): the same content twice in a batch is adjacent. */
+	for (size_t i = 1; i < n; i++)
+		if (jint(m[i].meta, "account_id") == jint(m[i - 1].meta, "account_id") &&
+		    strcmp(jstr(m[i].msg, "content_sha256") ?: "", jstr(m[i - 1].msg, "content_sha256") ?: "") == 0)
+			it[i].dup_of = it[i - 1].dup_of >= 0 ? it[i - 1].dup_of : (long)i - 1;
 	if (!PQenterPipelineMode(w->pg))
 		return -EIO;
-	int rc = run_phase(w, m, it, n, want_all, ps_message, pt_message);
+	int rc = run_phase(w, m, it, n, want_find, ps_find, pt_find);
 	if (rc == 0)
-		rc = run_phase(w, m, it, n, want_found, ps_find, pt_find);
+		rc = run_phase(w, m, it, n, want_insert, ps_thread, pt_thread);
+	if (rc == 0)
+		rc = run_phase(w, m, it, n, want_insert, ps_conv_of, pt_conv_of);
+	if (rc == 0)
+		rc = run_phase(w, m, it, n, want_insert, ps_message, pt_message);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (it[i].dup_of >= 0 && it[it[i].dup_of].created >= 0) {
+			it[i].id = it[it[i].dup_of].id;
+			it[i].created = 0;
+		}
 	if (rc == 0)
 		rc = run_phase(w, m, it, n, want_located, ps_location, pt_location);
-	if (rc == 0)
-		rc = run_phase(w, m, it, n, want_threaded, ps_thread, pt_thread);
 	if (!PQexitPipelineMode(w->pg) && rc == 0)
 		rc = -EIO;
 	for (size_t i = 0; rc == 0 && i < n; i++)
@@ -599,6 +635,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		long long account = jint(m[i].meta, "account_id");
 		it[i].a = account_get(w, account);
 		it[i].created = it[i].located = -1;
+		it[i].dup_of = -1;
 		if (account != last_account) {
 			/* Threading of one account is serialised; other accounts go on in parallel. */
 			char acc[24];
@@ -609,6 +646,10 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 			last_account = account;
 		}
 	}
+	/* Subject grouping looks for earlier messages by subject, so each message must be stored
+	 * before the next is threaded: such accounts take the one-by-one path. */
+	for (size_t i = 0; i < n && !one_by_one; i++)
+		one_by_one = it[i].a && it[i].a->subject_days > 0;
 	if (!one_by_one) {
 		rc = store_pipelined(w, m, it, n);
 		if (rc < 0)
@@ -620,11 +661,14 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		long long ignored;
 		if (pg_cmd(w->pg, "savepoint", "SAVEPOINT msg", 0, NULL) < 0)
 			goto fail;
-		x->created = x->a ? insert_message(w, &m[i], x->a, &x->id) : -EINVAL;
+		x->created = x->a ? take_id(send_find(w, &m[i], 0), &x->id) : -EINVAL;
+		if (x->created == 1) {
+			x->created = 0;
+		} else if (x->created == 0) {
+			x->created = take_id(send_thread(w, &m[i], x->a->subject_days, 0), &x->conv) == 1 &&
+				     take_id(send_message(w, &m[i], x->a, x->conv, 0), &x->id) == 1 ? 1 : -EIO;
+		}
 		x->located = x->created >= 0 ? take_id(send_location(w, &m[i], x->id, 0), &ignored) : -EIO;
-		if (x->created == 1 && x->located >= 0 &&
-		    take_id(send_thread(w, x->id, m[i].msg, x->a->subject_days, 0), &x->conv) != 1)
-			x->located = -EIO;
 		if (x->created >= 0 && x->located >= 0)
 			continue;
 		const char *state = pg_last_sqlstate();

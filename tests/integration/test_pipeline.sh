@@ -61,4 +61,5 @@ check "SIGTERM stops mailpipe run within 10 s" bash -c "! kill -0 $RUN_PID 2>/de
 check "no stage outlives it ($children)" bash -c "for p in $children; do ! kill -0 \$p 2>/dev/null || exit 1; done"
 wait "$RUN_PID" 2>/dev/null
 RUN_PID=
+check "the writer never fell back from its pipelined batches" bash -c "! grep -q 'retrying message by message' '$RUN_LOG'"
 finish
