@@ -102,7 +102,8 @@ static const char SQL_INSERT_MESSAGE[] =
 	" $13::timestamptz, $14::timestamptz, $15, $16, "
 	" coalesce(array(SELECT jsonb_array_elements_text($17::jsonb)), '{}'), $18, $19, $20, $21, "
 	" coalesce($22::jsonb, '[]'), $23::int, $24::bytea, $25, $26, $27::int, $28, "
-	" coalesce($29::boolean, false), $30, $31, $32::bigint) "
+	" coalesce($29::boolean, false), $30, $31, coalesce((SELECT conversation_id "
+	" FROM conversation_keys WHERE account_id = $1::bigint AND key = $3), $32::bigint)) "
 	"ON CONFLICT (account_id, content_sha256) DO NOTHING RETURNING id";
 
 static const char SQL_FIND_MSG[] =
@@ -117,11 +118,6 @@ static const char SQL_INS_LOC[] =
 static const char SQL_THREAD[] =
 	"SELECT mp_thread_keys($1::bigint, array(SELECT jsonb_array_elements_text($2::jsonb)), $3, "
 	" $4::boolean, $5::timestamptz, $6::int)";
-
-/* Where a message's conversation ended up after the rest of its batch was threaded (a later
- * message may have merged it into another). */
-static const char SQL_CONV_OF[] =
-	"SELECT conversation_id FROM conversation_keys WHERE account_id = $1::bigint AND key = $2";
 
 static const char SQL_REFRESH_CONV[] =
 	"UPDATE conversations c SET message_count = s.cnt, unread_count = s.unread, "
@@ -174,7 +170,6 @@ static const struct {
 	{ "find_msg", SQL_FIND_MSG },
 	{ "ins_loc", SQL_INS_LOC },
 	{ "thread", SQL_THREAD },
-	{ "conv_of", SQL_CONV_OF },
 	{ "refresh_conv", SQL_REFRESH_CONV },
 	{ "acct_lock", SQL_ACCT_LOCK },
 	{ "contacts", SQL_CONTACTS },
@@ -450,11 +445,10 @@ static PGresult *ps_find(struct writer *w, struct wmsg *m, struct item *it)
 	return send_find(w, m, 1);
 }
 
-/* Under the account's lock the answer is final: stored, or to be inserted by this batch. */
 static void pt_find(struct item *it, PGresult *r)
 {
-	int found = take_id(r, &it->id);
-	it->created = found < 0 ? -1 : found ? 0 : TO_INSERT;
+	if (take_id(r, &it->id) != 1)
+		it->created = -1;
 }
 
 static PGresult *ps_thread(struct writer *w, struct wmsg *m, struct item *it)
@@ -468,22 +462,6 @@ static void pt_thread(struct item *it, PGresult *r)
 		it->created = -1;
 }
 
-static PGresult *ps_conv_of(struct writer *w, struct wmsg *m, struct item *it)
-{
-	char acc[24];
-	(void)it;
-	snprintf(acc, sizeof(acc), "%lld", jint(m->meta, "account_id"));
-	const char *params[] = { acc, jstr(m->msg, "message_id") };
-	return stmt(w, 1, "conversation of", "conv_of", 2, params, NULL, NULL);
-}
-
-static void pt_conv_of(struct item *it, PGresult *r)
-{
-	long long conv;
-	if (take_id(r, &conv) == 1)
-		it->conv = conv;
-}
-
 static PGresult *ps_message(struct writer *w, struct wmsg *m, struct item *it)
 {
 	return send_message(w, m, it->a, it->conv, 1);
@@ -491,9 +469,9 @@ static PGresult *ps_message(struct writer *w, struct wmsg *m, struct item *it)
 
 static void pt_message(struct item *it, PGresult *r)
 {
-	/* No row would mean a concurrent insert of this content, which the lock rules out:
-	 * leave it to the one-by-one path. */
-	it->created = take_id(r, &it->id) == 1 ? 1 : -1;
+	int row = take_id(r, &it->id);
+	it->created = row < 0 ? -1 : row == 1 ? 1 : 0; /* no row: stored before, find it */
+	it->conv = row == 1 ? it->conv : 0;
 }
 
 static PGresult *ps_location(struct writer *w, struct wmsg *m, struct item *it)
@@ -565,9 +543,14 @@ static int run_phase(struct writer *w, struct wmsg *m, struct item *it, size_t n
 	return rc;
 }
 
-static int want_find(const struct item *it)
+static int want_thread(const struct item *it)
 {
 	return it->a != NULL && it->dup_of < 0;
+}
+
+static int want_found(const struct item *it)
+{
+	return it->created == 0 && it->dup_of < 0;
 }
 
 static int want_insert(const struct item *it)
@@ -592,13 +575,18 @@ static int store_pipelined(struct writer *w, struct wmsg *m, struct item *it, si
 			it[i].dup_of = it[i - 1].dup_of >= 0 ? it[i - 1].dup_of : (long)i - 1;
 	if (!PQenterPipelineMode(w->pg))
 		return -EIO;
-	int rc = run_phase(w, m, it, n, want_find, ps_find, pt_find);
-	if (rc == 0)
-		rc = run_phase(w, m, it, n, want_insert, ps_thread, pt_thread);
-	if (rc == 0)
-		rc = run_phase(w, m, it, n, want_insert, ps_conv_of, pt_conv_of);
+	/* A message whose content is already stored is threaded too: its keys are the stored
+	 * copy's, so it only finds that conversation, and no extra round trip is spent asking
+	 * first. The row takes its conversation from the key table as it is inserted, after the
+	 * whole batch was threaded (a later message may have merged the first conversation). */
+	for (size_t i = 0; i < n; i++)
+		if (want_thread(&it[i]))
+			it[i].created = TO_INSERT;
+	int rc = run_phase(w, m, it, n, want_insert, ps_thread, pt_thread);
 	if (rc == 0)
 		rc = run_phase(w, m, it, n, want_insert, ps_message, pt_message);
+	if (rc == 0)
+		rc = run_phase(w, m, it, n, want_found, ps_find, pt_find);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (it[i].dup_of >= 0 && it[it[i].dup_of].created >= 0) {
 			it[i].id = it[it[i].dup_of].id;
