@@ -30,6 +30,8 @@ struct job {
 	struct uidset search;	/* UIDs the server has above the cursor */
 	struct uidset fetched;	/* UIDs whose raw entry Redis acknowledged; kept across retries */
 	struct uidset appended;	/* XADDs sent, replies not yet read */
+	struct uidset oversize;	/* larger than the literal limit: only their header is fetched */
+	int probing;		/* answers are the RFC822.SIZE probe */
 
 	/* the command being waited for (sequential commands) */
 	unsigned wait_tag;
@@ -159,6 +161,9 @@ static void wait_for_budget(struct job *j)
 static void emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch)
 {
 	const struct imap_value *body = imap_list_get(fetch, "BODY[]");
+	int header_only = body == NULL;
+	if (header_only)
+		body = imap_list_get(fetch, "BODY[HEADER]");
 	const struct imap_value *flags = imap_list_get(fetch, "FLAGS");
 	const struct imap_value *idate = imap_list_get(fetch, "INTERNALDATE");
 	const struct imap_value *size = imap_list_get(fetch, "RFC822.SIZE");
@@ -182,6 +187,8 @@ static void emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch
 		json_object_set_new(meta, "internaldate", json_stringn(idate->s, idate->len));
 	if (size && imap_value_u64(size, &n) == 0)
 		json_object_set_new(meta, "size", json_integer((json_int_t)n));
+	if (header_only)
+		json_object_set_new(meta, "truncated", json_true());
 	/* The parser needs the account's view of a message: its own address (direction) and
 	 * the cleaning steps the account turned off. */
 	json_t *acc = json_object_get(j->json, "account");
@@ -243,8 +250,21 @@ static void on_untagged(void *data, const struct imap_response *r)
 		   r->args[0].type == IMAP_V_LIST) {
 		const struct imap_value *uidv = imap_list_get(&r->args[0], "UID");
 		const struct imap_value *body = imap_list_get(&r->args[0], "BODY[]");
+		const struct imap_value *size = imap_list_get(&r->args[0], "RFC822.SIZE");
+		uint64_t bytes;
+		if (!uidv || imap_value_u64(uidv, &v) < 0 || v == 0 || v > UINT32_MAX)
+			return;
+		if (j->probing) {
+			/* Margin for the response around the literal. */
+			if (size && imap_value_u64(size, &bytes) == 0 &&
+			    bytes + 4096 > (uint64_t)j->f->cfg->max_literal)
+				uidset_add(&j->oversize, (uint32_t)v);
+			return;
+		}
+		if (!body)
+			body = imap_list_get(&r->args[0], "BODY[HEADER]");
 		/* A FETCH without a body is an unsolicited flag update, not our answer. */
-		if (!uidv || !body || imap_value_u64(uidv, &v) < 0 || v == 0 || v > UINT32_MAX)
+		if (!body)
 			return;
 		if (v <= j->last_uid && j->last_uid && j->uidvalidity == j->exp_uidvalidity)
 			return;
@@ -387,6 +407,34 @@ static int do_sync(struct job *j)
 		if (j->search.v[i] > j->last_uid && !uidset_contains(&j->fetched, j->search.v[i]))
 			uidset_add(&todo, j->search.v[i]);
 
+	/* A message over the literal limit would end the connection mid-literal on every sync:
+	 * ask the sizes first and fetch only the header of those (stored with parse_error). */
+	j->oversize.n = 0;
+	if (todo.n) {
+		char *set = uidset_format(&todo), *probe = NULL;
+		if (!set || asprintf(&probe, "UID FETCH %s (UID RFC822.SIZE)", set) < 0) {
+			free(set);
+			rc = -ENOMEM;
+			goto out;
+		}
+		free(set);
+		j->probing = 1;
+		rc = command(j, probe);
+		j->probing = 0;
+		free(probe);
+		if (rc == -EREMOTEIO)
+			snprintf(j->error, sizeof(j->error), "UID FETCH RFC822.SIZE refused for account '%s' folder '%s': %s",
+				 j->account, j->folder, j->wait_text);
+		if (rc < 0)
+			goto out;
+		uidset_normalize(&j->oversize);
+		size_t k = 0;
+		for (size_t i = 0; i < todo.n; i++)
+			if (!uidset_contains(&j->oversize, todo.v[i]))
+				todo.v[k++] = todo.v[i];
+		todo.n = k;
+	}
+
 	size_t next = 0, batch = (size_t)j->f->cfg->fetch_batch;
 	size_t pipeline = (size_t)j->f->cfg->fetch_pipeline;
 	j->inflight = 0;
@@ -427,6 +475,25 @@ static int do_sync(struct job *j)
 		if (session_run_until(j->s, &j->fetch_completed) < 0) {
 			rc = -EIO;
 			goto out;
+		}
+	}
+	if (j->oversize.n && !j->fetch_failed && !*j->f->stopping) {
+		char *set = uidset_format(&j->oversize), *hdr = NULL;
+		if (!set || asprintf(&hdr, "UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])", set) < 0) {
+			free(set);
+			rc = -ENOMEM;
+			goto out;
+		}
+		free(set);
+		log_warn("account=%s folder=\"%s\" count=%zu msg=\"messages over MAILPIPE_MAX_MESSAGE_BYTES: "
+			 "storing their header only\"", j->account, j->folder, j->oversize.n);
+		rc = command(j, hdr);
+		free(hdr);
+		if (rc == -EIO)
+			goto out;
+		if (rc == -EREMOTEIO) {
+			j->fetch_failed = 1;
+			snprintf(j->fetch_error, sizeof(j->fetch_error), "UID FETCH of headers failed: %s", j->wait_text);
 		}
 	}
 	collect_appended(j);
@@ -551,6 +618,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	uidset_init(&j.search);
 	uidset_init(&j.fetched);
 	uidset_init(&j.appended);
+	uidset_init(&j.oversize);
 	int is_sync = strcmp(j.type, "sync_folder") == 0;
 	if (!is_sync && strcmp(j.type, "list_folders") != 0) {
 		log_error("job=%s msg=\"unknown job type '%s', dropped\"", jstr(json, "job_id"), j.type);
@@ -638,5 +706,6 @@ out:
 	uidset_release(&j.search);
 	uidset_release(&j.fetched);
 	uidset_release(&j.appended);
+	uidset_release(&j.oversize);
 	return result;
 }

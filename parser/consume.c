@@ -69,6 +69,16 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 			msg = extract_message(raw, raw_len, &lim);
 		}
 		json_t *meta_json = json_loadb(meta, meta_len, 0, NULL);
+		if (msg && json_is_true(json_object_get(meta_json, "truncated"))) {
+			/* The fetcher took only the header of a message over its size limit. */
+			const char *had = json_string_value(json_object_get(msg, "parse_error"));
+			char why[256];
+			snprintf(why, sizeof(why), "message of %lld bytes is over MAILPIPE_MAX_MESSAGE_BYTES: "
+				 "only its header was fetched%s%s",
+				 (long long)json_integer_value(json_object_get(meta_json, "size")),
+				 had ? "; " : "", had ? had : "");
+			json_object_set_new(msg, "parse_error", json_string(why));
+		}
 		if (msg && enrich_message(msg, meta_json) < 0) {
 			json_decref(msg);
 			msg = NULL;
