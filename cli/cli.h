@@ -27,6 +27,8 @@ int cmd_folders(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_conversations(struct cli *c, int argc, char **argv);
 int cmd_search(struct cli *c, int argc, char **argv);
+/* contacts [FRAGMENT] [--account NAME] [--limit N] [--json] */
+int cmd_contacts(struct cli *c, int argc, char **argv);
 /* show ID [--json]; export ID [--format eml|json] */
 int cmd_show(struct cli *c, int argc, char **argv);
 

@@ -24,6 +24,7 @@ void cli_usage(void)
 	      "  mailpipe list [--account NAME] [--folder F] [--limit N] [--json]\n"
 	      "  mailpipe conversations [--account NAME] [--limit N] [--json]\n"
 	      "  mailpipe search QUERY [--account NAME] [--limit N] [--json]\n"
+	      "  mailpipe contacts [FRAGMENT] [--account NAME] [--limit N] [--json]\n"
 	      "  mailpipe show ID [--json] | export ID [--format eml|json]\n"
 	      "providers: icloud, gmail, fastmail, imap (explicit flags override a preset)\n",
 	      stderr);
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
 		{ "run", cmd_run },	  { "status", cmd_status },   { "folders", cmd_folders },
 		{ "list", cmd_list },	  { "conversations", cmd_conversations },
 		{ "search", cmd_search }, { "show", cmd_show },	      { "export", cmd_show },
+		{ "contacts", cmd_contacts },
 	};
 	struct cli c = { 0 };
 	int rc = 2;

@@ -13,7 +13,8 @@ struct qopts {
 	int json;
 };
 
-/* Parses the shared flags; the one positional argument goes to o->arg. 0, or 2 (usage). */
+/* Parses the shared flags; the one positional argument goes to o->arg (want_arg: 0 none,
+ * 1 required, 2 optional). 0, or 2 (usage). */
 static int parse_opts(int argc, char **argv, struct qopts *o, int want_arg)
 {
 	memset(o, 0, sizeof(*o));
@@ -46,8 +47,8 @@ static int parse_opts(int argc, char **argv, struct qopts *o, int want_arg)
 	}
 	char *end;
 	long n = strtol(o->limit, &end, 10);
-	if (*end || n <= 0 || n > 100000 || (want_arg && !o->arg)) {
-		fprintf(stderr, want_arg && !o->arg ? "mailpipe: an argument is missing\n"
+	if (*end || n <= 0 || n > 100000 || (want_arg == 1 && !o->arg)) {
+		fprintf(stderr, want_arg == 1 && !o->arg ? "mailpipe: an argument is missing\n"
 						    : "mailpipe: --limit takes 1..100000\n");
 		cli_usage();
 		return 2;
@@ -135,6 +136,27 @@ int cmd_search(struct cli *c, int argc, char **argv)
 		" websearch_to_tsquery('simple', $1) q "
 		"WHERE m.search @@ q AND ($2::text IS NULL OR a.name = $2) "
 		"ORDER BY ts_rank(m.search, q) DESC, m.id DESC LIMIT $3::int", 3, params), o.json);
+}
+
+int cmd_contacts(struct cli *c, int argc, char **argv)
+{
+	struct qopts o;
+	int rc = parse_opts(argc, argv, &o, 2);
+	PGconn *pg = rc ? NULL : cli_db(c, 1);
+	if (rc || !pg)
+		return rc ? rc : 1;
+	/* A fragment of an address or name; the trigram indexes (migration 008) serve it. */
+	const char *params[] = { o.arg, o.account, o.limit };
+	return print_result(pg_exec(pg, "list contacts",
+		"SELECT json_build_object('email', k.email, 'name', k.name, 'account', a.name, "
+		" 'message_count', k.message_count, 'first_seen_at', k.first_seen_at, "
+		" 'last_seen_at', k.last_seen_at)::text, "
+		" format('%-40s %-30s %5s msgs  last %s', k.email, coalesce(k.name, ''), k.message_count, "
+		"  to_char(k.last_seen_at, 'YYYY-MM-DD')) "
+		"FROM contacts k JOIN accounts a ON a.id = k.account_id "
+		"WHERE ($1::text IS NULL OR lower(k.email) LIKE '%' || lower($1) || '%' "
+		"  OR lower(k.name) LIKE '%' || lower($1) || '%') AND ($2::text IS NULL OR a.name = $2) "
+		"ORDER BY k.message_count DESC, k.email LIMIT $3::int", 3, params), o.json);
 }
 
 int cmd_show(struct cli *c, int argc, char **argv)

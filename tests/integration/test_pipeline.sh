@@ -40,6 +40,11 @@ check "every contact counts the messages that name it" [ "$(sql "
 	counts AS (SELECT email, count(DISTINCT id) AS n FROM named GROUP BY email)
 	SELECT count(*) FROM contacts c FULL JOIN counts ON counts.email = lower(c.email)
 	WHERE c.message_count IS DISTINCT FROM counts.n")" = 0 ]
+addr=$(sql "SELECT email FROM contacts ORDER BY message_count DESC, email LIMIT 1")
+frag=${addr:1:6}
+check "contacts finds an address by a fragment ('$frag' of $addr)" \
+	bash -c "mailpipe contacts '$frag' --json | python3 -c 'import json,sys; assert \"$addr\" in [c[\"email\"] for c in json.load(sys.stdin)]'"
+check "pg_trgm indexes serve address lookup" [ "$(sql "SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%_trgm'")" = 3 ]
 mailpipe account add subj --host 127.0.0.1 --port "$MP_IMAPS_PORT" --tls implicit --username demo \
 	--secret env:TEST_IMAP_SECRET --ca-file "$MP_CA_FILE" --interval 0 --initial-window-days 0 \
 	--subject-threading 3650 >/dev/null
