@@ -5,6 +5,8 @@
 #include "pg.h"
 #include "rstream.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,29 +36,15 @@ long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *c
 	long long run_id = -EIO;
 	PGresult *r = NULL;
 
-	/* The folder filter travels as a Postgres array literal built by Postgres itself from a
-	 * JSON array, so names with quotes or commas need no escaping here. */
-	size_t cap = 3;
+	/* The folder filter travels as JSON that Postgres turns into text[], so names with
+	 * quotes, commas or braces need no array-literal escaping here. */
+	json_t *names = json_array();
 	for (size_t i = 0; i < nfolders; i++)
-		cap += strlen(folders[i]) * 2 + 4;
-	filter = malloc(cap);
+		json_array_append_new(names, json_string(folders[i]));
+	filter = json_dumps(names, JSON_COMPACT);
+	json_decref(names);
 	if (!filter)
 		return -ENOMEM;
-	size_t k = 0;
-	filter[k++] = '[';
-	for (size_t i = 0; i < nfolders; i++) {
-		if (i)
-			filter[k++] = ',';
-		filter[k++] = '"';
-		for (const char *p = folders[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				filter[k++] = '\\';
-			filter[k++] = *p;
-		}
-		filter[k++] = '"';
-	}
-	filter[k++] = ']';
-	filter[k] = 0;
 
 	snprintf(acc, sizeof(acc), "%lld", account_id);
 	const char *params[] = { acc, filter };
