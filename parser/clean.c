@@ -167,9 +167,16 @@ static const char *find_ci(const char *s, size_t n, const char *p)
 
 static int starts_any(const char *s, size_t n, const char *const *list)
 {
-	for (; *list; list++)
+	unsigned char c0 = n ? (unsigned char)s[0] : 0;
+
+	for (; *list; list++) {
+		unsigned char p0 = (unsigned char)**list;
+		/* Nearly every line fails on its first byte: decide that without a call. */
+		if (c0 < 0x80 && p0 < 0x80 && lc(c0) != lc(p0))
+			continue;
 		if (starts_ci(s, n, *list))
 			return 1;
+	}
 	return 0;
 }
 
