@@ -1625,7 +1625,10 @@ static void unquote(const char **p, size_t *n, unsigned k)
 static char *render(const struct cleaner *c, size_t cap)
 {
 	static const char *const eols[] = { "", "\n", "\r\n", "\r" };
-	char *out = malloc(cap + 1);
+	/* With whitespace normalised, a kept line may be preceded by two newlines (the line break
+	 * and a gap where a forward header was dropped) although its own line ending was one
+	 * byte, or none at the end of the input: room for that beyond cap. */
+	char *out = malloc(cap + 2 * c->n + 2);
 	size_t i, o = 0, n;
 	int ws = (c->steps & CLEAN_WHITESPACE) != 0, gap = 0, any = 0;
 	const char *p;
