@@ -56,6 +56,18 @@ static int parse_opts(int argc, char **argv, struct qopts *o, int want_arg)
 	return 0;
 }
 
+/* parse_opts, then the database: NULL with *rc the exit status (2 usage, 1 no database). */
+static PGconn *open_query(struct cli *c, int argc, char **argv, struct qopts *o, int want_arg,
+			  int *rc)
+{
+	*rc = parse_opts(argc, argv, o, want_arg);
+	if (*rc)
+		return NULL;
+	PGconn *pg = cli_db(c, 1);
+	*rc = pg ? 0 : 1;
+	return pg;
+}
+
 /* Column 0 of every row is a JSON object, column 1 its text line. */
 static int print_result(PGresult *r, int json)
 {
@@ -89,10 +101,10 @@ static int print_result(PGresult *r, int json)
 int cmd_list(struct cli *c, int argc, char **argv)
 {
 	struct qopts o;
-	int rc = parse_opts(argc, argv, &o, 0);
-	PGconn *pg = rc ? NULL : cli_db(c, 1);
-	if (rc || !pg)
-		return rc ? rc : 1;
+	int rc;
+	PGconn *pg = open_query(c, argc, argv, &o, 0, &rc);
+	if (!pg)
+		return rc;
 	const char *params[] = { o.account, o.folder, o.limit };
 	return print_result(pg_exec(pg, "list messages",
 		"SELECT " MESSAGE_ROW " FROM messages m JOIN accounts a ON a.id = m.account_id "
@@ -106,10 +118,10 @@ int cmd_list(struct cli *c, int argc, char **argv)
 int cmd_conversations(struct cli *c, int argc, char **argv)
 {
 	struct qopts o;
-	int rc = parse_opts(argc, argv, &o, 0);
-	PGconn *pg = rc ? NULL : cli_db(c, 1);
-	if (rc || !pg)
-		return rc ? rc : 1;
+	int rc;
+	PGconn *pg = open_query(c, argc, argv, &o, 0, &rc);
+	if (!pg)
+		return rc;
 	const char *params[] = { o.account, o.limit };
 	return print_result(pg_exec(pg, "list conversations",
 		"SELECT json_build_object('id', v.id, 'account', a.name, 'display_name', v.display_name, "
@@ -125,10 +137,10 @@ int cmd_conversations(struct cli *c, int argc, char **argv)
 int cmd_search(struct cli *c, int argc, char **argv)
 {
 	struct qopts o;
-	int rc = parse_opts(argc, argv, &o, 1);
-	PGconn *pg = rc ? NULL : cli_db(c, 1);
-	if (rc || !pg)
-		return rc ? rc : 1;
+	int rc;
+	PGconn *pg = open_query(c, argc, argv, &o, 1, &rc);
+	if (!pg)
+		return rc;
 	/* websearch syntax: words, "phrases", -excluded, or. */
 	const char *params[] = { o.arg, o.account, o.limit };
 	return print_result(pg_exec(pg, "search",
@@ -141,11 +153,11 @@ int cmd_search(struct cli *c, int argc, char **argv)
 int cmd_contacts(struct cli *c, int argc, char **argv)
 {
 	struct qopts o;
-	int rc = parse_opts(argc, argv, &o, 2);
-	PGconn *pg = rc ? NULL : cli_db(c, 1);
-	if (rc || !pg)
-		return rc ? rc : 1;
-	/* A fragment of an address or name; the trigram indexes (migration 008) serve it. */
+	int rc;
+	PGconn *pg = open_query(c, argc, argv, &o, 2, &rc);
+	if (!pg)
+		return rc;
+	/* A fragment of an address or name; the trigram indexes (migration 004) serve it. */
 	const char *params[] = { o.arg, o.account, o.limit };
 	return print_result(pg_exec(pg, "list contacts",
 		"SELECT json_build_object('email', k.email, 'name', k.name, 'account', a.name, "
@@ -162,10 +174,10 @@ int cmd_contacts(struct cli *c, int argc, char **argv)
 int cmd_show(struct cli *c, int argc, char **argv)
 {
 	struct qopts o;
-	int rc = parse_opts(argc, argv, &o, 1);
-	PGconn *pg = rc ? NULL : cli_db(c, 1);
-	if (rc || !pg)
-		return rc ? rc : 1;
+	int rc;
+	PGconn *pg = open_query(c, argc, argv, &o, 1, &rc);
+	if (!pg)
+		return rc;
 	const char *params[] = { o.arg };
 	PGresult *r = pg_exec(pg, "show message",
 		"SELECT json_build_object('id', m.id, 'account', a.name, 'message_id', m.message_id, "

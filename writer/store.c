@@ -326,7 +326,7 @@ static PGresult *send_location(struct writer *w, const struct wmsg *m, long long
 }
 
 /* Finds (or makes) the conversation of a message about to be inserted (mp_thread_keys,
- * migrations 003 and 006): its keys are its own Message-ID, the ids it names (References,
+ * migration 003): its keys are its own Message-ID, the ids it names (References,
  * In-Reply-To) and Gmail's thread id. The caller holds the account's advisory lock. */
 static PGresult *send_thread(struct writer *w, const struct wmsg *m, int subject_days,
 			     int pipelined)

@@ -577,7 +577,7 @@ static void print_statement(const char *indent, const char *text, const char *ca
 }
 
 /* Server time by statement (pg_stat_statements, track = all), read right after the writer's
- * pass: the statements the writer sent, then those run inside mp_thread_message, whose time
+ * pass: the statements the writer sent, then those run inside mp_thread_keys, whose time
  * its own line already includes. NULL when unavailable. */
 static PGresult *read_statements(PGconn *pg)
 {
@@ -605,7 +605,7 @@ static void report_statements(PGresult *r, double wall)
 		if (toplevel)
 			top += ms;
 		else if (!nested_seen++)
-			printf("  of which inside functions (mp_thread_message):\n");
+			printf("  of which inside functions (mp_thread_keys):\n");
 		print_statement(toplevel ? "" : "  ", PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), ms, wall);
 	}
 	printf("  server execution total %.2f s; the rest (client, round trips, parse/bind/plan) "
@@ -620,10 +620,10 @@ static void report_function(PGconn *pg, double wall)
 	PQclear(PQexec(pg, "SELECT pg_stat_force_next_flush()"));
 	PQclear(PQexec(pg, "SELECT 1"));
 	PGresult *r = PQexec(pg, "SELECT calls, total_time FROM pg_stat_user_functions "
-				 "WHERE funcname = 'mp_thread_message'");
+				 "WHERE funcname = 'mp_thread_keys'");
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
 		double total = strtod(PQgetvalue(r, 0, 1), NULL) / 1000;
-		printf("mp_thread_message (pg_stat_user_functions, planning included): %s calls, "
+		printf("mp_thread_keys (pg_stat_user_functions, planning included): %s calls, "
 		       "%.2f s = %.1f%% of the writer's wall time\n",
 		       PQgetvalue(r, 0, 0), total, 100 * total / wall);
 	}
