@@ -505,21 +505,92 @@ static void extract_part_bytes(GMimePart *part, size_t limit, struct extract_byt
 	extract_bytes_release(&raw);
 }
 
+/* 1 for the bytes GMime's base64 decoder skips: all but the alphabet and '='. */
+static const unsigned char base64_skipped[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1, 1,
+	1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1,
+	1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* What GMime's base64 decoder would produce from in[0..len), counted without decoding it:
+ * every 4 alphabet characters give 3 bytes, and the first '=' ends the data, after 2 or 3
+ * characters of a quartet giving 1 or 2 more bytes. */
+static size_t extract_base64_size(const char *in, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	const char *eq = memchr(in, '=', len);
+	size_t end = eq ? (size_t)(eq - in) : len, skipped = 0, chars, i;
+
+	for (i = 0; i < end; i++)
+		skipped += base64_skipped[p[i]];
+	chars = end - skipped;
+	if (eq == NULL || chars % 4 < 2)
+		return chars / 4 * 3;
+	return chars / 4 * 3 + chars % 4 - 1;
+}
+
+/* The same for GMime's quoted-printable decoder: "=XX" gives one byte, "=\n" and "=\r\n" none,
+ * any other '=' and the two bytes after it are kept as they are, and a '=' in the last two
+ * bytes is dropped with what follows it. */
+static size_t extract_qp_size(const char *in, size_t len)
+{
+	const char *p = in, *end = in + len, *eq;
+	size_t n = len;
+
+	while ((eq = memchr(p, '=', (size_t)(end - p))) != NULL) {
+		if (end - eq < 3) {
+			n -= (size_t)(end - eq);
+			break;
+		}
+		if (eq[1] == '\n') {
+			n -= 2;
+			p = eq + 2;
+			continue;
+		}
+		if (g_ascii_isxdigit(eq[1]) && g_ascii_isxdigit(eq[2]))
+			n -= 2;
+		else if (eq[1] == '\r' && eq[2] == '\n')
+			n -= 3;
+		p = eq + 3;
+	}
+	return n;
+}
+
+/* A leaf part's decoded size. Attachments are most of the bytes of mail, and only their size
+ * is stored: decoding them to measure it was 6% of parse time. */
 static size_t extract_part_size(GMimePart *part)
 {
 	GMimeDataWrapper *dw = g_mime_part_get_content(part);
+	GMimeContentEncoding enc;
 	struct extract_bytes raw;
 	gboolean more = FALSE;
 	size_t n;
 
 	if (dw == NULL)
 		return 0;
+	enc = g_mime_data_wrapper_get_encoding(dw);
 	extract_stream_bytes(g_mime_data_wrapper_get_stream(dw), &raw);
-	if (extract_is_identity(g_mime_data_wrapper_get_encoding(dw)))
+	if (extract_is_identity(enc))
 		n = raw.len;
+	else if (enc == GMIME_CONTENT_ENCODING_BASE64)
+		n = extract_base64_size(raw.data, raw.len);
+	else if (enc == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE)
+		n = extract_qp_size(raw.data, raw.len);
 	else
-		n = extract_decode(g_mime_data_wrapper_get_encoding(dw), raw.data, raw.len, NULL,
-				   SIZE_MAX - 1, &more);
+		n = extract_decode(enc, raw.data, raw.len, NULL, SIZE_MAX - 1, &more);
 	extract_bytes_release(&raw);
 	return n;
 }

@@ -386,6 +386,51 @@ static void test_attachment_rfc2231(void)
 	done(o);
 }
 
+/* Sizes are counted from the encoded bytes, not decoded: they must still equal what GMime's
+ * decoders give, junk, early padding and damaged escapes included. */
+static void test_attachment_sizes(void)
+{
+	json_t *o = parse("Subject: sizes\n"
+			  "Content-Type: multipart/mixed; boundary=b\n"
+			  "\n"
+			  "--b\n"
+			  "Content-Type: text/plain\n"
+			  "\n"
+			  "body\n"
+			  "--b\n"
+			  "Content-Type: application/octet-stream; name=a.bin\n"
+			  "Content-Transfer-Encoding: base64\n"
+			  "\n"
+			  "QUJD\r\nQU*JD\r\nQUI=QUJD\r\n"
+			  "--b\n"
+			  "Content-Type: application/octet-stream; name=b.bin\n"
+			  "Content-Transfer-Encoding: base64\n"
+			  "\n"
+			  "QUJDQ\n"
+			  "--b\n"
+			  "Content-Type: text/calendar; name=c.ics\n"
+			  "Content-Transfer-Encoding: quoted-printable\n"
+			  "\n"
+			  "caf=C3=A9 soft=\nbreak=\r\nkept =zz and =4\n"
+			  "--b\n"
+			  "Content-Type: text/calendar; name=d.ics\n"
+			  "Content-Transfer-Encoding: quoted-printable\n"
+			  "\n"
+			  "ends in =4\n"
+			  "--b--\n");
+	json_t *atts = json_object_get(o, "attachments");
+
+	CHECK_EQ_INT(json_array_size(atts), 4);
+	/* "ABC" "ABC" "AB": the '=' ends the data, what follows it is ignored */
+	CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(atts, 0), "size")), 8);
+	/* a trailing single character makes no byte */
+	CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(atts, 1), "size")), 3);
+	/* "café soft" "break" "kept =zz and ": soft breaks gone, "=zz" kept, "=4" at the end lost */
+	CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(atts, 2), "size")), 28);
+	CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(atts, 3), "size")), 8);
+	done(o);
+}
+
 static void test_nested_rfc822(void)
 {
 	json_t *o = parse("Subject: Fwd: report\n"
@@ -894,6 +939,7 @@ int main(void)
 	TEST_RUN(test_dates);
 	TEST_RUN(test_groups);
 	TEST_RUN(test_attachment_rfc2231);
+	TEST_RUN(test_attachment_sizes);
 	TEST_RUN(test_nested_rfc822);
 	TEST_RUN(test_hostile_small);
 	TEST_RUN(test_headless_text_kept);
