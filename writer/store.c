@@ -4,10 +4,12 @@
  * in one global order (messages by hash, then locations, then counters) so that two writers
  * never wait on each other in a cycle. */
 #include "writer.h"
+#include "copy.h"
 #include "log.h"
 #include "pg.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,23 +196,6 @@ static int pg_cmd_prepared(PGconn *c, const char *what, const char *name, int n,
 	return 0;
 }
 
-/* Runs a prepared statement (pipelined == 0: the result is returned, or NULL after logging) or
- * queues it on the pipeline (pipelined == 1: returns a non-NULL marker on success, whose
- * result the caller reads later). */
-static PGresult *const QUEUED = (PGresult *)&QUEUED;
-
-static PGresult *stmt(struct writer *w, int pipelined, const char *what, const char *name, int n,
-		      const char *const *params, const int *lengths, const int *formats)
-{
-	if (!pipelined)
-		return pg_exec_prepared(w->pg, what, name, n, params, lengths, formats);
-	if (!PQsendQueryPrepared(w->pg, name, n, params, lengths, formats, 0)) {
-		log_error("msg=\"%s: %s\"", what, PQerrorMessage(w->pg));
-		return NULL;
-	}
-	return QUEUED;
-}
-
 static char *dump_or_null(json_t *v)
 {
 	if (!v || json_is_null(v))
@@ -218,32 +203,47 @@ static char *dump_or_null(json_t *v)
 	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
+/* What the row says beyond the parser's record, the same on the INSERT and the COPY path. */
+struct derived {
+	int outgoing, have_received;
+	long long size;
+	char received[64];
+};
+
+static void message_derive(const struct wmsg *m, const struct account_info *a, struct derived *d)
+{
+	json_t *msg = m->msg, *meta = m->meta;
+	const char *from_email = jstr(json_object_get(msg, "from"), "email");
+	/* The parser decides direction from the account's address(es); records from before it
+	 * did (or unparsed ones) fall back to the account's one address. */
+	const char *dir = jstr(msg, "direction");
+	d->outgoing = dir ? strcmp(dir, "outgoing") == 0
+			  : from_email && *a->email && strcasecmp(from_email, a->email) == 0;
+	d->size = json_is_integer(json_object_get(meta, "size")) ? jint(meta, "size")
+								 : (long long)m->raw_len;
+	d->have_received = writer_internaldate_iso(jstr(meta, "internaldate"), d->received,
+						   sizeof(d->received)) == 0;
+}
+
 /* Inserts the message row if its content is new ("ins_msg"): its result has the new id, or
  * no row when the content was already stored (then "find_msg" finds it). */
 static PGresult *send_message(struct writer *w, const struct wmsg *m, const struct account_info *a,
-			      long long conversation, int pipelined)
+			      long long conversation)
 {
 	char conv[24];
 	snprintf(conv, sizeof(conv), "%lld", conversation);
 	json_t *msg = m->msg, *meta = m->meta, *from = json_object_get(msg, "from");
-	char acc[24], size[24], received[64], cleaner[16];
+	char acc[24], size[24], cleaner[16];
 	char *to = dump_or_null(json_object_get(msg, "to"));
 	char *cc = dump_or_null(json_object_get(msg, "cc"));
 	char *bcc = dump_or_null(json_object_get(msg, "bcc"));
 	char *rto = dump_or_null(json_object_get(msg, "reply_to"));
 	char *refs = dump_or_null(json_object_get(msg, "references"));
 	char *atts = dump_or_null(json_object_get(msg, "attachments"));
-	const char *from_email = jstr(from, "email");
-	/* The parser decides direction from the account's address(es); records from before it
-	 * did (or unparsed ones) fall back to the account's one address. */
-	const char *dir = jstr(msg, "direction");
-	int outgoing = dir ? strcmp(dir, "outgoing") == 0
-			   : from_email && *a->email && strcasecmp(from_email, a->email) == 0;
-
+	struct derived d;
+	message_derive(m, a, &d);
 	snprintf(acc, sizeof(acc), "%lld", jint(meta, "account_id"));
-	snprintf(size, sizeof(size), "%lld",
-		 json_is_integer(json_object_get(meta, "size")) ? jint(meta, "size") : (long long)m->raw_len);
-	int have_received = writer_internaldate_iso(jstr(meta, "internaldate"), received, sizeof(received)) == 0;
+	snprintf(size, sizeof(size), "%lld", d.size);
 	snprintf(cleaner, sizeof(cleaner), "%lld", jint(msg, "cleaner_version"));
 	const char *params[32] = {
 		acc,
@@ -253,11 +253,11 @@ static PGresult *send_message(struct writer *w, const struct wmsg *m, const stru
 		jstr(msg, "content_sha256"),
 		jstr(msg, "subject"),
 		jstr(from, "name"),
-		from_email,
+		jstr(from, "email"),
 		to, cc, bcc, rto,
 		jstr(msg, "sent_at"),
-		have_received ? received : NULL,
-		outgoing ? "outgoing" : "incoming",
+		d.have_received ? d.received : NULL,
+		d.outgoing ? "outgoing" : "incoming",
 		jstr(msg, "in_reply_to"),
 		refs,
 		jstr(msg, "list_id"),
@@ -279,19 +279,19 @@ static PGresult *send_message(struct writer *w, const struct wmsg *m, const stru
 	int lengths[32] = { 0 }, formats[32] = { 0 };
 	lengths[23] = (int)m->raw_len;
 	formats[23] = 1;
-	PGresult *r = stmt(w, pipelined, "insert message", "ins_msg", 32, params, lengths, formats);
+	PGresult *r = pg_exec_prepared(w->pg, "insert message", "ins_msg", 32, params, lengths, formats);
 	free(to), free(cc), free(bcc), free(rto), free(refs), free(atts);
 	return r;
 }
 
 /* The id of a message whose content was already stored: maybe committed by another writer
  * after the insert began, which a new statement sees. */
-static PGresult *send_find(struct writer *w, const struct wmsg *m, int pipelined)
+static PGresult *send_find(struct writer *w, const struct wmsg *m)
 {
 	char acc[24];
 	snprintf(acc, sizeof(acc), "%lld", jint(m->meta, "account_id"));
 	const char *params[] = { acc, jstr(m->msg, "content_sha256") };
-	return stmt(w, pipelined, "find message", "find_msg", 2, params, NULL, NULL);
+	return pg_exec_prepared(w->pg, "find message", "find_msg", 2, params, NULL, NULL);
 }
 
 /* 1 and *id when the result has a row, 0 when not, -EIO when r is NULL. Clears r. */
@@ -308,8 +308,7 @@ static int take_id(PGresult *r, long long *id)
 
 
 /* Inserts the location ("ins_loc"): a row comes back when it is new. */
-static PGresult *send_location(struct writer *w, const struct wmsg *m, long long message_id,
-			       int pipelined)
+static PGresult *send_location(struct writer *w, const struct wmsg *m, long long message_id)
 {
 	char mid[24], folder[24], uidv[24], uid[24], modseq[24];
 	char *flags = dump_or_null(json_object_get(m->meta, "flags"));
@@ -320,21 +319,18 @@ static PGresult *send_location(struct writer *w, const struct wmsg *m, long long
 	snprintf(modseq, sizeof(modseq), "%lld", jint(m->meta, "modseq"));
 	const char *params[] = { mid, folder, uidv, uid, flags,
 				 json_object_get(m->meta, "modseq") ? modseq : NULL };
-	PGresult *r = stmt(w, pipelined, "insert location", "ins_loc", 6, params, NULL, NULL);
+	PGresult *r = pg_exec_prepared(w->pg, "insert location", "ins_loc", 6, params, NULL, NULL);
 	free(flags);
 	return r;
 }
 
-/* Finds (or makes) the conversation of a message about to be inserted (mp_thread_keys,
- * migration 003): its keys are its own Message-ID, the ids it names (References,
- * In-Reply-To) and Gmail's thread id. The caller holds the account's advisory lock. */
-static PGresult *send_thread(struct writer *w, const struct wmsg *m, int subject_days,
-			     int pipelined)
+/* The keys a message is threaded by: its own Message-ID, the ids it names (References,
+ * In-Reply-To) and Gmail's thread id. A new reference. */
+static json_t *message_keys(const struct wmsg *m)
 {
 	json_t *msg = m->msg, *keys = json_array(), *refs = json_object_get(msg, "references");
 	const char *mid = jstr(msg, "message_id"), *irt = jstr(msg, "in_reply_to");
-	const char *thrid = jstr(msg, "gm_thrid"), *at = jstr(msg, "sent_at");
-	char received[64];
+	const char *thrid = jstr(msg, "gm_thrid");
 	if (mid)
 		json_array_append_new(keys, json_string(mid));
 	/* A runaway References header (thousands of ids) links nothing more than its tail. */
@@ -348,6 +344,17 @@ static PGresult *send_thread(struct writer *w, const struct wmsg *m, int subject
 		snprintf(key, sizeof(key), "gm:%s", thrid);
 		json_array_append_new(keys, json_string(key));
 	}
+	return keys;
+}
+
+/* Finds (or makes) the conversation of a message about to be inserted (mp_thread_keys,
+ * migration 003), one message at a time: subject grouping needs the earlier messages stored.
+ * The caller holds the account's advisory lock. */
+static PGresult *send_thread(struct writer *w, const struct wmsg *m, int subject_days)
+{
+	json_t *msg = m->msg, *keys = message_keys(m);
+	const char *at = jstr(msg, "sent_at");
+	char received[64];
 	if (!at && writer_internaldate_iso(jstr(m->meta, "internaldate"), received,
 					   sizeof(received)) == 0)
 		at = received;
@@ -360,7 +367,7 @@ static PGresult *send_thread(struct writer *w, const struct wmsg *m, int subject
 	const char *params[] = { acc, kj, jstr(msg, "base_subject"),
 				 json_is_true(json_object_get(msg, "is_reply")) ? "true" : "false",
 				 at, days };
-	PGresult *r = stmt(w, pipelined, "thread message", "thread", 6, params, NULL, NULL);
+	PGresult *r = pg_exec_prepared(w->pg, "thread message", "thread", 6, params, NULL, NULL);
 	free(kj);
 	return r;
 }
@@ -420,11 +427,13 @@ static void collect_contacts(json_t *rows, const struct wmsg *m, long long accou
 	}
 }
 
-/* ---- the pipelined batch ----
- * One round trip per phase and chunk instead of three per message: every statement of a
- * phase is queued (libpq pipeline mode) and the results read after one sync. A failing
- * statement aborts the rest of its chunk, so any error sends the batch back to the one-by-one
- * path with savepoints, which isolates the bad message. */
+/* ---- the batch path ----
+ * A handful of statements per batch, whatever its size: which contents are stored already, the
+ * conversations of the new ones (thread.c), their ids, one binary COPY of the new rows, and
+ * every location in one statement. The accounts' advisory locks, taken before, make "which
+ * contents exist" final: every writer inserts an account's messages under its lock. Any
+ * error sends the batch back to the one-by-one path with savepoints, which isolates the bad
+ * message. */
 
 struct item {
 	const struct account_info *a;
@@ -434,175 +443,273 @@ struct item {
 	long dup_of;	/* index of the same content earlier in the batch, or -1 */
 };
 
-enum { PIPE_CHUNK = 100, TO_INSERT = 2 };
+enum { TO_INSERT = 2, MESSAGE_NCOLS = 33 };
 
-typedef PGresult *(*phase_send)(struct writer *w, struct wmsg *m, struct item *it);
-typedef void (*phase_take)(struct item *it, PGresult *r);
+static const char MESSAGE_COLUMNS[] =
+	"id, account_id, provider, message_id, message_id_synthetic, content_sha256, subject, "
+	"from_name, from_email, \"to\", cc, bcc, reply_to, sent_at, received_at, direction, "
+	"in_reply_to, \"references\", list_id, snippet, body_text, body_html, attachments, size, "
+	"raw, parse_error, body_clean, cleaner_version, base_subject, is_reply, thread_parent, "
+	"gm_thrid, conversation_id";
 
-static PGresult *ps_find(struct writer *w, struct wmsg *m, struct item *it)
+/* Runs sql with the JSON rows as its one jsonb parameter, planned for these values. */
+static PGresult *exec_rows(struct writer *w, const char *what, const char *sql, json_t *rows)
 {
-	(void)it;
-	return send_find(w, m, 1);
+	char *j = json_dumps(rows, JSON_COMPACT);
+	if (!j)
+		return NULL;
+	const char *params[] = { j };
+	PGresult *r = pg_exec(w->pg, what, sql, 1, params);
+	free(j);
+	return r;
 }
 
-static void pt_find(struct item *it, PGresult *r)
+/* Which of the batch's contents are stored: created 0 with their id and conversation, the
+ * others TO_INSERT. */
+static int batch_find(struct writer *w, struct wmsg *m, struct item *it, size_t n)
 {
-	if (take_id(r, &it->id) != 1)
-		it->created = -1;
-}
-
-static PGresult *ps_thread(struct writer *w, struct wmsg *m, struct item *it)
-{
-	return send_thread(w, m, it->a->subject_days, 1);
-}
-
-static void pt_thread(struct item *it, PGresult *r)
-{
-	if (take_id(r, &it->conv) != 1)
-		it->created = -1;
-}
-
-static PGresult *ps_message(struct writer *w, struct wmsg *m, struct item *it)
-{
-	return send_message(w, m, it->a, it->conv, 1);
-}
-
-static void pt_message(struct item *it, PGresult *r)
-{
-	int row = take_id(r, &it->id);
-	it->created = row < 0 ? -1 : row == 1 ? 1 : 0; /* no row: stored before, find it */
-	it->conv = row == 1 ? it->conv : 0;
-}
-
-static PGresult *ps_location(struct writer *w, struct wmsg *m, struct item *it)
-{
-	return send_location(w, m, it->id, 1);
-}
-
-static void pt_location(struct item *it, PGresult *r)
-{
-	long long ignored;
-	it->located = take_id(r, &ignored);
-}
-
-/* Reads one queued statement's result (and the NULL after it). NULL when it failed. */
-static PGresult *pipe_result(struct writer *w, int *rc)
-{
-	PGresult *r = PQgetResult(w->pg), *end;
-	ExecStatusType st = PQresultStatus(r);
-	while ((end = PQgetResult(w->pg)) != NULL)
-		PQclear(end);
-	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-		return r;
-	if (st == PGRES_FATAL_ERROR) {
-		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-		int retry = state && (!strcmp(state, "40P01") || !strcmp(state, "40001"));
-		if (!retry)
-			log_warn("msg=\"batch statement failed, retrying message by message: %s\"",
-				 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
-		if (*rc == 0)
-			*rc = retry ? -EAGAIN : -EINVAL;
-	} else if (*rc == 0) {
-		*rc = -EINVAL;
+	json_t *rows = json_array();
+	for (size_t i = 0; i < n; i++) {
+		if (it[i].dup_of >= 0)
+			continue;
+		it[i].created = TO_INSERT;
+		json_array_append_new(rows, json_pack("{s:I, s:I, s:s?}", "i", (json_int_t)i, "a",
+			(json_int_t)jint(m[i].meta, "account_id"), "h", jstr(m[i].msg, "content_sha256")));
+	}
+	PGresult *r = exec_rows(w, "find stored messages",
+		"SELECT x.i, m.id, coalesce(m.conversation_id, 0) FROM jsonb_to_recordset($1::jsonb) "
+		" AS x(i int, a bigint, h text) JOIN messages m "
+		" ON m.account_id = x.a AND m.content_sha256 = x.h", rows);
+	json_decref(rows);
+	if (!r)
+		return -EIO;
+	for (int row = 0; row < PQntuples(r); row++) {
+		struct item *x = &it[strtoull(PQgetvalue(r, row, 0), NULL, 10)];
+		x->created = 0;
+		x->id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+		x->conv = strtoll(PQgetvalue(r, row, 2), NULL, 10);
 	}
 	PQclear(r);
-	return NULL;
+	return 0;
 }
 
-/* Runs one phase over the items want() selects. 0, -EAGAIN, -EINVAL or -EIO. */
-static int run_phase(struct writer *w, struct wmsg *m, struct item *it, size_t n,
-		     int (*want)(const struct item *), phase_send send, phase_take take)
+/* Conversations and ids of the new contents. */
+static int batch_thread(struct writer *w, struct wmsg *m, struct item *it, size_t n)
 {
-	size_t idx[PIPE_CHUNK];
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0;) {
-		size_t k = 0;
-		for (; i < n && k < PIPE_CHUNK; i++) {
-			if (!want(&it[i]))
-				continue;
-			if (!send(w, &m[i], &it[i])) {
-				rc = -EIO;
-				break;
-			}
-			idx[k++] = i;
-		}
-		if (!PQpipelineSync(w->pg))
-			return -EIO;
-		for (size_t j = 0; j < k; j++) {
-			PGresult *r = pipe_result(w, &rc);
-			if (rc == 0)
-				take(&it[idx[j]], r);
-			else
-				PQclear(r);
-		}
-		PGresult *sync = PQgetResult(w->pg);
-		if (PQresultStatus(sync) != PGRES_PIPELINE_SYNC && rc == 0)
-			rc = -EIO;
-		PQclear(sync);
+	size_t k = 0;
+	long long *account = calloc(n, sizeof(*account)), *conv = calloc(n, sizeof(*conv));
+	json_t **keys = calloc(n, sizeof(*keys));
+	size_t *idx = calloc(n, sizeof(*idx));
+	int rc = -ENOMEM;
+	if (!account || !conv || !keys || !idx)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (it[i].created != TO_INSERT)
+			continue;
+		account[k] = jint(m[i].meta, "account_id");
+		keys[k] = message_keys(&m[i]);
+		idx[k++] = i;
 	}
+	rc = k ? thread_batch(w->pg, account, keys, k, conv) : 0;
+	if (rc < 0 || k == 0)
+		goto out;
+	char count[24];
+	snprintf(count, sizeof(count), "%zu", k);
+	const char *params[] = { count };
+	PGresult *r = pg_exec(w->pg, "draw message ids",
+			      "SELECT nextval(pg_get_serial_sequence('messages', 'id')) "
+			      "FROM generate_series(1, $1::int)", 1, params);
+	rc = -EIO;
+	if (!r || PQntuples(r) != (int)k) {
+		PQclear(r);
+		goto out;
+	}
+	for (size_t j = 0; j < k; j++) {
+		it[idx[j]].conv = conv[j];
+		it[idx[j]].id = strtoll(PQgetvalue(r, (int)j, 0), NULL, 10);
+	}
+	PQclear(r);
+	rc = 0;
+out:
+	for (size_t j = 0; keys && j < k; j++)
+		json_decref(keys[j]);
+	free(idx);
+	free(keys);
+	free(conv);
+	free(account);
 	return rc;
 }
 
-static int want_thread(const struct item *it)
+/* One message row in MESSAGE_COLUMNS' order. */
+static void copy_message(struct copy *c, struct writer *w, const struct wmsg *m,
+			 const struct item *x)
 {
-	return it->a != NULL && it->dup_of < 0;
+	json_t *msg = m->msg, *from = json_object_get(msg, "from");
+	struct derived d;
+	message_derive(m, x->a, &d);
+	copy_row(c, MESSAGE_NCOLS);
+	copy_int8(c, x->id);
+	copy_int8(c, jint(m->meta, "account_id"));
+	copy_text(c, x->a->provider);
+	copy_text(c, jstr(msg, "message_id"));
+	copy_bool(c, json_is_true(json_object_get(msg, "message_id_synthetic")));
+	copy_text(c, jstr(msg, "content_sha256"));
+	copy_text(c, jstr(msg, "subject"));
+	copy_text(c, jstr(from, "name"));
+	copy_text(c, jstr(from, "email"));
+	copy_jsonb(c, json_object_get(msg, "to"), "[]");
+	copy_jsonb(c, json_object_get(msg, "cc"), "[]");
+	copy_jsonb(c, json_object_get(msg, "bcc"), "[]");
+	copy_jsonb(c, json_object_get(msg, "reply_to"), "[]");
+	copy_timestamptz(c, jstr(msg, "sent_at"));
+	copy_timestamptz(c, d.have_received ? d.received : NULL);
+	copy_text(c, d.outgoing ? "outgoing" : "incoming");
+	copy_text(c, jstr(msg, "in_reply_to"));
+	copy_text_array(c, json_object_get(msg, "references"));
+	copy_text(c, jstr(msg, "list_id"));
+	copy_text(c, jstr(msg, "snippet"));
+	copy_text(c, jstr(msg, "body_text"));
+	copy_text(c, jstr(msg, "body_html"));
+	copy_jsonb(c, json_object_get(msg, "attachments"), "[]");
+	if (d.size < INT32_MIN || d.size > INT32_MAX)
+		c->err = c->err ? c->err : -EINVAL;
+	copy_int4(c, (int32_t)d.size);
+	if (w->st->cfg.store_raw && m->raw)
+		copy_bytes(c, m->raw, m->raw_len);
+	else
+		copy_null(c);
+	copy_text(c, jstr(msg, "parse_error"));
+	copy_text(c, jstr(msg, "body_clean"));
+	if (json_is_integer(json_object_get(msg, "cleaner_version")))
+		copy_int4(c, (int32_t)jint(msg, "cleaner_version"));
+	else
+		copy_null(c);
+	copy_text(c, jstr(msg, "base_subject"));
+	copy_bool(c, json_is_true(json_object_get(msg, "is_reply")));
+	copy_text(c, jstr(msg, "thread_parent"));
+	copy_text(c, jstr(msg, "gm_thrid"));
+	if (x->conv)
+		copy_int8(c, x->conv);
+	else
+		copy_null(c);
 }
 
-static int want_found(const struct item *it)
+static int batch_copy(struct writer *w, struct wmsg *m, struct item *it, size_t n)
 {
-	return it->created == 0 && it->dup_of < 0;
+	struct copy c;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += it[i].created == TO_INSERT;
+	if (k == 0)
+		return 0;
+	if (copy_begin(&c, w->pg, "messages", MESSAGE_COLUMNS) < 0)
+		return -EIO;
+	for (size_t i = 0; i < n && !c.err; i++)
+		if (it[i].created == TO_INSERT)
+			copy_message(&c, w, &m[i], &it[i]);
+	int rc = copy_end(&c, "copy messages");
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (it[i].created == TO_INSERT)
+			it[i].created = 1;
+	return rc;
 }
 
-static int want_insert(const struct item *it)
+struct loc_key {
+	long long folder, uidvalidity, uid;
+	size_t item;
+};
+
+static int cmp_loc(const void *a, const void *b)
 {
-	return it->created == TO_INSERT;
+	const struct loc_key *x = a, *y = b;
+	if (x->folder != y->folder)
+		return x->folder < y->folder ? -1 : 1;
+	if (x->uidvalidity != y->uidvalidity)
+		return x->uidvalidity < y->uidvalidity ? -1 : 1;
+	return (x->uid > y->uid) - (x->uid < y->uid);
 }
 
-static int want_located(const struct item *it)
+/* Every location in one statement; those it returns are new (located 1), the rest were
+ * stored before (0). */
+static int batch_locations(struct writer *w, struct wmsg *m, struct item *it, size_t n)
 {
-	return it->created >= 0 && it->created != TO_INSERT;
+	struct loc_key *keys = calloc(n, sizeof(*keys));
+	json_t *rows = json_array();
+	int rc = -ENOMEM;
+	if (!keys || !rows)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		json_t *meta = m[i].meta;
+		keys[i] = (struct loc_key){ jint(meta, "folder_id"), jint(meta, "uidvalidity"),
+					    jint(meta, "uid"), i };
+		json_array_append_new(rows, json_pack("{s:I, s:I, s:I, s:I, s:O?, s:O?}",
+			"m", (json_int_t)it[i].id, "f", (json_int_t)keys[i].folder,
+			"v", (json_int_t)keys[i].uidvalidity, "u", (json_int_t)keys[i].uid,
+			"fl", json_object_get(meta, "flags"), "s", json_object_get(meta, "modseq")));
+	}
+	qsort(keys, n, sizeof(*keys), cmp_loc);
+	PGresult *r = exec_rows(w, "insert locations",
+		"INSERT INTO message_locations (message_id, folder_id, uidvalidity, uid, flags, modseq) "
+		"SELECT x.m, x.f, x.v, x.u, coalesce(x.fl, '{}'), x.s FROM jsonb_to_recordset($1::jsonb) "
+		" AS x(m bigint, f bigint, v bigint, u bigint, fl text[], s bigint) ORDER BY x.f, x.v, x.u "
+		"ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING "
+		"RETURNING folder_id, uidvalidity, uid", rows);
+	rc = -EIO;
+	if (!r)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		it[i].located = 0;
+	for (int row = 0; row < PQntuples(r); row++) {
+		struct loc_key want = { strtoll(PQgetvalue(r, row, 0), NULL, 10),
+					strtoll(PQgetvalue(r, row, 1), NULL, 10),
+					strtoll(PQgetvalue(r, row, 2), NULL, 10), 0 };
+		struct loc_key *hit = bsearch(&want, keys, n, sizeof(*keys), cmp_loc);
+		while (hit && hit > keys && cmp_loc(hit - 1, &want) == 0)
+			hit--;
+		if (hit)
+			it[hit->item].located = 1; /* the same place twice in a batch: once new */
+	}
+	PQclear(r);
+	rc = 0;
+out:
+	json_decref(rows);
+	free(keys);
+	return rc;
 }
 
-/* The phases of a batch in pipeline mode: which contents are stored already, the
- * conversations of the new ones, the new rows (each written once, with its conversation), then
- * every location. The per-batch statements that follow run as usual. */
-static int store_pipelined(struct writer *w, struct wmsg *m, struct item *it, size_t n)
+static int store_batch(struct writer *w, struct wmsg *m, struct item *it, size_t n)
 {
 	/* m is sorted by (account, sha256): the same content twice in a batch is adjacent. */
 	for (size_t i = 1; i < n; i++)
 		if (jint(m[i].meta, "account_id") == jint(m[i - 1].meta, "account_id") &&
 		    strcmp(jstr(m[i].msg, "content_sha256") ?: "", jstr(m[i - 1].msg, "content_sha256") ?: "") == 0)
 			it[i].dup_of = it[i - 1].dup_of >= 0 ? it[i - 1].dup_of : (long)i - 1;
-	if (!PQenterPipelineMode(w->pg))
-		return -EIO;
-	/* A message whose content is already stored is threaded too: its keys are the stored
-	 * copy's, so it only finds that conversation, and no extra round trip is spent asking
-	 * first. The row takes its conversation from the key table as it is inserted, after the
-	 * whole batch was threaded (a later message may have merged the first conversation). */
 	for (size_t i = 0; i < n; i++)
-		if (want_thread(&it[i]))
-			it[i].created = TO_INSERT;
-	int rc = run_phase(w, m, it, n, want_insert, ps_thread, pt_thread);
+		if (!it[i].a)
+			return -EINVAL; /* an account removed meanwhile: the one-by-one path logs it */
+	int rc = batch_find(w, m, it, n);
 	if (rc == 0)
-		rc = run_phase(w, m, it, n, want_insert, ps_message, pt_message);
+		rc = batch_thread(w, m, it, n);
 	if (rc == 0)
-		rc = run_phase(w, m, it, n, want_found, ps_find, pt_find);
+		rc = batch_copy(w, m, it, n);
 	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (it[i].dup_of >= 0 && it[it[i].dup_of].created >= 0) {
+		if (it[i].dup_of >= 0) {
 			it[i].id = it[it[i].dup_of].id;
+			it[i].conv = it[it[i].dup_of].conv;
 			it[i].created = 0;
 		}
 	if (rc == 0)
-		rc = run_phase(w, m, it, n, want_located, ps_location, pt_location);
-	if (!PQexitPipelineMode(w->pg) && rc == 0)
-		rc = -EIO;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (!it[i].a || it[i].created < 0 || it[i].located < 0)
-			rc = -EINVAL; /* a message the database rejected: isolate it */
+		rc = batch_locations(w, m, it, n);
+	if (rc == -EIO && !pg_broken(w->pg)) {
+		const char *state = pg_last_sqlstate();
+		rc = (!strcmp(state, "40P01") || !strcmp(state, "40001")) ? -EAGAIN : -EINVAL;
+	}
+	if (rc == -EINVAL)
+		log_warn("msg=\"batch of %zu not stored at once, retrying message by message\"", n);
 	return rc;
 }
 
-/* One attempt at the whole batch: pipelined, or (one_by_one) a message at a time, each under
+/* One attempt at the whole batch: the batch path, or (one_by_one) a message at a time, each under
  * a savepoint so that one the database rejects is skipped rather than failing the batch.
  * Returns 0, -EAGAIN (deadlock: retry), -EINVAL (a message was rejected) or -EIO. */
 static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_one)
@@ -639,7 +746,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 	for (size_t i = 0; i < n && !one_by_one; i++)
 		one_by_one = it[i].a && it[i].a->subject_days > 0;
 	if (!one_by_one) {
-		rc = store_pipelined(w, m, it, n);
+		rc = store_batch(w, m, it, n);
 		if (rc < 0)
 			goto fail;
 		rc = -EIO;
@@ -649,14 +756,14 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		long long ignored;
 		if (pg_cmd(w->pg, "savepoint", "SAVEPOINT msg", 0, NULL) < 0)
 			goto fail;
-		x->created = x->a ? take_id(send_find(w, &m[i], 0), &x->id) : -EINVAL;
+		x->created = x->a ? take_id(send_find(w, &m[i]), &x->id) : -EINVAL;
 		if (x->created == 1) {
 			x->created = 0;
 		} else if (x->created == 0) {
-			x->created = take_id(send_thread(w, &m[i], x->a->subject_days, 0), &x->conv) == 1 &&
-				     take_id(send_message(w, &m[i], x->a, x->conv, 0), &x->id) == 1 ? 1 : -EIO;
+			x->created = take_id(send_thread(w, &m[i], x->a->subject_days), &x->conv) == 1 &&
+				     take_id(send_message(w, &m[i], x->a, x->conv), &x->id) == 1 ? 1 : -EIO;
 		}
-		x->located = x->created >= 0 ? take_id(send_location(w, &m[i], x->id, 0), &ignored) : -EIO;
+		x->located = x->created >= 0 ? take_id(send_location(w, &m[i], x->id), &ignored) : -EIO;
 		if (x->created >= 0 && x->located >= 0)
 			continue;
 		const char *state = pg_last_sqlstate();
@@ -676,7 +783,8 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		struct item *x = &it[i];
 		if (x->created < 0 || x->located < 0)
 			continue;
-		if (x->conv)
+		/* A new copy of a stored message may change its conversation's unread count. */
+		if (x->conv && (x->created == 1 || x->located == 1))
 			convs[nconvs++] = x->conv;
 		if (x->created == 1)
 			collect_contacts(contacts, &m[i], jint(m[i].meta, "account_id"));

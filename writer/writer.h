@@ -39,6 +39,14 @@ int store_messages(struct writer *w, struct wmsg *m, size_t n);
 /* Prepares the statements store_messages uses; after every (re)connect. 0 or -EIO. */
 int store_prepare(PGconn *pg);
 
+/* Decides the conversations of a batch's n new messages (thread.c): account[i] and keys[i]
+ * (a JSON array of the key strings: Message-ID, referenced ids, "gm:" thread id) in, conv[i]
+ * out. Joins, merges and creates conversations and records the keys, as mp_thread_keys does
+ * one message at a time. The caller holds the accounts' advisory locks in its transaction.
+ * 0, or -EIO after logging. */
+int thread_batch(PGconn *pg, const long long *account, json_t *const *keys, size_t n,
+		 long long *conv);
+
 /* Applies a `folders` record. 0 when committed. */
 int control_folders(struct writer *w, json_t *rec);
 
