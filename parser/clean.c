@@ -111,6 +111,22 @@ static size_t fold(const unsigned char *s, size_t n, uint32_t *out)
 	return k;
 }
 
+/* 0 when characters starting with bytes a and b cannot be equal after fold(), decided without
+ * decoding them: ASCII folds only to ASCII, and only U+0130 (lead byte C4) folds to ASCII;
+ * characters of three or four bytes (leads E0-F4) are never folded, so they differ when their
+ * lead bytes do. Lines of Chinese or Russian text go through every ASCII phrase of the word
+ * lists below, and this keeps each of those comparisons to a few instructions. */
+static int first_may_match(unsigned char a, unsigned char b)
+{
+	if (a < 0x80 && b < 0x80)
+		return lc(a) == lc(b);
+	if (a == b)
+		return 1;
+	if (a < 0x80 || b < 0x80)
+		return a == 0xC4 || b == 0xC4;
+	return a < 0xE0 && b < 0xE0;
+}
+
 /* Bytes of s that match p ignoring case, 0 if s does not start with p. Called for every line
  * against every phrase of the word lists, so it never measures p first: most calls end at the
  * first byte. p is a NUL-terminated literal of valid UTF-8, so a multi-byte character of p
@@ -131,6 +147,8 @@ static size_t starts_ci(const char *s, size_t n, const char *p)
 			j++;
 			continue;
 		}
+		if (!first_may_match(a[i], b[j]))
+			return 0;
 		ka = fold(a + i, n - i, &x);
 		kb = fold(b + j, 4, &y);
 		if (x != y)
@@ -169,10 +187,11 @@ static int starts_any(const char *s, size_t n, const char *const *list)
 {
 	unsigned char c0 = n ? (unsigned char)s[0] : 0;
 
+	if (n == 0)
+		return 0;
 	for (; *list; list++) {
-		unsigned char p0 = (unsigned char)**list;
 		/* Nearly every line fails on its first byte: decide that without a call. */
-		if (c0 < 0x80 && p0 < 0x80 && lc(c0) != lc(p0))
+		if (!first_may_match(c0, (unsigned char)**list))
 			continue;
 		if (starts_ci(s, n, *list))
 			return 1;
