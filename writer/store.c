@@ -180,6 +180,11 @@ static const struct {
 
 int store_prepare(PGconn *pg)
 {
+	/* The batch statements are short; LLVM JIT, which the server starts for any plan above
+	 * jit_above_cost (the conversation refresh of a 500-message batch is), took longer to
+	 * compile than they take to run. */
+	if (pg_cmd(pg, "session settings", "SET jit = off", 0, NULL) < 0)
+		return -EIO;
 	for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
 		if (pg_prepare(pg, statements[i].name, statements[i].sql) < 0)
 			return -EIO;
@@ -324,25 +329,35 @@ static PGresult *send_location(struct writer *w, const struct wmsg *m, long long
 	return r;
 }
 
+/* Longest key (a Message-ID is at most a 998-byte line) and contact address (RFC 5321 allows
+ * 256 octets in a path) kept: longer ones are junk that would not fit a btree entry. */
+enum { KEY_MAX = 998, CONTACT_EMAIL_MAX = 320 };
+
+static void add_key(json_t *keys, json_t *key)
+{
+	const char *s = json_string_value(key);
+	if (s && *s && strlen(s) <= KEY_MAX)
+		json_array_append(keys, key);
+}
+
 /* The keys a message is threaded by: its own Message-ID, the ids it names (References,
  * In-Reply-To) and Gmail's thread id. A new reference. */
 static json_t *message_keys(const struct wmsg *m)
 {
 	json_t *msg = m->msg, *keys = json_array(), *refs = json_object_get(msg, "references");
-	const char *mid = jstr(msg, "message_id"), *irt = jstr(msg, "in_reply_to");
 	const char *thrid = jstr(msg, "gm_thrid");
-	if (mid)
-		json_array_append_new(keys, json_string(mid));
+	add_key(keys, json_object_get(msg, "message_id"));
 	/* A runaway References header (thousands of ids) links nothing more than its tail. */
 	size_t n = json_array_size(refs), from = n > 100 ? n - 100 : 0;
 	for (size_t i = from; i < n; i++)
-		json_array_append(keys, json_array_get(refs, i));
-	if (irt)
-		json_array_append_new(keys, json_string(irt));
+		add_key(keys, json_array_get(refs, i));
+	add_key(keys, json_object_get(msg, "in_reply_to"));
 	if (thrid) {
 		char key[96];
 		snprintf(key, sizeof(key), "gm:%s", thrid);
-		json_array_append_new(keys, json_string(key));
+		json_t *k = json_string(key);
+		add_key(keys, k);
+		json_decref(k);
 	}
 	return keys;
 }
@@ -418,6 +433,9 @@ static void collect_contacts(json_t *rows, const struct wmsg *m, long long accou
 	size_t i;
 	json_t *c;
 	json_array_foreach(json_object_get(m->msg, "contacts"), i, c) {
+		const char *email = jstr(c, "email");
+		if (!email || strlen(email) > CONTACT_EMAIL_MAX)
+			continue;
 		json_t *row = json_pack("{s:I, s:O, s:O, s:s?}", "account_id", (json_int_t)account,
 					"email", json_object_get(c, "email"),
 					"name", json_object_get(c, "name") ? json_object_get(c, "name") : json_null(),

@@ -21,6 +21,7 @@ same figures (messages, seen, unseen, flagged, answered, recent, uidvalidity) as
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import struct
@@ -85,6 +86,15 @@ class Rng:
 
 # ---------------------------------------------------------------------------------------------
 # Encoders (hand-written so the output never changes with the email package's behaviour)
+
+def long_token(idx, what, n):
+    """n hex digits that do not compress, the same on every run."""
+    out, i = "", 0
+    while len(out) < n:
+        out += hashlib.sha256(("%d/%s/%d" % (idx, what, i)).encode()).hexdigest()
+        i += 1
+    return out[:n]
+
 
 def mutf7(name):
     """RFC 3501 modified UTF-7 of one mailbox name component."""
@@ -428,7 +438,13 @@ def build(msg, rng, msgs_by_idx, big_attachment):
     h.append(fold("To", ", ".join(fmt_addr(p) for p in msg.to)))
     if msg.cc:
         h.append(fold("Cc", ", ".join(fmt_addr(p) for p in msg.cc)))
-    if msg.malformed == "raw8bit":
+    if msg.malformed == "long_headers":
+        # Values past a btree entry's 2,704-byte limit: the database must still take it.
+        h.append(fold("Cc", "<%s@example.org>" % long_token(msg.idx, "cc", 3000)))
+        h.append(fold("Subject", "Re: " + " ".join(
+            long_token(msg.idx, "subject", 3000)[i:i + 50] for i in range(0, 3000, 50))))
+        msg.msgid = "<%s@example.org>" % long_token(msg.idx, "id", 3000)
+    elif msg.malformed == "raw8bit":
         h.append("Subject: " + msg.subject)  # raw UTF-8, not encoded
     elif msg.malformed == "badcharset":
         h.append("Subject: =?x-mac-klingon?Q?Qapla=E9_" + "tlhIngan?= status")
@@ -669,7 +685,7 @@ def generate(seed, count):
         msgs.append(m)
 
     # Malformed messages at fixed, spread-out positions among the incoming plain/html ones.
-    kinds = ["nodate", "broken_boundary", "raw8bit", "badcharset"][:count // 10]
+    kinds = ["nodate", "broken_boundary", "raw8bit", "badcharset", "long_headers"][:count // 10]
     pool = [m for m in msgs if m.folder in ("INBOX", "Archive") and m.kind in
             ("plain", "html", "reply") and not any(x.parent == m.idx for x in msgs)]
     for k, bad in enumerate(kinds):

@@ -36,7 +36,7 @@ check "every contact counts the messages that name it" [ "$(sql "
 	WITH named AS (SELECT m.id, lower(x->>'email') AS email FROM messages m,
 	  jsonb_array_elements(m.\"to\" || m.cc || m.bcc || m.reply_to ||
 	    CASE WHEN m.from_email IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(jsonb_build_object('email', m.from_email)) END) x
-	  WHERE x->>'email' LIKE '%@%'),
+	  WHERE x->>'email' LIKE '%@%' AND length(x->>'email') <= 320),
 	counts AS (SELECT email, count(DISTINCT id) AS n FROM named GROUP BY email)
 	SELECT count(*) FROM contacts c FULL JOIN counts ON counts.email = lower(c.email)
 	WHERE c.message_count IS DISTINCT FROM counts.n")" = 0 ]
