@@ -45,6 +45,15 @@ struct cline {
 	uint8_t pad;
 };
 
+/* The bytes a line can start with and still begin some phrase of a word list: one test
+ * instead of one per phrase. Made from the list by words_index() on first use in a call. */
+struct first_bytes {
+	uint64_t bit[4];
+	int ready;
+};
+
+enum { WL_SIG_APP_ANY, WL_SIG_APP_SHORT, WL_FOOTER_START, WL_FOOTER_WORDS, WL_CONF_START, WL_N };
+
 struct cleaner {
 	const char *cb; /* classification text: invisible characters always removed */
 	const char *ob; /* output text: invisible characters removed only with the step */
@@ -53,6 +62,7 @@ struct cleaner {
 	unsigned steps;
 	int hint_fwd;
 	size_t fk; /* no kept non-empty line lies before this index */
+	struct first_bytes first[WL_N];
 };
 
 struct str {
@@ -161,7 +171,8 @@ static size_t starts_ci(const char *s, size_t n, const char *p)
 
 static int eq_ci(const char *s, size_t n, const char *p)
 {
-	return strlen(p) == n && starts_ci(s, n, p) == n;
+	return n && first_may_match((unsigned char)s[0], (unsigned char)p[0]) && strlen(p) == n &&
+	       starts_ci(s, n, p) == n;
 }
 
 static int ends_ci(const char *s, size_t n, const char *p)
@@ -197,6 +208,58 @@ static int starts_any(const char *s, size_t n, const char *const *list)
 			return 1;
 	}
 	return 0;
+}
+
+static void first_bytes_add(struct first_bytes *f, unsigned char b)
+{
+	f->bit[b >> 6] |= (uint64_t)1 << (b & 63);
+}
+
+/* Every byte that can start a character equal after fold() to the one a phrase starts with:
+ * see first_may_match. A two-byte character and its fold differ by at most one in their lead
+ * byte (0x420 'Р' is D0 A0, 0x440 'р' is D1 80). */
+static void first_bytes_of(struct first_bytes *f, const char *const *list)
+{
+	unsigned char b;
+
+	memset(f->bit, 0, sizeof(f->bit));
+	for (; *list; list++) {
+		b = (unsigned char)**list;
+		if (b < 0x80) {
+			first_bytes_add(f, (unsigned char)lc(b));
+			if (b >= 'a' && b <= 'z')
+				first_bytes_add(f, (unsigned char)(b - 32));
+			if (lc(b) == 'i')
+				first_bytes_add(f, 0xC4);
+		} else if (b >= 0xE0) {
+			first_bytes_add(f, b);
+		} else {
+			first_bytes_add(f, (unsigned char)(b - 1));
+			first_bytes_add(f, b);
+			first_bytes_add(f, (unsigned char)(b + 1));
+			if (b == 0xC4) {
+				first_bytes_add(f, 'i');
+				first_bytes_add(f, 'I');
+			}
+		}
+	}
+	f->ready = 1;
+}
+
+static const char *const *const indexed_lists[WL_N];
+
+/* 0 when no phrase of list wl can start s: the word lists are tried on every line, and most
+ * lines start with a byte none of their phrases does. */
+static int may_start(struct cleaner *c, int wl, const char *s, size_t n)
+{
+	struct first_bytes *f = &c->first[wl];
+	unsigned char b = n ? (unsigned char)s[0] : 0;
+
+	if (n == 0)
+		return 0;
+	if (!f->ready)
+		first_bytes_of(f, indexed_lists[wl]);
+	return (int)(f->bit[b >> 6] >> (b & 63) & 1);
 }
 
 static int find_any(const char *s, size_t n, const char *const *list)
@@ -489,14 +552,17 @@ static const char *const fwd_colon[] = {
 };
 
 /* Words that end an attribution: "On <date>, <name> wrote:" and its translations. */
-static const char *const attr_end[] = {
-	"wrote", "writes", "a écrit", "écrit", "escribió", "ha scritto", "scrisse", "schreef",
-	"geschreven", "escreveu", "napisał(a)", "napisał", "napisała", "napisal", "napsal(a)",
-	"napsal", "napsala", "napísal(a)", "napísal", "napísala", "napisao", "napisala",
-	"написал(а)", "написал", "написала", "написав", "пише", "пишет", "kirjoitti", "írta",
-	"yazdı", "skrev", "schrieb", "schrieben Sie", "a scris", "写道", "寫道", "작성",
-	"のメッセージ", "書きました", "έγραψε", "rašė", "rakstīja", "kirjutas", "va escriure",
-	"menulis", "đã viết", NULL
+#define W(s) { s, sizeof(s) - 1 }
+
+static const struct str attr_end[] = {
+	W("wrote"), W("writes"), W("a écrit"), W("écrit"), W("escribió"), W("ha scritto"),
+	W("scrisse"), W("schreef"), W("geschreven"), W("escreveu"), W("napisał(a)"), W("napisał"),
+	W("napisała"), W("napisal"), W("napsal(a)"), W("napsal"), W("napsala"), W("napísal(a)"),
+	W("napísal"), W("napísala"), W("napisao"), W("napisala"), W("написал(а)"), W("написал"),
+	W("написала"), W("написав"), W("пише"), W("пишет"), W("kirjoitti"), W("írta"), W("yazdı"),
+	W("skrev"), W("schrieb"), W("schrieben Sie"), W("a scris"), W("写道"), W("寫道"), W("작성"),
+	W("のメッセージ"), W("書きました"), W("έγραψε"), W("rašė"), W("rakstīja"), W("kirjutas"),
+	W("va escriure"), W("menulis"), W("đã viết"), { NULL, 0 }
 };
 
 /* The same verbs where they stand mid-line: "Am <date> schrieb <name> <addr>:". */
@@ -612,6 +678,14 @@ static const char *const conf_words[] = {
 static const char *const fwd_prefixes[] = {
 	"fwd", "fw", "wg", "tr", "rv", "enc", "i", "doorst", "vb", "vl", "pd", "továbbítás",
 	"továbbított", "ilt", "İlt", "пересл", "переслать", "转发", "轉寄", "転送", "전달", NULL
+};
+
+static const char *const *const indexed_lists[WL_N] = {
+	[WL_SIG_APP_ANY] = sig_app_any,
+	[WL_SIG_APP_SHORT] = sig_app_short,
+	[WL_FOOTER_START] = footer_start,
+	[WL_FOOTER_WORDS] = footer_words,
+	[WL_CONF_START] = conf_start,
 };
 
 /* ---- line classifiers (on the classification view) ---- */
@@ -743,7 +817,7 @@ static int has_link(struct str t)
 	       find_ci(t.s, t.n, "](");
 }
 
-static int is_mobile_sig(struct str t)
+static int is_mobile_sig(struct cleaner *c, struct str t)
 {
 	const char *s = t.s;
 	size_t n = t.n;
@@ -754,11 +828,11 @@ static int is_mobile_sig(struct str t)
 	}
 	if (n == 0 || n > 160)
 		return 0;
-	if (starts_any(s, n, sig_app_any))
+	if (may_start(c, WL_SIG_APP_ANY, s, n) && starts_any(s, n, sig_app_any))
 		return n <= 120 || has_link(t);
 	if (starts_ci(s, n, "von meinem ") || starts_ci(s, n, "diese nachricht wurde von "))
 		return n <= 120 && find_ci(s, n, "gesendet") != NULL;
-	if (starts_any(s, n, sig_app_short))
+	if (may_start(c, WL_SIG_APP_SHORT, s, n) && starts_any(s, n, sig_app_short))
 		return (n <= 60 && find_any(s, n, apps)) || has_link(t);
 	if (starts_ci(s, n, "from my "))
 		return n <= 30 && find_any(s, n, devices);
@@ -869,16 +943,17 @@ static int subject_is_fwd(const char *s, size_t n)
 
 static int ends_attr_phrase(const char *s, size_t n)
 {
-	const char *const *p;
+	const struct str *p;
 	size_t k;
 
 	if (n == 0)
 		return 0;
-	for (p = attr_end; *p; p++) {
-		k = strlen(*p);
-		if (lc((unsigned char)(*p)[k - 1]) != lc((unsigned char)s[n - 1]) || !ends_ci(s, n, *p))
+	for (p = attr_end; p->s; p++) {
+		k = p->n;
+		if (k > n || lc((unsigned char)p->s[k - 1]) != lc((unsigned char)s[n - 1]) ||
+		    starts_ci(s + n - k, k, p->s) != k)
 			continue;
-		if (k == n || (unsigned char)(*p)[0] >= 0x80 || !is_wordb((unsigned char)s[n - k - 1]))
+		if (k == n || (unsigned char)p->s[0] >= 0x80 || !is_wordb((unsigned char)s[n - k - 1]))
 			return 1;
 	}
 	return 0;
@@ -1376,14 +1451,14 @@ static int footer_at(struct cleaner *c, size_t i, size_t b)
 	const char *const *w;
 	size_t j, k, bytes = 0;
 
-	if (starts_any(t.s, t.n, footer_start))
+	if (may_start(c, WL_FOOTER_START, t.s, t.n) && starts_any(t.s, t.n, footer_start))
 		return 1;
-	for (w = footer_words; *w && t.n <= 60; w++) {
+	for (w = footer_words; *w && t.n <= 60 && may_start(c, WL_FOOTER_WORDS, t.s, t.n); w++) {
 		k = starts_ci(t.s, t.n, *w);
 		if (k && (k == t.n || strchr(".:!", t.s[k]) || find_any(t.s, t.n, footer_link_marks)))
 			return 1;
 	}
-	if (!starts_any(t.s, t.n, conf_start))
+	if (!may_start(c, WL_CONF_START, t.s, t.n) || !starts_any(t.s, t.n, conf_start))
 		return 0;
 	for (j = i; j < b && bytes < 1200; j++) {
 		if (!c->l[j].keep)
@@ -1422,7 +1497,7 @@ static void pass_signature(struct cleaner *c, size_t a, size_t b)
 		}
 	}
 	for (i = a; i < b; i++)
-		if (plain(c, i) && is_mobile_sig(content(c, i)))
+		if (plain(c, i) && is_mobile_sig(c, content(c, i)))
 			c->l[i].keep = 0;
 	/* a separator line under the text with a few short lines below it, unless those are a
 	 * list or legal footer: that is the footer step's to remove or keep */
