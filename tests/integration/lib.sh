@@ -85,7 +85,14 @@ snapshot() { # a digest of every row a re-sync must leave alone
 	       UNION ALL SELECT l.id || ':' || l.uid || ':' || l.flags::text || ':' || l.xmin FROM message_locations l) s"
 }
 
+# A sanitizer build's stages report into the run log, not into a test's exit status.
+sanitized() { grep -qaE '__asan_init|__ubsan_handle' "$ROOT/bin/mailpipe-writer"; }
+
 finish() {
+	if [ -n "${RUN_LOG:-}" ] && sanitized; then
+		check "no sanitizer report from any stage" \
+			bash -c "! grep -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:' '$RUN_LOG'"
+	fi
 	if [ "$FAILS" -gt 0 ]; then
 		echo "--- last lines of mailpipe run's log:"
 		tail -n 30 "${RUN_LOG:-/dev/null}" 2>/dev/null
