@@ -176,8 +176,10 @@ int thread_batch(PGconn *pg, const long long *account, json_t *const *keys, size
 			k[nk++] = (struct key_ref){ account[i], 0, s, i };
 		}
 	}
-	qsort(k, nk, sizeof(*k), cmp_key_ref);
-	rc = lookup_keys(pg, k, nk);
+	/* A message stored unparsed (dead letter) has no key: it is a conversation of its own. */
+	if (nk)
+		qsort(k, nk, sizeof(*k), cmp_key_ref);
+	rc = nk ? lookup_keys(pg, k, nk) : 0;
 	if (rc < 0)
 		goto out;
 	/* Messages naming the same key are one component; so are messages whose keys belong to
@@ -189,7 +191,8 @@ int thread_batch(PGconn *pg, const long long *account, json_t *const *keys, size
 		if (k[i].conv == 0 && (i == 0 || !same_key(&k[i], &k[i - 1])))
 			json_array_append_new(fresh, json_pack("{s:I, s:s, s:I}", "a",
 				(json_int_t)k[i].account, "k", k[i].key, "m", (json_int_t)k[i].msg));
-	qsort(k, nk, sizeof(*k), cmp_conv);
+	if (nk)
+		qsort(k, nk, sizeof(*k), cmp_conv);
 	for (size_t i = 1; i < nk; i++)
 		if (k[i].conv && k[i].conv == k[i - 1].conv)
 			uf_union(parent, k[i].msg, k[i - 1].msg);
