@@ -40,6 +40,8 @@ static const struct opt opts[] = {
 	  "largest message accepted from a server" },
 	{ "MAILPIPE_RAW_BUDGET", NUM(raw_budget), "2000", 10, 10000000,
 	  "fetchers (parsers) pause while the raw (parsed) stream holds more entries" },
+	{ "MAILPIPE_RAW_BUDGET_BYTES", NUM(raw_budget_bytes), "268435456", 65536, 1099511627776L,
+	  "... or takes more bytes of Redis memory" },
 	{ "MAILPIPE_PARSER_BATCH", NUM(parser_batch), "64", 1, 10000, "raw entries per read" },
 	{ "MAILPIPE_WRITER_BATCH", NUM(writer_batch), "500", 1, 100000, "messages per transaction" },
 	{ "MAILPIPE_WRITER_BATCH_MS", NUM(writer_batch_ms), "100", 1, 60000,

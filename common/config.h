@@ -16,6 +16,7 @@ struct mp_config {
 	long fetch_timeout_s;	/* no byte from the server for this long = dead connection */
 	long max_literal;	/* largest message accepted from a server, bytes */
 	long raw_budget;	/* fetchers pause while {mp}:raw holds more entries than this */
+	long raw_budget_bytes;	/* ... or takes more bytes of Redis memory than this */
 	long parser_batch;
 	long writer_batch;
 	long writer_batch_ms;

@@ -269,6 +269,33 @@ long long rstream_len(redisContext *c, const char *key)
 	return n;
 }
 
+long long rstream_memory(redisContext *c, const char *key)
+{
+	/* SAMPLES 0 counts every node: a stream of big entries has about one node per entry,
+	 * and sampling a few would misjudge a stream of mixed sizes. */
+	redisReply *r = redisCommand(c, "MEMORY USAGE %s SAMPLES 0", key);
+	long long n = -EIO;
+	if (reply_ok(c, r, "MEMORY USAGE") == 0)
+		n = r->type == REDIS_REPLY_INTEGER ? r->integer : 0; /* nil: no such key */
+	freeReplyObject(r);
+	return n;
+}
+
+int rstream_over_budget(redisContext *c, const char *key, long long max_entries,
+			long long max_bytes, long long *entries, long long *bytes)
+{
+	*entries = rstream_len(c, key);
+	if (*entries < 0)
+		return -EIO;
+	*bytes = 0;
+	if (*entries > max_entries)
+		return 1;
+	*bytes = rstream_memory(c, key);
+	if (*bytes < 0)
+		return -EIO;
+	return *bytes > max_bytes;
+}
+
 int rstream_last_id(redisContext *c, const char *key, char *buf, size_t size)
 {
 	redisReply *r = redisCommand(c, "XREVRANGE %s + - COUNT 1", key);

@@ -55,6 +55,13 @@ int rstream_add(redisContext *c, const char *key, size_t nfields, const char **n
 		const char **vals, const size_t *lens);
 int rstream_ack(redisContext *c, const char *key, const char *group, const char **ids, size_t n);
 long long rstream_len(redisContext *c, const char *key);
+/* Bytes of Redis memory the stream takes (0 when it does not exist), or -EIO. */
+long long rstream_memory(redisContext *c, const char *key);
+/* Invariant 5's test: 1 when the stream holds more than max_entries entries or max_bytes of
+ * memory, 0 when not, -EIO (logged). *entries and *bytes say how much it holds (*bytes 0 when
+ * the entries alone decided). */
+int rstream_over_budget(redisContext *c, const char *key, long long max_entries,
+			long long max_bytes, long long *entries, long long *bytes);
 /* The id of the stream's last entry ("0-0" when empty) into buf. */
 int rstream_last_id(redisContext *c, const char *key, char *buf, size_t size);
 

@@ -30,6 +30,7 @@ struct job {
 	struct uidset search;	/* UIDs the server has above the cursor */
 	struct uidset fetched;	/* UIDs whose raw entry Redis acknowledged; kept across retries */
 	struct uidset appended;	/* XADDs sent, replies not yet read */
+	size_t unchecked_bytes, unchecked_entries; /* appended since the budget was last checked */
 	struct uidset oversize;	/* larger than the literal limit: only their header is fetched */
 	int probing;		/* answers are the RFC822.SIZE probe */
 
@@ -134,22 +135,26 @@ static void refresh_claims(struct job *j, int force)
 	}
 }
 
-/* Pauses while Redis holds more raw entries than the budget (invariant 5): we simply stop
- * reading the socket, and TCP flow control holds the server back. */
+/* Pauses while the raw stream is over its budget of entries or bytes (invariant 5): we
+ * simply stop reading the socket, and TCP flow control holds the server back. */
 static void wait_for_budget(struct job *j)
 {
 	int waited = 0;
+	j->unchecked_bytes = 0;
+	j->unchecked_entries = 0;
 	while (!*j->f->stopping) {
-		long long n = rstream_len(j->f->rc, j->f->cfg->key_raw);
-		if (n < 0) {
+		long long n, bytes;
+		int over = rstream_over_budget(j->f->rc, j->f->cfg->key_raw, j->f->cfg->raw_budget,
+					       j->f->cfg->raw_budget_bytes, &n, &bytes);
+		if (over < 0) {
 			j->redis_failed = 1;
 			return;
 		}
-		if (n <= j->f->cfg->raw_budget)
+		if (!over)
 			break;
 		if (!waited)
-			log_debug("account=%s folder=\"%s\" msg=\"raw stream at %lld entries, pausing\"",
-				  j->account, j->folder, n);
+			log_debug("account=%s folder=\"%s\" msg=\"raw stream at %lld entries, %lld bytes, "
+				  "pausing\"", j->account, j->folder, n, bytes);
 		waited = 1;
 		refresh_claims(j, 0);
 		usleep(50 * 1000);
@@ -215,9 +220,15 @@ static void emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch
 	rstream_append_add(j->f->rc, j->f->cfg->key_raw, 2, names, vals, lens);
 	free(m);
 	uidset_add(&j->appended, uid);
-	if (j->appended.n >= 32) {
+	j->unchecked_bytes += lens[1];
+	j->unchecked_entries++;
+	/* The budget is checked every 256 messages, or sooner when they are big: the stream can
+	 * overshoot it by a sixteenth (plus one message). */
+	int check = j->unchecked_entries >= 256 ||
+		    j->unchecked_bytes >= (size_t)j->f->cfg->raw_budget_bytes / 16;
+	if (j->appended.n >= 32 || check) {
 		collect_appended(j);
-		if (j->fetched.n % 256 < 32)
+		if (check)
 			wait_for_budget(j);
 		refresh_claims(j, 0);
 	}

@@ -26,12 +26,14 @@ int main(int argc, char **argv)
 	while (!stopping) {
 		int redelivered;
 		/* Bounded memory (invariant 5): wait while the writers are behind. */
-		long long backlog = rstream_len(st.rc, st.cfg.key_parsed);
-		if (backlog > st.cfg.raw_budget) {
+		long long entries, bytes;
+		int over = rstream_over_budget(st.rc, st.cfg.key_parsed, st.cfg.raw_budget,
+					       st.cfg.raw_budget_bytes, &entries, &bytes);
+		if (over > 0) {
 			usleep(50 * 1000);
 			continue;
 		}
-		if (backlog < 0 && stage_reconnect(&st) < 0)
+		if (over < 0 && stage_reconnect(&st) < 0)
 			break;
 		redisReply *r = stage_next(&st, st.cfg.key_raw, "parsers", st.cfg.parser_batch, 1000,
 					   &redelivered);
