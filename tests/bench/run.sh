@@ -26,11 +26,27 @@ export MP_IMAP_PORT=$((${BENCH_PORT:-24400} + 2)) MP_IMAPS_PORT=$((${BENCH_PORT:
 export MP_DEMO_COUNT=$COUNT MP_DEMO_SEED=11 MP_PG_FSYNC=${MP_PG_FSYNC:-on}
 trap '"$ROOT/deploy/local/stack.sh" destroy >/dev/null 2>&1; kill $run_pid 2>/dev/null; wait' EXIT
 run_pid=
-"$ROOT/deploy/local/stack.sh" start >/dev/null
+# The shared generator's mix (median 8 KB, attachments up to MBs, many charsets) when it is
+# there, as the parser and writer benches use; else our own sample mailbox (small messages).
+user=demo
+if [ -f "$GEN" ]; then
+	MP_DEMO_COUNT=0 "$ROOT/deploy/local/stack.sh" start >/dev/null 2>&1 ||
+		{ echo "bench: the local stack did not start" >&2; exit 1; }
+	user=bench
+	"$ROOT/deploy/local/stack.sh" add-user "$user" demo >/dev/null
+	home=$MAILPIPE_STACK_DIR/mail/$user
+	python3 "$GEN" --seed 1 --count "$COUNT" --layout simple --out "$home/Maildir" >/dev/null
+	chown -R --reference="$home" "$home/Maildir"
+	mailbox="gen_corpus.py --seed 1 --count $COUNT --layout simple"
+else
+	"$ROOT/deploy/local/stack.sh" start >/dev/null 2>&1 ||
+		{ echo "bench: the local stack did not start" >&2; exit 1; }
+	mailbox="deploy/local/sample_mailbox.py --seed 11 --count $COUNT"
+fi
 eval "$("$ROOT/deploy/local/stack.sh" env)"
 export MAILPIPE_LOG=warn BENCH_SECRET=demo
 mailpipe db migrate >/dev/null
-mailpipe account add bench --host 127.0.0.1 --port "$MP_IMAPS_PORT" --tls implicit --username demo \
+mailpipe account add bench --host 127.0.0.1 --port "$MP_IMAPS_PORT" --tls implicit --username "$user" \
 	--secret env:BENCH_SECRET --ca-file "$MP_CA_FILE" --interval 0 --initial-window-days 0 >/dev/null
 bytes=$(du -sb "$MAILPIPE_STACK_DIR/mail" | cut -f1)
 mailpipe run 2>"$MAILPIPE_STACK_DIR/run.log" &
@@ -43,11 +59,11 @@ fsync=$(psql "$MAILPIPE_DATABASE_URL" -XAtc 'SHOW fsync')
 start2=$(date +%s.%N)
 mailpipe sync bench --wait >/dev/null
 end2=$(date +%s.%N)
-python3 - "$start" "$end" "$n" "$bytes" "$fsync" "$start2" "$end2" <<'PY'
+python3 - "$start" "$end" "$n" "$bytes" "$fsync" "$start2" "$end2" "$mailbox" <<'PY'
 import sys
-s, e, n, b, fsync, s2, e2 = sys.argv[1:]
+s, e, n, b, fsync, s2, e2, mailbox = sys.argv[1:]
 t = float(e) - float(s)
-print(f"pipeline (imaps -> redis -> postgres, 1 scheduler, fetchers/parsers/writers per MAILPIPE_*, fsync={fsync}):")
+print(f"pipeline (imaps -> redis -> postgres, 1 scheduler, fetchers/parsers/writers per MAILPIPE_*, fsync={fsync}; mailbox {mailbox}):")
 print(f"  {n} messages, {int(b)/1e6:.1f} MB in {t:.2f} s = {int(n)/t:.0f} msg/s, {int(b)/1e6/t:.1f} MB/s")
 print(f"  no-change re-sync: {float(e2)-float(s2):.2f} s")
 PY
