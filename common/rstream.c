@@ -197,11 +197,24 @@ long rstream_deliveries(redisContext *c, const char *key, const char *group, con
 void rstream_append_add(redisContext *c, const char *key, size_t nfields, const char **names,
 			const char **vals, const size_t *lens)
 {
-	const char *argv[3 + 16];
-	size_t argl[3 + 16];
+	rstream_append_add_capped(c, key, 0, nfields, names, vals, lens);
+}
+
+void rstream_append_add_capped(redisContext *c, const char *key, long maxlen, size_t nfields,
+			       const char **names, const char **vals, const size_t *lens)
+{
+	const char *argv[6 + 16];
+	size_t argl[6 + 16];
 	size_t argc = 0;
+	char max[24];
 	argv[argc] = "XADD", argl[argc++] = 4;
 	argv[argc] = key, argl[argc++] = strlen(key);
+	if (maxlen > 0) {
+		snprintf(max, sizeof(max), "%ld", maxlen);
+		argv[argc] = "MAXLEN", argl[argc++] = 6;
+		argv[argc] = "~", argl[argc++] = 1;
+		argv[argc] = max, argl[argc++] = strlen(max);
+	}
 	argv[argc] = "*", argl[argc++] = 1;
 	for (size_t i = 0; i < nfields && i < 8; i++) {
 		argv[argc] = names[i], argl[argc++] = strlen(names[i]);

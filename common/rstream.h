@@ -43,6 +43,9 @@ long rstream_deliveries(redisContext *c, const char *key, const char *group, con
 /* Appends XADD key * f1 v1 ... to the pipeline; collect with rstream_collect. */
 void rstream_append_add(redisContext *c, const char *key, size_t nfields, const char **names,
 			const char **vals, const size_t *lens);
+/* The same with MAXLEN ~ maxlen (none when 0): for streams kept as a window, not a queue. */
+void rstream_append_add_capped(redisContext *c, const char *key, long maxlen, size_t nfields,
+			       const char **names, const char **vals, const size_t *lens);
 /* Appends XACK and XDEL of ids: the entry leaves the group and the stream, so XLEN is the
  * in-flight count. */
 void rstream_append_ack(redisContext *c, const char *key, const char *group, const char **ids,

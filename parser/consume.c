@@ -59,7 +59,9 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 			const char *names[] = { "stream", "id", "meta", "error" };
 			const char *vals[] = { cfg->key_raw, e[i].id, meta, "parser failed repeatedly" };
 			size_t lens[] = { strlen(cfg->key_raw), strlen(e[i].id), meta_len, 24 };
-			rstream_append_add(st->rc, cfg->key_dead, 4, names, vals, lens);
+			/* The message itself is stored (unparsed); the dead stream is the operator's
+			 * list of them, kept to its latest entries so Redis stays bounded. */
+			rstream_append_add_capped(st->rc, cfg->key_dead, 100000, 4, names, vals, lens);
 			appended++;
 		} else {
 			/* Fault injection for the dead-letter test: crash on a marked message. */
