@@ -32,6 +32,15 @@ enum { C_BLANK, C_T, C_Q, C_X };
 #define AF_START 0x40 /* begins like an attribution: "On ", "Am ", a digit, ... */
 #define AF_NUMDATE 0x80 /* begins with 2013/7/20 or 2016-03-03 */
 
+/* Signature and footer evidence of one line, cached in cline.tf. */
+#define TF_SIG_DONE 0x01
+#define TF_MOBILE 0x02  /* "Sent from my iPhone" and the like */
+#define TF_FOOT_DONE 0x04
+#define TF_FOOTER 0x08  /* opens a list or marketing footer by its own words */
+#define TF_CONF 0x10    /* may open a confidentiality notice */
+#define TF_LIST_DONE 0x20
+#define TF_LIST 0x40    /* names a mailing list */
+
 struct cline {
 	uint32_t co, cn; /* classification view: text after the quote prefix, trimmed */
 	uint32_t oo, on; /* output view: the whole line without its end */
@@ -42,7 +51,7 @@ struct cline {
 	uint8_t flags;
 	uint8_t lab; /* label family + 1, 0 = not computed yet */
 	uint8_t af;
-	uint8_t pad;
+	uint8_t tf; /* tail evidence (TF_*), computed on demand: pass_tails may run twice */
 };
 
 /* The bytes a line can start with and still begin some phrase of a word list: one test
@@ -389,12 +398,31 @@ static size_t invalid_byte(unsigned char b, int strip, char *d)
 /* Writes the valid UTF-8 form of s[0..n) to d (room for 2 * n bytes), without NULs, and with
  * strip also without invisible characters and with no-break spaces as spaces. A zero-width
  * joiner between two emoji stays: it is what makes them one picture. */
+/* Whether the 8 bytes at s are all printable ASCII (0x20-0x7E): bytes below 0x20 borrow
+ * in the first test, bytes above 0x7E carry into their top bit in the second. */
+static int printable8(const unsigned char *s)
+{
+	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+	uint64_t x;
+
+	memcpy(&x, s, 8);
+	return (((x - 0x20 * ones) & ~x) | (x + ones) | x) & high ? 0 : 1;
+}
+
 static size_t utf8_clean(const unsigned char *s, size_t n, int strip, char *d)
 {
 	size_t i = 0, o = 0, k, k2;
 	uint32_t cp, next, prev = 0;
 
 	while (i < n) {
+		/* Most text is printable ASCII, copied as it is eight bytes at a time. */
+		if (i + 8 <= n && printable8(s + i)) {
+			memcpy(d + o, s + i, 8);
+			prev = s[i + 7];
+			i += 8;
+			o += 8;
+			continue;
+		}
 		if (s[i] >= 0x20 && s[i] < 0x7F) {
 			prev = s[i];
 			d[o++] = (char)s[i++];
@@ -1445,20 +1473,58 @@ static void drop_tail(struct cleaner *c, size_t i, size_t b)
 
 /* The line opens a footer: list and marketing phrases, or a confidentiality notice (checked
  * against the words of its paragraph, at most 1200 bytes of it). */
-static int footer_at(struct cleaner *c, size_t i, size_t b)
+static int is_mailing_list(struct str t)
 {
-	struct str t = content(c, i);
-	const char *const *w;
-	size_t j, k, bytes = 0;
+	return find_ci(t.s, t.n, "mailing list") || find_ci(t.s, t.n, "listinfo") ||
+	       find_ci(t.s, t.n, "mailman");
+}
 
+/* The footer evidence of line i that depends on its own text only. */
+static unsigned footer_flags(struct cleaner *c, size_t i)
+{
+	struct cline *L = &c->l[i];
+	struct str t;
+	const char *const *w;
+	unsigned f = TF_FOOT_DONE;
+	size_t k;
+
+	if (L->tf & TF_FOOT_DONE)
+		return L->tf;
+	t = content(c, i);
 	if (may_start(c, WL_FOOTER_START, t.s, t.n) && starts_any(t.s, t.n, footer_start))
-		return 1;
-	for (w = footer_words; *w && t.n <= 60 && may_start(c, WL_FOOTER_WORDS, t.s, t.n); w++) {
+		f |= TF_FOOTER;
+	for (w = footer_words; !(f & TF_FOOTER) && *w && t.n <= 60 &&
+	     may_start(c, WL_FOOTER_WORDS, t.s, t.n); w++) {
 		k = starts_ci(t.s, t.n, *w);
 		if (k && (k == t.n || strchr(".:!", t.s[k]) || find_any(t.s, t.n, footer_link_marks)))
-			return 1;
+			f |= TF_FOOTER;
 	}
-	if (!may_start(c, WL_CONF_START, t.s, t.n) || !starts_any(t.s, t.n, conf_start))
+	if (may_start(c, WL_CONF_START, t.s, t.n) && starts_any(t.s, t.n, conf_start))
+		f |= TF_CONF;
+	L->tf |= (uint8_t)f;
+	return L->tf;
+}
+
+static int mailing_list_at(struct cleaner *c, size_t i)
+{
+	struct cline *L = &c->l[i];
+
+	if (!(L->tf & TF_LIST_DONE))
+		L->tf |= TF_LIST_DONE | (is_mailing_list(content(c, i)) ? TF_LIST : 0);
+	return (L->tf & TF_LIST) != 0;
+}
+
+/* The line opens a footer: list and marketing phrases, or a confidentiality notice (checked
+ * against the words of its paragraph, at most 1200 bytes of it). */
+static int footer_at(struct cleaner *c, size_t i, size_t b)
+{
+	unsigned f = footer_flags(c, i);
+	size_t j, bytes = 0;
+	struct str t;
+
+	if (f & TF_FOOTER)
+		return 1;
+	if (!(f & TF_CONF))
 		return 0;
 	for (j = i; j < b && bytes < 1200; j++) {
 		if (!c->l[j].keep)
@@ -1473,15 +1539,18 @@ static int footer_at(struct cleaner *c, size_t i, size_t b)
 	return 0;
 }
 
-static int is_mailing_list(struct str t)
-{
-	return find_ci(t.s, t.n, "mailing list") || find_ci(t.s, t.n, "listinfo") ||
-	       find_ci(t.s, t.n, "mailman");
-}
-
 static int is_footer_line(struct cleaner *c, size_t i, size_t b)
 {
-	return footer_at(c, i, b) || is_mailing_list(content(c, i));
+	return footer_at(c, i, b) || mailing_list_at(c, i);
+}
+
+static int mobile_sig_at(struct cleaner *c, size_t i)
+{
+	struct cline *L = &c->l[i];
+
+	if (!(L->tf & TF_SIG_DONE))
+		L->tf |= TF_SIG_DONE | (is_mobile_sig(c, content(c, i)) ? TF_MOBILE : 0);
+	return (L->tf & TF_MOBILE) != 0;
 }
 
 static void pass_signature(struct cleaner *c, size_t a, size_t b)
@@ -1497,7 +1566,7 @@ static void pass_signature(struct cleaner *c, size_t a, size_t b)
 		}
 	}
 	for (i = a; i < b; i++)
-		if (plain(c, i) && is_mobile_sig(c, content(c, i)))
+		if (plain(c, i) && mobile_sig_at(c, i))
 			c->l[i].keep = 0;
 	/* a separator line under the text with a few short lines below it, unless those are a
 	 * list or legal footer: that is the footer step's to remove or keep */
@@ -1550,7 +1619,7 @@ static void pass_footers(struct cleaner *c, size_t a, size_t b)
 			continue;
 		j = next_nonblank(c, i + 1);
 		if (j < b && c->l[j].keep) {
-			if (is_mailing_list(content(c, j))) {
+			if (mailing_list_at(c, j)) {
 				drop_tail(c, i, b);
 				b = i;
 				break;
@@ -1629,31 +1698,42 @@ static void pass_tails(struct cleaner *c)
 
 /* ---- lines in, text out ---- */
 
+/* Offset of the first c in s[i..n), or n: line ends are found with memchr, a line at a time. */
+static size_t next_of(const char *s, size_t i, size_t n, char c)
+{
+	const char *p = i < n ? memchr(s + i, c, n - i) : NULL;
+
+	return p ? (size_t)(p - s) : n;
+}
+
 static size_t count_lines(const char *s, size_t n)
 {
 	size_t i, k = 0;
 
-	for (i = 0; i < n; i++)
-		if (s[i] == '\n' || (s[i] == '\r' && (i + 1 == n || s[i + 1] != '\n')))
-			k++;
+	for (i = next_of(s, 0, n, '\n'); i < n; i = next_of(s, i + 1, n, '\n'))
+		k++;
+	/* a CR not followed by LF ends a line too */
+	for (i = next_of(s, 0, n, '\r'); i < n; i = next_of(s, i + 1, n, '\r'))
+		k += i + 1 == n || s[i + 1] != '\n';
 	return k + 1;
 }
 
 /* Fills the line offsets of the output view; returns the number of lines. */
 static size_t split_lines(struct cleaner *c, const char *s, size_t n)
 {
-	size_t i = 0, start, k = 0;
+	size_t i = 0, start, k = 0, cr = next_of(s, 0, n, '\r');
 	uint8_t eol;
 
 	while (i < n) {
 		start = i;
-		while (i < n && s[i] != '\n' && s[i] != '\r')
-			i++;
-		eol = EOL_NONE;
-		if (i < n && s[i] == '\r' && i + 1 < n && s[i + 1] == '\n')
-			eol = EOL_CRLF;
-		else if (i < n)
-			eol = s[i] == '\n' ? EOL_LF : EOL_CR;
+		if (cr < i)
+			cr = next_of(s, i, n, '\r');
+		i = next_of(s, i, n, '\n');
+		eol = i < n ? EOL_LF : EOL_NONE;
+		if (cr < i) {
+			i = cr;
+			eol = i + 1 < n && s[i + 1] == '\n' ? EOL_CRLF : EOL_CR;
+		}
 		c->l[k].oo = (uint32_t)start;
 		c->l[k].on = (uint32_t)(i - start);
 		c->l[k].eol = eol;
