@@ -127,9 +127,13 @@ int enrich_message(json_t *msg, json_t *meta)
 			return -ENOMEM;
 		snippet = enrich_snippet(*clean ? clean : body, 200);
 	}
-	json_object_set_new(msg, "body_clean", clean ? json_string(clean) : json_null());
+	/* Both are valid UTF-8 without NUL by construction (clean.h, enrich_snippet): jansson
+	 * need not check them again. */
+	json_object_set_new(msg, "body_clean",
+			    clean ? json_stringn_nocheck(clean, strlen(clean)) : json_null());
 	json_object_set_new(msg, "cleaner_version", json_integer(CLEANER_VERSION));
-	json_object_set_new(msg, "snippet", snippet ? json_string(snippet) : json_null());
+	json_object_set_new(msg, "snippet",
+			    snippet ? json_stringn_nocheck(snippet, strlen(snippet)) : json_null());
 	free(clean);
 	free(snippet);
 

@@ -202,14 +202,32 @@ static void extract_append_unichar(GString *out, gunichar ch)
 /* Appends bytes that should be UTF-8: NUL dropped, each invalid byte replaced by U+FFFD, or,
  * with guess set, read as windows-1252 (mail mixes a latin-1 footer into UTF-8 text often
  * enough that losing those characters to U+FFFD would be the worse choice). */
+/* Length of the run of ASCII without NUL that s[0..len) starts with, eight bytes at a time:
+ * most bodies are mostly that, and GLib's validator takes them a byte at a time. */
+static size_t extract_ascii_run(const char *s, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+	size_t i = 0;
+	uint64_t x;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&x, s + i, 8);
+		if ((x & high) || ((x - ones) & high))
+			break;
+	}
+	while (i < len && (unsigned char)s[i] - 1u < 0x7f)
+		i++;
+	return i;
+}
+
 static void extract_append_utf8(GString *out, const char *s, size_t len, gboolean guess)
 {
 	while (len > 0) {
 		const gchar *bad;
-		size_t ok;
+		size_t ok, ascii = extract_ascii_run(s, len);
 		unsigned char ch;
 
-		if (g_utf8_validate_len(s, len, &bad)) {
+		if (ascii == len || g_utf8_validate_len(s + ascii, len - ascii, &bad)) {
 			g_string_append_len(out, s, len);
 			return;
 		}
@@ -1134,33 +1152,39 @@ static void extract_headers(struct extract_ctx *c, json_t *o, GMimeMessage *m)
 
 static json_t *extract_snippet(const char *s, size_t len)
 {
-	const char *p = s, *end = s + len;
-	GString *g = g_string_sized_new(EXTRACT_SNIPPET_CHARS * 2);
-	gboolean space = FALSE;
-	size_t n = 0;
-	json_t *j;
+	/* each character at most 4 bytes, and a space before it */
+	char buf[EXTRACT_SNIPPET_CHARS * 5];
+	const char *p = s, *end = s + len, *next;
+	gboolean space = FALSE, blank;
+	size_t n = 0, k = 0;
+	gunichar ch;
 
 	while (p < end && n < EXTRACT_SNIPPET_CHARS) {
-		gunichar ch = g_utf8_get_char(p);
-		const char *next = g_utf8_next_char(p);
-
-		if (g_unichar_isspace(ch) || g_unichar_iscntrl(ch)) {
+		/* ASCII: spaces and controls are exactly the bytes up to ' ', and DEL */
+		if ((unsigned char)*p < 0x80) {
+			blank = (unsigned char)*p <= ' ' || *p == 0x7f;
+			next = p + 1;
+		} else {
+			ch = g_utf8_get_char(p);
+			blank = g_unichar_isspace(ch) || g_unichar_iscntrl(ch);
+			next = g_utf8_next_char(p);
+		}
+		if (blank) {
 			space = TRUE;
 		} else {
-			if (space && g->len > 0) {
-				g_string_append_c(g, ' ');
+			if (space && k > 0) {
+				buf[k++] = ' ';
 				if (++n == EXTRACT_SNIPPET_CHARS)
 					break;
 			}
 			space = FALSE;
-			g_string_append_len(g, p, next - p);
+			memcpy(buf + k, p, (size_t)(next - p));
+			k += (size_t)(next - p);
 			n++;
 		}
 		p = next;
 	}
-	j = g->len > 0 ? json_stringn_nocheck(g->str, g->len) : json_null();
-	g_string_free(g, TRUE);
-	return j;
+	return k > 0 ? json_stringn_nocheck(buf, k) : json_null();
 }
 
 static gboolean extract_blank(const GString *s)
