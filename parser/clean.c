@@ -72,6 +72,7 @@ struct cleaner {
 	int hint_fwd;
 	size_t fk; /* no kept non-empty line lies before this index */
 	struct first_bytes first[WL_N];
+	struct first_bytes attr_last; /* last bytes of attr_end, see ends_attr_phrase */
 };
 
 struct str {
@@ -83,7 +84,7 @@ struct str {
 
 static int lc(int ch)
 {
-	return ch >= 'A' && ch <= 'Z' ? ch + 32 : ch;
+	return (unsigned)(ch - 'A') < 26 ? ch + 32 : ch;
 }
 
 static int is_alpha(int ch)
@@ -452,7 +453,16 @@ static size_t utf8_clean(const unsigned char *s, size_t n, int strip, char *d)
 				continue;
 			}
 		}
-		memcpy(d + o, s + i, k);
+		/* one to four bytes: no call to memcpy for each */
+		d[o] = (char)s[i];
+		if (k > 1) {
+			d[o + 1] = (char)s[i + 1];
+			if (k > 2) {
+				d[o + 2] = (char)s[i + 2];
+				if (k > 3)
+					d[o + 3] = (char)s[i + 3];
+			}
+		}
 		o += k;
 		i += k;
 		prev = cp;
@@ -465,72 +475,75 @@ static size_t utf8_clean(const unsigned char *s, size_t n, int strip, char *d)
 /* Header labels as mail clients print them above a forwarded or replied message. */
 struct label {
 	const char *name;
+	unsigned char len;
 	unsigned char fam;
 };
 
+#define L(name, fam) { name, sizeof(name) - 1, fam }
+
 static const struct label labels[] = {
-	{ "From", LAB_FROM }, { "De", LAB_FROM }, { "De la", LAB_FROM }, { "Von", LAB_FROM },
-	{ "Van", LAB_FROM }, { "Da", LAB_FROM }, { "Od", LAB_FROM }, { "Fra", LAB_FROM },
-	{ "Från", LAB_FROM }, { "Frá", LAB_FROM }, { "Lähettäjä", LAB_FROM }, { "Feladó", LAB_FROM },
-	{ "Kimden", LAB_FROM }, { "Gönderen", LAB_FROM }, { "От", LAB_FROM }, { "Від", LAB_FROM },
-	{ "Від кого", LAB_FROM }, { "Šalje", LAB_FROM }, { "Saatja", LAB_FROM },
-	{ "Nadawca", LAB_FROM }, { "Mittente", LAB_FROM }, { "Expéditeur", LAB_FROM },
-	{ "Expeditorul", LAB_FROM }, { "Expeditor", LAB_FROM }, { "Remitente", LAB_FROM },
-	{ "Afzender", LAB_FROM }, { "Avsändare", LAB_FROM }, { "Afsender", LAB_FROM },
-	{ "Odesílatel", LAB_FROM }, { "Absender", LAB_FROM }, { "Отправитель", LAB_FROM },
-	{ "送信元", LAB_FROM }, { "差出人", LAB_FROM }, { "发件人", LAB_FROM }, { "寄件者", LAB_FROM },
-	{ "寄件人", LAB_FROM }, { "보낸 사람", LAB_FROM }, { "보낸사람", LAB_FROM },
-	{ "Αποστολέας", LAB_FROM }, { "Pošiljatelj", LAB_FROM }, { "Pengirim", LAB_FROM },
-	{ "Người gửi", LAB_FROM }, { "Sender", LAB_FROM },
+	L("From", LAB_FROM), L("De", LAB_FROM), L("De la", LAB_FROM), L("Von", LAB_FROM),
+	L("Van", LAB_FROM), L("Da", LAB_FROM), L("Od", LAB_FROM), L("Fra", LAB_FROM),
+	L("Från", LAB_FROM), L("Frá", LAB_FROM), L("Lähettäjä", LAB_FROM), L("Feladó", LAB_FROM),
+	L("Kimden", LAB_FROM), L("Gönderen", LAB_FROM), L("От", LAB_FROM), L("Від", LAB_FROM),
+	L("Від кого", LAB_FROM), L("Šalje", LAB_FROM), L("Saatja", LAB_FROM),
+	L("Nadawca", LAB_FROM), L("Mittente", LAB_FROM), L("Expéditeur", LAB_FROM),
+	L("Expeditorul", LAB_FROM), L("Expeditor", LAB_FROM), L("Remitente", LAB_FROM),
+	L("Afzender", LAB_FROM), L("Avsändare", LAB_FROM), L("Afsender", LAB_FROM),
+	L("Odesílatel", LAB_FROM), L("Absender", LAB_FROM), L("Отправитель", LAB_FROM),
+	L("送信元", LAB_FROM), L("差出人", LAB_FROM), L("发件人", LAB_FROM), L("寄件者", LAB_FROM),
+	L("寄件人", LAB_FROM), L("보낸 사람", LAB_FROM), L("보낸사람", LAB_FROM),
+	L("Αποστολέας", LAB_FROM), L("Pošiljatelj", LAB_FROM), L("Pengirim", LAB_FROM),
+	L("Người gửi", LAB_FROM), L("Sender", LAB_FROM),
 
-	{ "Date", LAB_DATE }, { "Sent", LAB_DATE }, { "Datum", LAB_DATE }, { "Gesendet", LAB_DATE },
-	{ "Envoyé", LAB_DATE }, { "Envoyé le", LAB_DATE }, { "Enviado", LAB_DATE },
-	{ "Enviado el", LAB_DATE }, { "Enviada em", LAB_DATE }, { "Enviado em", LAB_DATE },
-	{ "Enviada", LAB_DATE }, { "Fecha", LAB_DATE }, { "Data", LAB_DATE }, { "Inviato", LAB_DATE },
-	{ "Verzonden", LAB_DATE }, { "Skickat", LAB_DATE }, { "Sendt", LAB_DATE },
-	{ "Dato", LAB_DATE }, { "Lähetetty", LAB_DATE }, { "Päivämäärä", LAB_DATE },
-	{ "Päiväys", LAB_DATE }, { "Wysłano", LAB_DATE }, { "Wysłane", LAB_DATE },
-	{ "Odesláno", LAB_DATE }, { "Odoslané", LAB_DATE }, { "Dátum", LAB_DATE },
-	{ "Elküldve", LAB_DATE }, { "Dată", LAB_DATE }, { "Trimis", LAB_DATE },
-	{ "Отправлено", LAB_DATE }, { "Дата", LAB_DATE }, { "Надіслано", LAB_DATE },
-	{ "Tarih", LAB_DATE }, { "Gönderildi", LAB_DATE }, { "Poslano", LAB_DATE },
-	{ "Kuupäev", LAB_DATE }, { "Saadetud", LAB_DATE }, { "送信日時", LAB_DATE },
-	{ "日付", LAB_DATE }, { "发送时间", LAB_DATE }, { "發送時間", LAB_DATE }, { "日期", LAB_DATE },
-	{ "時間", LAB_DATE }, { "보낸 날짜", LAB_DATE }, { "날짜", LAB_DATE },
-	{ "Ημερομηνία", LAB_DATE }, { "Στάλθηκε", LAB_DATE }, { "Tanggal", LAB_DATE },
+	L("Date", LAB_DATE), L("Sent", LAB_DATE), L("Datum", LAB_DATE), L("Gesendet", LAB_DATE),
+	L("Envoyé", LAB_DATE), L("Envoyé le", LAB_DATE), L("Enviado", LAB_DATE),
+	L("Enviado el", LAB_DATE), L("Enviada em", LAB_DATE), L("Enviado em", LAB_DATE),
+	L("Enviada", LAB_DATE), L("Fecha", LAB_DATE), L("Data", LAB_DATE), L("Inviato", LAB_DATE),
+	L("Verzonden", LAB_DATE), L("Skickat", LAB_DATE), L("Sendt", LAB_DATE),
+	L("Dato", LAB_DATE), L("Lähetetty", LAB_DATE), L("Päivämäärä", LAB_DATE),
+	L("Päiväys", LAB_DATE), L("Wysłano", LAB_DATE), L("Wysłane", LAB_DATE),
+	L("Odesláno", LAB_DATE), L("Odoslané", LAB_DATE), L("Dátum", LAB_DATE),
+	L("Elküldve", LAB_DATE), L("Dată", LAB_DATE), L("Trimis", LAB_DATE),
+	L("Отправлено", LAB_DATE), L("Дата", LAB_DATE), L("Надіслано", LAB_DATE),
+	L("Tarih", LAB_DATE), L("Gönderildi", LAB_DATE), L("Poslano", LAB_DATE),
+	L("Kuupäev", LAB_DATE), L("Saadetud", LAB_DATE), L("送信日時", LAB_DATE),
+	L("日付", LAB_DATE), L("发送时间", LAB_DATE), L("發送時間", LAB_DATE), L("日期", LAB_DATE),
+	L("時間", LAB_DATE), L("보낸 날짜", LAB_DATE), L("날짜", LAB_DATE),
+	L("Ημερομηνία", LAB_DATE), L("Στάλθηκε", LAB_DATE), L("Tanggal", LAB_DATE),
 
-	{ "To", LAB_TO }, { "An", LAB_TO }, { "À", LAB_TO }, { "A", LAB_TO }, { "Para", LAB_TO },
-	{ "Aan", LAB_TO }, { "Till", LAB_TO }, { "Til", LAB_TO }, { "Vastaanottaja", LAB_TO },
-	{ "Do", LAB_TO }, { "Komu", LAB_TO }, { "Pre", LAB_TO }, { "Címzett", LAB_TO },
-	{ "Către", LAB_TO }, { "Destinatarul", LAB_TO }, { "Destinataire", LAB_TO },
-	{ "Destinatario", LAB_TO }, { "Pour", LAB_TO }, { "Кому", LAB_TO }, { "Kime", LAB_TO },
-	{ "Prima", LAB_TO }, { "Adresat", LAB_TO }, { "Kellele", LAB_TO }, { "宛先", LAB_TO },
-	{ "送信先", LAB_TO }, { "收件人", LAB_TO }, { "收件者", LAB_TO }, { "받는 사람", LAB_TO },
-	{ "받는사람", LAB_TO }, { "Προς", LAB_TO }, { "Kepada", LAB_TO },
+	L("To", LAB_TO), L("An", LAB_TO), L("À", LAB_TO), L("A", LAB_TO), L("Para", LAB_TO),
+	L("Aan", LAB_TO), L("Till", LAB_TO), L("Til", LAB_TO), L("Vastaanottaja", LAB_TO),
+	L("Do", LAB_TO), L("Komu", LAB_TO), L("Pre", LAB_TO), L("Címzett", LAB_TO),
+	L("Către", LAB_TO), L("Destinatarul", LAB_TO), L("Destinataire", LAB_TO),
+	L("Destinatario", LAB_TO), L("Pour", LAB_TO), L("Кому", LAB_TO), L("Kime", LAB_TO),
+	L("Prima", LAB_TO), L("Adresat", LAB_TO), L("Kellele", LAB_TO), L("宛先", LAB_TO),
+	L("送信先", LAB_TO), L("收件人", LAB_TO), L("收件者", LAB_TO), L("받는 사람", LAB_TO),
+	L("받는사람", LAB_TO), L("Προς", LAB_TO), L("Kepada", LAB_TO),
 
-	{ "Cc", LAB_CC }, { "Bcc", LAB_CC }, { "Kopie", LAB_CC }, { "Kopie (CC)", LAB_CC },
-	{ "Copie", LAB_CC }, { "Copie à", LAB_CC }, { "Kopia", LAB_CC }, { "Kopi", LAB_CC },
-	{ "Kopio", LAB_CC }, { "Kópia", LAB_CC }, { "Másolat", LAB_CC }, { "Másolatot kap", LAB_CC },
-	{ "Копия", LAB_CC }, { "Копія", LAB_CC }, { "Bilgi", LAB_CC }, { "DW", LAB_CC },
-	{ "Kopija", LAB_CC }, { "抄送", LAB_CC }, { "副本", LAB_CC }, { "참조", LAB_CC },
-	{ "Κοιν", LAB_CC },
+	L("Cc", LAB_CC), L("Bcc", LAB_CC), L("Kopie", LAB_CC), L("Kopie (CC)", LAB_CC),
+	L("Copie", LAB_CC), L("Copie à", LAB_CC), L("Kopia", LAB_CC), L("Kopi", LAB_CC),
+	L("Kopio", LAB_CC), L("Kópia", LAB_CC), L("Másolat", LAB_CC), L("Másolatot kap", LAB_CC),
+	L("Копия", LAB_CC), L("Копія", LAB_CC), L("Bilgi", LAB_CC), L("DW", LAB_CC),
+	L("Kopija", LAB_CC), L("抄送", LAB_CC), L("副本", LAB_CC), L("참조", LAB_CC),
+	L("Κοιν", LAB_CC),
 
-	{ "Subject", LAB_SUBJECT }, { "Betreff", LAB_SUBJECT }, { "Objet", LAB_SUBJECT },
-	{ "Sujet", LAB_SUBJECT }, { "Asunto", LAB_SUBJECT }, { "Oggetto", LAB_SUBJECT },
-	{ "Onderwerp", LAB_SUBJECT }, { "Assunto", LAB_SUBJECT }, { "Ämne", LAB_SUBJECT },
-	{ "Emne", LAB_SUBJECT }, { "Aihe", LAB_SUBJECT }, { "Temat", LAB_SUBJECT },
-	{ "Předmět", LAB_SUBJECT }, { "Predmet", LAB_SUBJECT }, { "Tárgy", LAB_SUBJECT },
-	{ "Subiect", LAB_SUBJECT }, { "Subiectul", LAB_SUBJECT }, { "Тема", LAB_SUBJECT },
-	{ "Konu", LAB_SUBJECT }, { "Naslov", LAB_SUBJECT }, { "Teema", LAB_SUBJECT },
-	{ "件名", LAB_SUBJECT }, { "主题", LAB_SUBJECT }, { "主旨", LAB_SUBJECT },
-	{ "主題", LAB_SUBJECT }, { "제목", LAB_SUBJECT }, { "Θέμα", LAB_SUBJECT },
-	{ "Perihal", LAB_SUBJECT },
+	L("Subject", LAB_SUBJECT), L("Betreff", LAB_SUBJECT), L("Objet", LAB_SUBJECT),
+	L("Sujet", LAB_SUBJECT), L("Asunto", LAB_SUBJECT), L("Oggetto", LAB_SUBJECT),
+	L("Onderwerp", LAB_SUBJECT), L("Assunto", LAB_SUBJECT), L("Ämne", LAB_SUBJECT),
+	L("Emne", LAB_SUBJECT), L("Aihe", LAB_SUBJECT), L("Temat", LAB_SUBJECT),
+	L("Předmět", LAB_SUBJECT), L("Predmet", LAB_SUBJECT), L("Tárgy", LAB_SUBJECT),
+	L("Subiect", LAB_SUBJECT), L("Subiectul", LAB_SUBJECT), L("Тема", LAB_SUBJECT),
+	L("Konu", LAB_SUBJECT), L("Naslov", LAB_SUBJECT), L("Teema", LAB_SUBJECT),
+	L("件名", LAB_SUBJECT), L("主题", LAB_SUBJECT), L("主旨", LAB_SUBJECT),
+	L("主題", LAB_SUBJECT), L("제목", LAB_SUBJECT), L("Θέμα", LAB_SUBJECT),
+	L("Perihal", LAB_SUBJECT),
 
-	{ "Reply-To", LAB_OTHER }, { "Reply to", LAB_OTHER }, { "Antwort an", LAB_OTHER },
-	{ "Répondre à", LAB_OTHER }, { "Responder a", LAB_OTHER }, { "Rispondi a", LAB_OTHER },
-	{ "Risposta", LAB_OTHER }, { "Beantwoorden - Aan", LAB_OTHER }, { "Svara till", LAB_OTHER },
-	{ "Svar til", LAB_OTHER }, { "Importance", LAB_OTHER }, { "Priority", LAB_OTHER },
-	{ "Wichtigkeit", LAB_OTHER }, { "Attachments", LAB_OTHER }, { "Anlagen", LAB_OTHER },
+	L("Reply-To", LAB_OTHER), L("Reply to", LAB_OTHER), L("Antwort an", LAB_OTHER),
+	L("Répondre à", LAB_OTHER), L("Responder a", LAB_OTHER), L("Rispondi a", LAB_OTHER),
+	L("Risposta", LAB_OTHER), L("Beantwoorden - Aan", LAB_OTHER), L("Svara till", LAB_OTHER),
+	L("Svar til", LAB_OTHER), L("Importance", LAB_OTHER), L("Priority", LAB_OTHER),
+	L("Wichtigkeit", LAB_OTHER), L("Attachments", LAB_OTHER), L("Anlagen", LAB_OTHER),
 };
 
 /* "---- <phrase> ----" lines that always start a forwarded message. */
@@ -721,12 +734,14 @@ static const char *const *const indexed_lists[WL_N] = {
 static int label_of(const char *s, size_t n, size_t *value)
 {
 	size_t lim = n < 48 ? n : 48, k, a = 0, b, i, colon = 1;
+	const char *p = memchr(s, ':', lim), *w;
 
-	for (k = 0; k < lim; k++) {
-		if (s[k] == ':')
-			break;
-		if ((unsigned char)s[k] == 0xEF && k + 2 < n && (unsigned char)s[k + 1] == 0xBC &&
-		    (unsigned char)s[k + 2] == 0x9A) {
+	/* the first ':' or fullwidth colon (EF BC 9A) in the first 48 bytes */
+	k = p ? (size_t)(p - s) : lim;
+	for (w = s; (w = memchr(w, 0xEF, k - (size_t)(w - s))) != NULL; w++) {
+		if ((size_t)(w - s) + 2 < n && (unsigned char)w[1] == 0xBC &&
+		    (unsigned char)w[2] == 0x9A) {
+			k = (size_t)(w - s);
 			colon = 3;
 			break;
 		}
@@ -741,7 +756,7 @@ static int label_of(const char *s, size_t n, size_t *value)
 	if (b == a || b - a > 40)
 		return LAB_NONE;
 	for (i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
-		if (eq_ci(s + a, b - a, labels[i].name)) {
+		if (labels[i].len == b - a && starts_ci(s + a, b - a, labels[i].name) == b - a) {
 			if (value) {
 				k += colon;
 				while (k < n && (s[k] == '*' || s[k] == ' ' || s[k] == '\t'))
@@ -969,12 +984,24 @@ static int subject_is_fwd(const char *s, size_t n)
 
 /* ---- attributions ---- */
 
-static int ends_attr_phrase(const char *s, size_t n)
+static int ends_attr_phrase(struct cleaner *c, const char *s, size_t n)
 {
+	struct first_bytes *f = &c->attr_last;
+	unsigned char b = n ? (unsigned char)lc((unsigned char)s[n - 1]) : 0;
 	const struct str *p;
 	size_t k;
 
 	if (n == 0)
+		return 0;
+	/* The last bytes of the verbs, lower-cased as compared below: most lines end in
+	 * something else, and need no loop over the list. */
+	if (!f->ready) {
+		memset(f->bit, 0, sizeof(f->bit));
+		for (p = attr_end; p->s; p++)
+			first_bytes_add(f, (unsigned char)lc((unsigned char)p->s[p->n - 1]));
+		f->ready = 1;
+	}
+	if (!(f->bit[b >> 6] >> (b & 63) & 1))
 		return 0;
 	for (p = attr_end; p->s; p++) {
 		k = p->n;
@@ -1121,7 +1148,7 @@ static size_t attr_find(struct cleaner *c, size_t e, size_t floor)
 	while (n && t.s[n - 1] == ' ')
 		n--;
 	gt = n && t.s[n - 1] == '>';
-	endp = ends_attr_phrase(t.s, n);
+	endp = ends_attr_phrase(c, t.s, n);
 	iso = iso_gmt(t);
 	if (!colon && !endp && !gt && !iso)
 		return NONE;
