@@ -55,7 +55,7 @@ struct cline {
 };
 
 /* The bytes a line can start with and still begin some phrase of a word list: one test
- * instead of one per phrase. Made from the list by words_index() on first use in a call. */
+ * instead of one per phrase. Made from the list by first_bytes_of() on first use in a call. */
 struct first_bytes {
 	uint64_t bit[4];
 	int ready;
@@ -256,22 +256,6 @@ static void first_bytes_of(struct first_bytes *f, const char *const *list)
 	f->ready = 1;
 }
 
-static const char *const *const indexed_lists[WL_N];
-
-/* 0 when no phrase of list wl can start s: the word lists are tried on every line, and most
- * lines start with a byte none of their phrases does. */
-static int may_start(struct cleaner *c, int wl, const char *s, size_t n)
-{
-	struct first_bytes *f = &c->first[wl];
-	unsigned char b = n ? (unsigned char)s[0] : 0;
-
-	if (n == 0)
-		return 0;
-	if (!f->ready)
-		first_bytes_of(f, indexed_lists[wl]);
-	return (int)(f->bit[b >> 6] >> (b & 63) & 1);
-}
-
 static int find_any(const char *s, size_t n, const char *const *list)
 {
 	for (; *list; list++)
@@ -396,9 +380,6 @@ static size_t invalid_byte(unsigned char b, int strip, char *d)
 	return 1;
 }
 
-/* Writes the valid UTF-8 form of s[0..n) to d (room for 2 * n bytes), without NULs, and with
- * strip also without invisible characters and with no-break spaces as spaces. A zero-width
- * joiner between two emoji stays: it is what makes them one picture. */
 /* Whether the 8 bytes at s are all printable ASCII (0x20-0x7E): bytes below 0x20 borrow
  * in the first test, bytes above 0x7E carry into their top bit in the second. */
 static int printable8(const unsigned char *s)
@@ -410,6 +391,9 @@ static int printable8(const unsigned char *s)
 	return (((x - 0x20 * ones) & ~x) | (x + ones) | x) & high ? 0 : 1;
 }
 
+/* Writes the valid UTF-8 form of s[0..n) to d (room for 2 * n bytes), without NULs, and with
+ * strip also without invisible characters and with no-break spaces as spaces. A zero-width
+ * joiner between two emoji stays: it is what makes them one picture. */
 static size_t utf8_clean(const unsigned char *s, size_t n, int strip, char *d)
 {
 	size_t i = 0, o = 0, k, k2;
@@ -728,6 +712,20 @@ static const char *const *const indexed_lists[WL_N] = {
 	[WL_FOOTER_WORDS] = footer_words,
 	[WL_CONF_START] = conf_start,
 };
+
+/* 0 when no phrase of list wl can start s: the word lists are tried on every line, and most
+ * lines start with a byte none of their phrases does. */
+static int may_start(struct cleaner *c, int wl, const char *s, size_t n)
+{
+	struct first_bytes *f = &c->first[wl];
+	unsigned char b = n ? (unsigned char)s[0] : 0;
+
+	if (n == 0)
+		return 0;
+	if (!f->ready)
+		first_bytes_of(f, indexed_lists[wl]);
+	return (int)(f->bit[b >> 6] >> (b & 63) & 1);
+}
 
 /* ---- line classifiers (on the classification view) ---- */
 
@@ -1498,8 +1496,6 @@ static void drop_tail(struct cleaner *c, size_t i, size_t b)
 		drop(c, i, b);
 }
 
-/* The line opens a footer: list and marketing phrases, or a confidentiality notice (checked
- * against the words of its paragraph, at most 1200 bytes of it). */
 static int is_mailing_list(struct str t)
 {
 	return find_ci(t.s, t.n, "mailing list") || find_ci(t.s, t.n, "listinfo") ||
