@@ -199,9 +199,6 @@ static void extract_append_unichar(GString *out, gunichar ch)
 	g_string_append_len(out, buf, g_unichar_to_utf8(ch, buf));
 }
 
-/* Appends bytes that should be UTF-8: NUL dropped, each invalid byte replaced by U+FFFD, or,
- * with guess set, read as windows-1252 (mail mixes a latin-1 footer into UTF-8 text often
- * enough that losing those characters to U+FFFD would be the worse choice). */
 /* Length of the run of ASCII without NUL that s[0..len) starts with, eight bytes at a time:
  * most bodies are mostly that, and GLib's validator takes them a byte at a time. */
 static size_t extract_ascii_run(const char *s, size_t len)
@@ -220,6 +217,9 @@ static size_t extract_ascii_run(const char *s, size_t len)
 	return i;
 }
 
+/* Appends bytes that should be UTF-8: NUL dropped, each invalid byte replaced by U+FFFD, or,
+ * with guess set, read as windows-1252 (mail mixes a latin-1 footer into UTF-8 text often
+ * enough that losing those characters to U+FFFD would be the worse choice). */
 static void extract_append_utf8(GString *out, const char *s, size_t len, gboolean guess)
 {
 	while (len > 0) {
