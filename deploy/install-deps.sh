@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential pkg-config libhiredis-dev libcurl4-openssl-dev libpq-dev libgmime-3.0-dev
-libuv1-dev libjansson-dev libglib2.0-dev libxml2-dev redis-server postgresql postgresql-contrib dovecot-imapd
+libuv1-dev libjansson-dev libglib2.0-dev libxml2-dev libjemalloc-dev redis-server postgresql postgresql-contrib dovecot-imapd
 openssl python3 curl"
 
 missing=""

@@ -1,6 +1,7 @@
 /* Parser throughput: extract_message + enrich_message over every message of a Maildir,
- * loaded into memory first so only parsing is timed (process CPU time, one core). Prints
- * messages/s and MB/s; asserts nothing. Run by tests/bench/run.sh. */
+ * loaded into memory first so only parsing is timed (process CPU time, one core), twice: read
+ * from the preloaded corpus, and as the parser stage gets each message (just copied into its
+ * receive buffer). Prints messages/s and MB/s; asserts nothing. Run by tests/bench/run.sh. */
 #include "enrich.h"
 #include "extract.h"
 
@@ -80,18 +81,35 @@ int main(int argc, char **argv)
 	}
 	extract_global_init();
 	json_t *meta = json_pack("{s:s}", "account_email", "user@example.com");
-	double t0 = cpu_seconds();
-	size_t errors = 0;
-	for (size_t i = 0; i < c.n; i++) {
-		json_t *m = extract_message(c.data[i], c.len[i], NULL);
-		enrich_message(m, meta);
-		errors += !json_is_null(json_object_get(m, "parse_error"));
-		json_decref(m);
+	size_t errors = 0, biggest = 0;
+	for (size_t i = 0; i < c.n; i++)
+		biggest = c.len[i] > biggest ? c.len[i] : biggest;
+	char *recv = malloc(biggest ? biggest : 1);
+	/* Two passes: straight from the preloaded corpus (each message read cold from memory),
+	 * then each message first copied into one receive buffer, untimed, as the parser stage
+	 * gets it from Redis: the bytes are in cache when parsing starts. */
+	for (int pass = 0; pass < 2; pass++) {
+		double t = 0;
+		errors = 0;
+		for (size_t i = 0; i < c.n; i++) {
+			const char *raw = c.data[i];
+			if (pass == 1) {
+				memcpy(recv, c.data[i], c.len[i]);
+				raw = recv;
+			}
+			double t0 = cpu_seconds();
+			json_t *m = extract_message(raw, c.len[i], NULL);
+			enrich_message(m, meta);
+			t += cpu_seconds() - t0;
+			errors += !json_is_null(json_object_get(m, "parse_error"));
+			json_decref(m);
+		}
+		printf("parser (extract + clean + keys, one core, %s): %zu messages, %.1f MB in %.2f s "
+		       "CPU = %.0f msg/s, %.1f MB/s (%zu with parse_error)\n",
+		       pass ? "as received" : "from a cold corpus", c.n, c.bytes / 1e6, t, c.n / t,
+		       c.bytes / 1e6 / t, errors);
 	}
-	double t = cpu_seconds() - t0;
-	printf("parser (extract + clean + keys, one core): %zu messages, %.1f MB in %.2f s CPU = "
-	       "%.0f msg/s, %.1f MB/s (%zu with parse_error)\n",
-	       c.n, c.bytes / 1e6, t, c.n / t, c.bytes / 1e6 / t, errors);
+	free(recv);
 	json_decref(meta);
 	return 0;
 }

@@ -3,4 +3,4 @@
 build/bench/writer_bench: tests/bench/writer_bench.c $(STAGE_LIBS) build/libmailpipe.a
 	@mkdir -p build/bench
 	@echo LD $@
-	@$(CC) $(CFLAGS) -Iparser -Iwriter $(LDFLAGS) -o $@ $< $(STAGE_LIBS) build/libmailpipe.a $(LDLIBS)
+	@$(CC) $(CFLAGS) -Iparser -Iwriter $(LDFLAGS) -o $@ $< $(STAGE_LIBS) build/libmailpipe.a $(MALLOC_LIBS) $(LDLIBS)
