@@ -1,7 +1,8 @@
 /* Parser throughput: extract_message + enrich_message over every message of a Maildir,
- * loaded into memory first so only parsing is timed (process CPU time, one core), twice: read
- * from the preloaded corpus, and as the parser stage gets each message (just copied into its
- * receive buffer). Prints messages/s and MB/s; asserts nothing. Run by tests/bench/run.sh. */
+ * loaded into memory first so only parsing is timed (process CPU time, one core): read from
+ * the preloaded corpus, and as the parser stage gets each message (just copied into its
+ * receive buffer; best of 3). Prints messages/s and MB/s; asserts nothing. Run by
+ * tests/bench/run.sh. */
 #include "enrich.h"
 #include "extract.h"
 
@@ -85,10 +86,12 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < c.n; i++)
 		biggest = c.len[i] > biggest ? c.len[i] : biggest;
 	char *recv = malloc(biggest ? biggest : 1);
-	/* Two passes: straight from the preloaded corpus (each message read cold from memory),
-	 * then each message first copied into one receive buffer, untimed, as the parser stage
-	 * gets it from Redis: the bytes are in cache when parsing starts. */
-	for (int pass = 0; pass < 2; pass++) {
+	/* Straight from the preloaded corpus (each message read cold from memory), then each
+	 * message first copied into one receive buffer, untimed, as the parser stage gets it from
+	 * Redis: the bytes are in cache when parsing starts. The latter is run three times and the
+	 * fastest reported, as the machine's other load only ever adds time. */
+	double best = 0;
+	for (int pass = 0; pass < 4; pass++) {
 		double t = 0;
 		errors = 0;
 		for (size_t i = 0; i < c.n; i++) {
@@ -104,10 +107,15 @@ int main(int argc, char **argv)
 			errors += !json_is_null(json_object_get(m, "parse_error"));
 			json_decref(m);
 		}
+		if (pass > 0 && (best == 0 || t < best))
+			best = t;
+		if (pass > 0 && pass < 3)
+			continue;
+		t = pass ? best : t;
 		printf("parser (extract + clean + keys, one core, %s): %zu messages, %.1f MB in %.2f s "
 		       "CPU = %.0f msg/s, %.1f MB/s (%zu with parse_error)\n",
-		       pass ? "as received" : "from a cold corpus", c.n, c.bytes / 1e6, t, c.n / t,
-		       c.bytes / 1e6 / t, errors);
+		       pass ? "as received, best of 3" : "from a cold corpus", c.n, c.bytes / 1e6, t,
+		       c.n / t, c.bytes / 1e6 / t, errors);
 	}
 	free(recv);
 	json_decref(meta);
