@@ -17,6 +17,7 @@ extern const struct migration mp_migrations[];
 extern const int mp_migration_count;
 
 static _Thread_local char last_sqlstate[8];
+static _Thread_local char last_error[256];
 
 PGconn *pg_connect(const char *url)
 {
@@ -70,11 +71,13 @@ static PGresult *check_result(PGconn *c, const char *what, PGresult *r)
 	ExecStatusType st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		last_sqlstate[0] = 0;
+		last_error[0] = 0;
 		return r;
 	}
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	snprintf(last_sqlstate, sizeof(last_sqlstate), "%s", state ? state : "");
 	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	snprintf(last_error, sizeof(last_error), "%s", msg ? msg : PQerrorMessage(c));
 	/* Deadlocks and serialisation failures are retried by the caller: not worth an error. */
 	if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
 		log_warn("msg=\"%s: %s (will retry)\"", what, msg ? msg : "");
@@ -96,6 +99,11 @@ int pg_cmd(PGconn *c, const char *what, const char *sql, int n, const char *cons
 const char *pg_last_sqlstate(void)
 {
 	return last_sqlstate;
+}
+
+const char *pg_last_error(void)
+{
+	return last_error;
 }
 
 int pg_broken(PGconn *c)

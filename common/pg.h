@@ -24,6 +24,8 @@ int pg_cmd(PGconn *c, const char *what, const char *sql, int n, const char *cons
 /* SQLSTATE of the last failed pg_exec on this thread's connection, "" if none: the writer
  * retries a batch on 40P01 and 40001. */
 const char *pg_last_sqlstate(void);
+/* The server's primary message of that failure ("" if none), for records that keep it. */
+const char *pg_last_error(void);
 /* 1 when the connection broke (the caller reconnects). */
 int pg_broken(PGconn *c);
 

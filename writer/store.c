@@ -727,6 +727,24 @@ static int store_batch(struct writer *w, struct wmsg *m, struct item *it, size_t
 	return rc;
 }
 
+/* Replaces m's parsed record by the one the parser makes of a message it cannot parse: the
+ * content hash and parse_error (naming why) only. 0, or -ENOMEM/-EINVAL. */
+static int replace_unparsed(struct wmsg *m, const char *why)
+{
+	const char *sha = jstr(m->msg, "content_sha256");
+	char text[400];
+	if (!sha)
+		return -EINVAL;
+	snprintf(text, sizeof(text), "stored unparsed: the database rejected the parsed message (%s)",
+		 why && *why ? why : "no reason given");
+	json_t *u = json_pack("{s:s, s:s}", "content_sha256", sha, "parse_error", text);
+	if (!u)
+		return -ENOMEM;
+	json_decref(m->msg);
+	m->msg = u;
+	return 0;
+}
+
 /* One attempt at the whole batch: the batch path, or (one_by_one) a message at a time, each under
  * a savepoint so that one the database rejects is skipped rather than failing the batch.
  * Returns 0, -EAGAIN (deadlock: retry), -EINVAL (a message was rejected) or -EIO. */
@@ -772,6 +790,8 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 	for (size_t i = 0; one_by_one && i < n; i++) {
 		struct item *x = &it[i];
 		long long ignored;
+		int unparsed = 0;
+	again:
 		if (pg_cmd(w->pg, "savepoint", "SAVEPOINT msg", 0, NULL) < 0)
 			goto fail;
 		x->created = x->a ? take_id(send_find(w, &m[i]), &x->id) : -EINVAL;
@@ -791,11 +811,26 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		}
 		if (pg_broken(w->pg))
 			goto fail;
+		char why[256];
+		snprintf(why, sizeof(why), "%s", pg_last_error());
+		if (pg_cmd(w->pg, "rollback to savepoint", "ROLLBACK TO SAVEPOINT msg", 0, NULL) < 0)
+			goto fail;
+		/* Invariant 6: what the database refuses in parsed form is stored as the parser
+		 * stores a message it cannot parse (raw, with parse_error), so that the folder's
+		 * cursor can pass it and nothing is lost. */
+		if (!unparsed && x->a && replace_unparsed(&m[i], why) == 0) {
+			log_error("account_id=%lld folder_id=%lld uid=%lld msg=\"the database rejected "
+				  "the parsed message (see above); storing it unparsed\"",
+				  jint(m[i].meta, "account_id"), jint(m[i].meta, "folder_id"),
+				  jint(m[i].meta, "uid"));
+			unparsed = 1;
+			x->created = x->located = -1;
+			x->conv = x->id = 0;
+			goto again;
+		}
 		log_error("account_id=%lld folder_id=%lld uid=%lld msg=\"message not stored: "
 			  "rejected by the database (see above)\"",
 			  jint(m[i].meta, "account_id"), jint(m[i].meta, "folder_id"), jint(m[i].meta, "uid"));
-		if (pg_cmd(w->pg, "rollback to savepoint", "ROLLBACK TO SAVEPOINT msg", 0, NULL) < 0)
-			goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct item *x = &it[i];

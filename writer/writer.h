@@ -31,8 +31,10 @@ struct wmsg {
 	size_t raw_len;
 };
 
-/* Writes the messages in one transaction, retried on deadlock; a message the database rejects
- * is logged (account, folder, uid, reason) and skipped so the rest commits. 0 when committed
+/* Writes the messages in one transaction, retried on deadlock. A message the database rejects
+ * is logged (account, folder, uid, reason) and stored unparsed instead (raw, parse_error): its
+ * msg is then replaced (the old one released). Only if that fails too is it skipped so that
+ * the rest commits. 0 when committed
  * (the caller then acknowledges every entry), <0 when the database is unreachable. */
 int store_messages(struct writer *w, struct wmsg *m, size_t n);
 
