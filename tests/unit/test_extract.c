@@ -7,37 +7,10 @@
 
 #include <glib.h>
 
+#include "json_check.h"
 #include "test.h"
 
 #define VECTORS_DIR "../shared/corpora/gmime-test-vectors"
-
-/* Every string in v is valid UTF-8 without NUL, recursively. */
-static int valid_json_strings(json_t *v)
-{
-	const char *key;
-	json_t *item;
-	size_t i;
-
-	if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-		size_t len = json_string_length(v);
-
-		return g_utf8_validate(s, (gssize)len, NULL) && memchr(s, '\0', len) == NULL;
-	}
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, item) {
-			if (!valid_json_strings(item))
-				return 0;
-		}
-	}
-	if (json_is_object(v)) {
-		json_object_foreach(v, key, item) {
-			if (!g_utf8_validate(key, -1, NULL) || !valid_json_strings(item))
-				return 0;
-		}
-	}
-	return 1;
-}
 
 static const char *str(json_t *o, const char *key)
 {

@@ -9,6 +9,7 @@
 #include <glib.h>
 #include <gmime/gmime.h>
 
+#include "json_check.h"
 #include "test.h"
 
 /* Leaves (NAME_decoded_PATH) or whole messages (NAME) whose GMime result differs from mime4j's
@@ -97,31 +98,6 @@ static int read_file(const char *path, char **data, size_t *len)
 		return -1;
 	*len = n;
 	return 0;
-}
-
-/* Every string in v is valid UTF-8 without NUL, recursively. */
-static int valid_json_strings(json_t *v)
-{
-	const char *key;
-	json_t *item;
-	size_t i;
-
-	if (json_is_string(v))
-		return g_utf8_validate(json_string_value(v), (gssize)json_string_length(v), NULL) &&
-		       memchr(json_string_value(v), '\0', json_string_length(v)) == NULL;
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, item) {
-			if (!valid_json_strings(item))
-				return 0;
-		}
-	}
-	if (json_is_object(v)) {
-		json_object_foreach(v, key, item) {
-			if (!valid_json_strings(item))
-				return 0;
-		}
-	}
-	return 1;
 }
 
 static GByteArray *leaf_bytes(GMimeObject *obj);

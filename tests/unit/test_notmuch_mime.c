@@ -7,6 +7,7 @@
 
 #include <glib.h>
 
+#include "json_check.h"
 #include "test.h"
 
 struct parsed {
@@ -35,30 +36,6 @@ static char *notmuch_dir(void)
 			TEST_SKIP("no notmuch corpus (set MAILPIPE_CORPORA or check out "  \
 				  "../shared/corpora)");                                   \
 	} while (0)
-
-static int valid_json_strings(json_t *v)
-{
-	const char *key;
-	json_t *item;
-	size_t i;
-
-	if (json_is_string(v))
-		return g_utf8_validate(json_string_value(v), (gssize)json_string_length(v), NULL) &&
-		       memchr(json_string_value(v), '\0', json_string_length(v)) == NULL;
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, item) {
-			if (!valid_json_strings(item))
-				return 0;
-		}
-	}
-	if (json_is_object(v)) {
-		json_object_foreach(v, key, item) {
-			if (!valid_json_strings(item))
-				return 0;
-		}
-	}
-	return 1;
-}
 
 static const char *str(json_t *o, const char *key)
 {
