@@ -29,6 +29,11 @@ static json_t *queue_depths(const struct mp_config *cfg)
 		long long n = rstream_len(rc, keys[i]);
 		json_object_set_new(q, names[i], n >= 0 ? json_integer(n) : json_null());
 	}
+	/* What invariant 5 bounds: the in-flight streams' Redis memory against the budget. */
+	long long raw = rstream_memory(rc, cfg->key_raw), parsed = rstream_memory(rc, cfg->key_parsed);
+	json_object_set_new(q, "raw_bytes", raw >= 0 ? json_integer(raw) : json_null());
+	json_object_set_new(q, "parsed_bytes", parsed >= 0 ? json_integer(parsed) : json_null());
+	json_object_set_new(q, "budget_bytes", json_integer(cfg->raw_budget_bytes));
 	redisFree(rc);
 	return q;
 }
@@ -99,11 +104,15 @@ int cmd_status(struct cli *c, int argc, char **argv)
 					       json_string_value(json_object_get(f, "last_error")) : "");
 		}
 		json_t *q = json_object_get(out, "queues");
-		printf("queues: jobs %lld, raw %lld, parsed %lld, dead %lld\n",
+		printf("queues: jobs %lld, raw %lld (%.1f MB), parsed %lld (%.1f MB), dead %lld; "
+		       "budget %.1f MB per stream\n",
 		       json_integer_value(json_object_get(q, "jobs")),
 		       json_integer_value(json_object_get(q, "raw")),
+		       json_integer_value(json_object_get(q, "raw_bytes")) / 1e6,
 		       json_integer_value(json_object_get(q, "parsed")),
-		       json_integer_value(json_object_get(q, "dead")));
+		       json_integer_value(json_object_get(q, "parsed_bytes")) / 1e6,
+		       json_integer_value(json_object_get(q, "dead")),
+		       json_integer_value(json_object_get(q, "budget_bytes")) / 1e6);
 	}
 	json_decref(out);
 	return 0;

@@ -37,6 +37,12 @@ within() { [ "$1" -gt 0 ] && [ "$1" -le "$2" ]; } # N, MAX
 check "the fetcher paused: {mp}:raw holds $entries of $total messages" within "$entries" "$((total / 2))"
 check "{mp}:raw peaked at $peak bytes, within budget $BUDGET + slack ($allowed; largest message $largest)" \
 	within "$peak" "$allowed"
+status=$(mailpipe status budget --json)
+check "mailpipe status shows {mp}:raw's entries and bytes against the budget" python3 -c "
+import json, sys
+q = json.loads(sys.argv[1])['queues']
+assert q['raw'] == $entries and q['budget_bytes'] == $BUDGET, q
+assert 0 < q['raw_bytes'] <= $allowed, q" "$status"
 
 mailpipe-parser >>"$RUN_LOG" 2>&1 &
 pids="$pids $!"

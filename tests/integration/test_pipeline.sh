@@ -12,6 +12,23 @@ mailpipe sync it --wait --timeout 120 >"$out"
 check "first sync exits 0" [ $? -eq 0 ]
 verify it --summary "$out"
 check "no entry left pending in Redis" no_pending
+status=$(mailpipe status it --json)
+check "mailpipe status agrees with the database and the last run" python3 -c "
+import json, subprocess, sys
+s = json.loads(sys.argv[1])
+a, = s['accounts']
+summary = json.load(open(sys.argv[2]))
+assert a['account'] == 'it' and a['last_run']['status'] == 'ok', a
+assert a['last_run']['run_id'] == summary['run_id'], (a['last_run'], summary['run_id'])
+assert a['message_count'] == int(sys.argv[3]), a['message_count']
+folders = {f['name']: (f['message_count'], f['unread_count']) for f in a['folders']}
+want = dict((n, (int(c), int(u))) for n, c, u in (l.split('|') for l in sys.argv[4].splitlines()))
+assert folders == want, (folders, want)
+assert s['queues']['raw'] == 0 and s['queues']['parsed'] == 0, s['queues']" "$status" "$out" \
+	"$(sql "SELECT count(*) FROM messages")" \
+	"$(sql "SELECT name, message_count, unread_count FROM email_folders ORDER BY name")"
+check "mailpipe status (text) names the account and the empty queues" bash -c \
+	"mailpipe status | grep -q '^it  active' && mailpipe status | grep -q '^queues: jobs 0, raw 0 '"
 
 before=$(snapshot)
 out2=$MAILPIPE_STACK_DIR/summary2.json
