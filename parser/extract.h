@@ -12,6 +12,7 @@ struct extract_limits {
 	size_t max_parts;   /* MIME parts walked (containers, leaves, embedded messages); default 1000 */
 	unsigned max_depth; /* nesting below the top-level part; default 32 */
 	size_t max_text;    /* bytes of body_text and of body_html kept, each; default 4 MiB */
+	int always_warn;    /* parse every message with GMime's warnings on (tests; default 0) */
 };
 
 void extract_limits_default(struct extract_limits *lim);

@@ -893,6 +893,55 @@ static void test_gmime_vectors(void)
 	json_decref(mime);
 }
 
+/* The quick parse (GMime's warnings off unless they cannot be ruled out) must give the record
+ * the parse with warnings gives, byte for byte: over the fuzz corpus and every file of
+ * ../shared/corpora (messages, mboxes, vectors, transcripts: all of it is input). */
+static void compare_tree(const char *dir, size_t *n, size_t *diff)
+{
+	GDir *d = g_dir_open(dir, 0, NULL);
+	const char *name;
+	struct extract_limits quick, warn;
+
+	extract_limits_default(&quick);
+	extract_limits_default(&warn);
+	warn.always_warn = 1;
+	while (d && (name = g_dir_read_name(d)) != NULL) {
+		char *path = g_build_filename(dir, name, NULL);
+		gchar *raw = NULL;
+		gsize len = 0;
+
+		if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
+			compare_tree(path, n, diff);
+		} else if (g_file_get_contents(path, &raw, &len, NULL) && len < (4u << 20)) {
+			json_t *a = extract_message(raw, len, &quick), *b = extract_message(raw, len, &warn);
+
+			if (!json_equal(a, b) && (*diff)++ < 5)
+				printf("  %s: the quick parse differs (parse_error %s / %s)\n", path,
+				       json_string_value(json_object_get(a, "parse_error")),
+				       json_string_value(json_object_get(b, "parse_error")));
+			++*n;
+			json_decref(a);
+			json_decref(b);
+		}
+		g_free(raw);
+		g_free(path);
+	}
+	if (d)
+		g_dir_close(d);
+}
+
+static void test_quick_parse_same(void)
+{
+	const char *root = getenv("MAILPIPE_CORPORA") ? getenv("MAILPIPE_CORPORA") : "../shared/corpora";
+	size_t n = 0, diff = 0;
+
+	compare_tree("tests/fuzz/corpus/extract", &n, &diff);
+	compare_tree(root, &n, &diff);
+	printf("  quick parse: %zu inputs, %zu differ\n", n, diff);
+	CHECK(n >= 30);
+	CHECK_EQ_INT(diff, 0);
+}
+
 int main(void)
 {
 	extract_global_init();
@@ -927,5 +976,6 @@ int main(void)
 	TEST_RUN(test_snippet_length);
 	TEST_RUN(test_oversized_charset);
 	TEST_RUN(test_gmime_vectors);
+	TEST_RUN(test_quick_parse_same);
 	return test_summary();
 }
