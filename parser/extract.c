@@ -1515,8 +1515,11 @@ static gboolean warn_headers_suspect(GMimeObject *obj, gboolean may_be_empty)
 	return FALSE;
 }
 
-/* Walks the tree: TRUE when GMime may have warned about any part of it. */
-static gboolean warn_tree_suspect(GMimeObject *obj, const char *raw, size_t len, unsigned depth)
+/* Walks the tree: TRUE when GMime may have warned about any part of it. Each multipart's
+ * boundary goes into bounds: the raw checks below search the whole message for it, which
+ * says something only if no other multipart's boundary can match there too. */
+static gboolean warn_tree_suspect(GMimeObject *obj, const char *raw, size_t len, unsigned depth,
+				  GPtrArray *bounds)
 {
 	/* The top-level part holds only the message's Content-* headers, maybe none. */
 	if (depth > 64 || GMIME_IS_MESSAGE_PART(obj) || warn_headers_suspect(obj, depth == 0))
@@ -1531,10 +1534,21 @@ static gboolean warn_tree_suspect(GMimeObject *obj, const char *raw, size_t len,
 
 		if (b == NULL || *b == '\0' || n == 0)
 			return TRUE;
-		/* Each part's header block, after its boundary line; and the end boundary. */
+		for (guint k = 0; k < bounds->len; k++) {
+			const char *other = g_ptr_array_index(bounds, k);
+			size_t lb = strlen(b), lo = strlen(other);
+
+			if (strncmp(b, other, MIN(lb, lo)) == 0)
+				return TRUE; /* the same, or one a prefix of the other */
+		}
+		g_ptr_array_add(bounds, (gpointer)b);
+		/* Every boundary line in the whole input: one per part, each followed by a header
+		 * block, and one end line. Any other count means GMime's view of where the parts
+		 * end may differ from the lines (a corrupt end line, the same boundary reused). */
 		mark = g_strconcat("--", b, NULL);
+		size_t marklen = strlen(mark), lines = 0, ends = 0;
 		for (p = raw; p < end; p++) {
-			const char *hit = memmem(p, (size_t)(end - p), mark, strlen(mark));
+			const char *hit = memmem(p, (size_t)(end - p), mark, marklen);
 			const char *after, *nl;
 
 			if (hit == NULL)
@@ -1542,30 +1556,31 @@ static gboolean warn_tree_suspect(GMimeObject *obj, const char *raw, size_t len,
 			p = hit;
 			if (hit != raw && hit[-1] != '\n')
 				continue;
-			after = hit + strlen(mark);
+			after = hit + marklen;
 			if (end - after >= 2 && after[0] == '-' && after[1] == '-') {
 				/* An end boundary is the whole line (blanks may follow). */
 				const char *q = after + 2;
 
 				while (q < end && (*q == ' ' || *q == '\t' || *q == '\r'))
 					q++;
-				ok = q == end || *q == '\n';
-				if (!ok)
+				if (q != end && *q != '\n')
 					break;
+				ends++;
 				continue;
 			}
 			nl = memchr(after, '\n', (size_t)(end - after));
-			if (nl == NULL || !warn_header_block_ok(nl + 1, end) ||
-			    !(after == nl || (after + 1 == nl && *after == '\r'))) {
-				ok = FALSE;
+			if (nl == NULL || !(after == nl || (after + 1 == nl && *after == '\r')) ||
+			    !warn_header_block_ok(nl + 1, end))
 				break;
-			}
+			lines++;
 		}
+		ok = p >= end || memmem(p, (size_t)(end - p), mark, marklen) == NULL;
 		g_free(mark);
-		if (!ok)
+		if (!ok || ends != 1 || lines != (size_t)n)
 			return TRUE;
 		for (int i = 0; i < n; i++)
-			if (warn_tree_suspect(g_mime_multipart_get_part(mp, i), raw, len, depth + 1))
+			if (warn_tree_suspect(g_mime_multipart_get_part(mp, i), raw, len, depth + 1,
+					      bounds))
 				return TRUE;
 	}
 	return FALSE;
@@ -1574,9 +1589,16 @@ static gboolean warn_tree_suspect(GMimeObject *obj, const char *raw, size_t len,
 static gboolean extract_may_warn(GMimeMessage *m, const char *raw, size_t len)
 {
 	GMimeObject *top = g_mime_message_get_mime_part(m);
+	GPtrArray *bounds;
+	gboolean suspect;
 
-	return !warn_header_block_ok(raw, raw + len) || top == NULL ||
-	       warn_headers_suspect((GMimeObject *)m, FALSE) || warn_tree_suspect(top, raw, len, 0);
+	if (!warn_header_block_ok(raw, raw + len) || top == NULL ||
+	    warn_headers_suspect((GMimeObject *)m, FALSE))
+		return TRUE;
+	bounds = g_ptr_array_new();
+	suspect = warn_tree_suspect(top, raw, len, 0, bounds);
+	g_ptr_array_free(bounds, TRUE);
+	return suspect;
 }
 
 static void extract_parse(struct extract_ctx *c, json_t *o, const char *raw, size_t len)
