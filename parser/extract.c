@@ -1532,7 +1532,9 @@ static gboolean warn_tree_suspect(GMimeObject *obj, const char *raw, size_t len,
 		const char *p, *end = raw + len;
 		gboolean ok = FALSE;
 
-		if (b == NULL || *b == '\0' || n == 0)
+		/* Each multipart's check reads the whole input: past a few, the warning parse is
+		 * cheaper (and a hostile message cannot make it quadratic). */
+		if (b == NULL || *b == '\0' || n == 0 || bounds->len >= 16)
 			return TRUE;
 		for (guint k = 0; k < bounds->len; k++) {
 			const char *other = g_ptr_array_index(bounds, k);
