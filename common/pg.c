@@ -87,6 +87,19 @@ static PGresult *check_result(PGconn *c, const char *what, PGresult *r)
 	return NULL;
 }
 
+PGresult *pg_exec_json(PGconn *c, const char *what, const char *sql, json_t *rows)
+{
+	char *j = rows ? json_dumps(rows, JSON_COMPACT) : NULL;
+	if (!j) {
+		log_error("msg=\"%s: out of memory\"", what);
+		return NULL;
+	}
+	const char *params[] = { j };
+	PGresult *r = pg_exec(c, what, sql, 1, params);
+	free(j);
+	return r;
+}
+
 int pg_cmd(PGconn *c, const char *what, const char *sql, int n, const char *const *params)
 {
 	PGresult *r = pg_exec(c, what, sql, n, params);

@@ -3,6 +3,7 @@
 #ifndef MP_PG_H
 #define MP_PG_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 /* NULL after logging one line naming the database (without password). */
@@ -14,6 +15,10 @@ PGresult *pg_exec(PGconn *c, const char *what, const char *sql, int n, const cha
 /* pg_exec with lengths and formats (1 = binary) per parameter, for bytea. */
 PGresult *pg_exec_bin(PGconn *c, const char *what, const char *sql, int n,
 		      const char *const *params, const int *lengths, const int *formats);
+/* pg_exec with one parameter, rows (borrowed) sent as a jsonb document, for
+ * set-based statements over jsonb_to_recordset($1::jsonb). Planned per call, on purpose: a
+ * prepared plan made while a table was small keeps scanning it. */
+PGresult *pg_exec_json(PGconn *c, const char *what, const char *sql, json_t *rows);
 /* Executes the statement prepared under name (pg_prepare) with the same conventions. */
 PGresult *pg_exec_prepared(PGconn *c, const char *what, const char *name, int n,
 			   const char *const *params, const int *lengths, const int *formats);

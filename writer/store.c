@@ -470,18 +470,6 @@ static const char MESSAGE_COLUMNS[] =
 	"raw, parse_error, body_clean, cleaner_version, base_subject, is_reply, thread_parent, "
 	"gm_thrid, conversation_id";
 
-/* Runs sql with the JSON rows as its one jsonb parameter, planned for these values. */
-static PGresult *exec_rows(struct writer *w, const char *what, const char *sql, json_t *rows)
-{
-	char *j = json_dumps(rows, JSON_COMPACT);
-	if (!j)
-		return NULL;
-	const char *params[] = { j };
-	PGresult *r = pg_exec(w->pg, what, sql, 1, params);
-	free(j);
-	return r;
-}
-
 /* Which of the batch's contents are stored: created 0 with their id and conversation, the
  * others TO_INSERT. */
 static int batch_find(struct writer *w, struct wmsg *m, struct item *it, size_t n)
@@ -494,7 +482,7 @@ static int batch_find(struct writer *w, struct wmsg *m, struct item *it, size_t 
 		json_array_append_new(rows, json_pack("{s:I, s:I, s:s?}", "i", (json_int_t)i, "a",
 			(json_int_t)jint(m[i].meta, "account_id"), "h", jstr(m[i].msg, "content_sha256")));
 	}
-	PGresult *r = exec_rows(w, "find stored messages",
+	PGresult *r = pg_exec_json(w->pg, "find stored messages",
 		"SELECT x.i, m.id, coalesce(m.conversation_id, 0) FROM jsonb_to_recordset($1::jsonb) "
 		" AS x(i int, a bigint, h text) JOIN messages m "
 		" ON m.account_id = x.a AND m.content_sha256 = x.h", rows);
@@ -666,7 +654,7 @@ static int batch_locations(struct writer *w, struct wmsg *m, struct item *it, si
 			"fl", json_object_get(meta, "flags"), "s", json_object_get(meta, "modseq")));
 	}
 	qsort(keys, n, sizeof(*keys), cmp_loc);
-	PGresult *r = exec_rows(w, "insert locations",
+	PGresult *r = pg_exec_json(w->pg, "insert locations",
 		"INSERT INTO message_locations (message_id, folder_id, uidvalidity, uid, flags, modseq) "
 		"SELECT x.m, x.f, x.v, x.u, coalesce(x.fl, '{}'), x.s FROM jsonb_to_recordset($1::jsonb) "
 		" AS x(m bigint, f bigint, v bigint, u bigint, fl text[], s bigint) ORDER BY x.f, x.v, x.u "

@@ -59,18 +59,6 @@ static void uf_union(size_t *parent, size_t a, size_t b)
 		parent[a] = b;
 }
 
-/* Runs sql with one jsonb parameter made from rows; the result, or NULL after logging. */
-static PGresult *exec_json(PGconn *pg, const char *what, const char *sql, json_t *rows)
-{
-	char *j = json_dumps(rows, JSON_COMPACT);
-	if (!j)
-		return NULL;
-	const char *params[] = { j };
-	PGresult *r = pg_exec(pg, what, sql, 1, params);
-	free(j);
-	return r;
-}
-
 /* The conversations owning any of the batch's keys: k->conv set for each run of equal keys. */
 static int lookup_keys(PGconn *pg, struct key_ref *k, size_t nk)
 {
@@ -80,7 +68,7 @@ static int lookup_keys(PGconn *pg, struct key_ref *k, size_t nk)
 			json_array_append_new(rows, json_pack("{s:I, s:I, s:s}", "i", (json_int_t)i, "a",
 							      (json_int_t)k[i].account, "k", k[i].key));
 	/* Planned per call (no prepared plan): a plan made while the table was small scanned it. */
-	PGresult *r = exec_json(pg, "look up conversation keys",
+	PGresult *r = pg_exec_json(pg, "look up conversation keys",
 				"SELECT x.i, c.conversation_id FROM jsonb_to_recordset($1::jsonb) "
 				" AS x(i int, a bigint, k text) JOIN conversation_keys c "
 				" ON c.account_id = x.a AND c.key = x.k", rows);
@@ -111,7 +99,7 @@ static int create_conversations(PGconn *pg, const long long *account, size_t n, 
 		return 0;
 	}
 	/* Ids are drawn first so that each comes back with the component it was drawn for. */
-	PGresult *r = exec_json(pg, "create conversations",
+	PGresult *r = pg_exec_json(pg, "create conversations",
 		"WITH ids AS MATERIALIZED (SELECT x.i, x.a, "
 		"  nextval(pg_get_serial_sequence('conversations', 'id')) AS id "
 		"  FROM jsonb_to_recordset($1::jsonb) AS x(i int, a bigint)), "
@@ -140,7 +128,7 @@ static int merge_conversations(PGconn *pg, json_t *merges)
 		" AS x(o bigint))",
 	};
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-		PGresult *r = exec_json(pg, "merge conversations", sql[i], merges);
+		PGresult *r = pg_exec_json(pg, "merge conversations", sql[i], merges);
 		if (!r)
 			return -EIO;
 		PQclear(r);
@@ -223,7 +211,7 @@ int thread_batch(PGconn *pg, const long long *account, json_t *const *keys, size
 		json_object_set_new(row, "c", json_integer(target[uf_find(parent, m)]));
 	}
 	if (json_array_size(fresh)) {
-		PGresult *r = exec_json(pg, "record conversation keys",
+		PGresult *r = pg_exec_json(pg, "record conversation keys",
 			"INSERT INTO conversation_keys (account_id, key, conversation_id) "
 			"SELECT x.a, x.k, x.c FROM jsonb_to_recordset($1::jsonb) AS x(a bigint, k text, c bigint) "
 			"ON CONFLICT (account_id, key) DO NOTHING", fresh);
