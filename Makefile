@@ -109,7 +109,7 @@ demo-stop:
 	-@[ -f .stack/mailpipe-run.pid ] && kill `cat .stack/mailpipe-run.pid` 2>/dev/null; rm -f .stack/mailpipe-run.pid
 	./deploy/local/stack.sh stop
 
-build/bench/parser_bench: tests/bench/parser_bench.c $(STAGE_LIBS) build/libmailpipe.a
+build/bench/parser_bench: tests/bench/parser_bench.c tests/bench/maildir.h $(STAGE_LIBS) build/libmailpipe.a
 	@mkdir -p build/bench
 	@echo LD $@
 	@$(CC) $(CFLAGS) -Iparser $(LDFLAGS) -o $@ $< $(STAGE_LIBS) build/libmailpipe.a $(MALLOC_LIBS) $(LDLIBS)

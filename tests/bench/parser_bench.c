@@ -6,59 +6,43 @@
 #include "enrich.h"
 #include "extract.h"
 
-#include <dirent.h>
+#include "maildir.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+/* Every message of the Maildirs in memory, so that only parsing is timed. */
 struct corpus {
 	char **data;
 	size_t *len;
-	size_t n, cap, bytes;
+	size_t n, bytes;
 };
 
-static void load_file(struct corpus *c, const char *path)
+static int corpus_load(struct corpus *c, const struct names *files)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	if (c->n == c->cap) {
-		c->cap = c->cap ? c->cap * 2 : 1024;
-		c->data = realloc(c->data, c->cap * sizeof(*c->data));
-		c->len = realloc(c->len, c->cap * sizeof(*c->len));
-	}
-	char *buf = malloc(n > 0 ? (size_t)n : 1);
-	size_t got = fread(buf, 1, (size_t)(n > 0 ? n : 0), f);
-	fclose(f);
-	c->data[c->n] = buf;
-	c->len[c->n++] = got;
-	c->bytes += got;
-}
-
-static void walk(struct corpus *c, const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	while (d && (e = readdir(d))) {
-		char path[4096];
+	c->data = calloc(files->n ? files->n : 1, sizeof(*c->data));
+	c->len = calloc(files->n ? files->n : 1, sizeof(*c->len));
+	if (!c->data || !c->len)
+		return -ENOMEM;
+	for (size_t i = 0; i < files->n; i++) {
+		FILE *f = fopen(files->v[i], "rb");
 		struct stat st;
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "tmp"))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode))
-			walk(c, path);
-		else if (strchr(e->d_name, ':') || strstr(dir, "/cur") || strstr(dir, "/new"))
-			load_file(c, path);
+		if (!f || fstat(fileno(f), &st) < 0 || !(c->data[i] = malloc((size_t)st.st_size + 1)) ||
+		    fread(c->data[i], 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+			fprintf(stderr, "parser_bench: %s: cannot read\n", files->v[i]);
+			if (f)
+				fclose(f);
+			return -EIO;
+		}
+		fclose(f);
+		c->len[i] = (size_t)st.st_size;
+		c->bytes += c->len[i];
+		c->n++;
 	}
-	if (d)
-		closedir(d);
+	return 0;
 }
 
 static double cpu_seconds(void)
@@ -71,11 +55,14 @@ static double cpu_seconds(void)
 int main(int argc, char **argv)
 {
 	struct corpus c = { 0 };
+	struct names files = { 0 };
 	if (argc != 2) {
 		fprintf(stderr, "usage: parser_bench MAILDIR\n");
 		return 2;
 	}
-	walk(&c, argv[1]);
+	if (maildir_list(&files, argv[1]) < 0 || corpus_load(&c, &files) < 0)
+		return 1;
+	names_release(&files);
 	if (!c.n) {
 		fprintf(stderr, "parser_bench: no messages under %s\n", argv[1]);
 		return 1;

@@ -8,6 +8,8 @@
 #include "pg.h"
 #include "writer.h"
 
+#include "maildir.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -63,60 +65,6 @@ static double now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-struct names {
-	char **v;
-	size_t n, cap;
-};
-
-static int names_add(struct names *l, const char *path)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 1024;
-		char **v = realloc(l->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	if (!(l->v[l->n] = strdup(path)))
-		return -ENOMEM;
-	l->n++;
-	return 0;
-}
-
-/* Message files of a Maildir++ tree: cur/ and new/ of the top folder and of every .Sub folder
- * (tmp/ holds deliveries in progress). */
-static int walk(struct names *l, const char *dir, int in_mail)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int rc = 0;
-	if (!d) {
-		fprintf(stderr, "writer_bench: %s: %s\n", dir, strerror(errno));
-		return -errno;
-	}
-	while (rc == 0 && (e = readdir(d))) {
-		char path[4096];
-		struct stat st;
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "tmp"))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode))
-			rc = walk(l, path, !strcmp(e->d_name, "cur") || !strcmp(e->d_name, "new"));
-		else if (S_ISREG(st.st_mode) && in_mail)
-			rc = names_add(l, path);
-	}
-	closedir(d);
-	return rc;
 }
 
 static int corpus_load(struct corpus *c, char **paths, size_t n)
@@ -736,9 +684,8 @@ int main(int argc, char **argv)
 	size_t batch = (size_t)st.cfg.writer_batch;
 
 	for (; i < argc; i++)
-		if (walk(&files, argv[i], 0) < 0)
+		if (maildir_list(&files, argv[i]) < 0) /* sorted over all of them */
 			goto out;
-	qsort(files.v, files.n, sizeof(*files.v), cmp_str);
 	if (files.n == 0) {
 		fprintf(stderr, "writer_bench: no messages found\n");
 		goto out;
@@ -827,9 +774,7 @@ out:
 	free(lcols);
 	free(fsync);
 	corpus_release(&c);
-	for (size_t k = 0; k < files.n; k++)
-		free(files.v[k]);
-	free(files.v);
+	names_release(&files);
 	config_release(&st.cfg);
 	return rc;
 }
