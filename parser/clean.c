@@ -1381,10 +1381,14 @@ static void pass_structure(struct cleaner *c)
 		/* Separators count at the writer's level, or where a quote block begins. */
 		top = ed == 0 || prev_ed <= 0;
 		prev_ed = (int)ed;
+		/* A forwarded/original-message marker, or a From: header block at the top: either
+		 * opens a region (forwarded content starts over) or, for a reply, is cut with what
+		 * follows. end is past its header block (i when there is none). */
 		mk = top ? marker_kind(t) : MK_NONE;
+		end = i;
+		sf = 0;
 		if (mk) {
 			end = i + 1;
-			sf = 0;
 			for (k = i + 1; k < c->n && k < i + 4 && l[k].keep && l[k].cn == 0; k++)
 				;
 			if (k < c->n && label_family(c, k)) {
@@ -1392,6 +1396,10 @@ static void pass_structure(struct cleaner *c)
 				if (e2 > k)
 					end = e2;
 			}
+		} else if (top && label_family(c, i) == LAB_FROM) {
+			end = hblock_scan(c, i, 0, &sf);
+		}
+		if (end > i) {
 			fwd = mk == MK_FWD || pending || first == NONE;
 			pending = sf;
 			if (fwd) {
@@ -1406,25 +1414,6 @@ static void pass_structure(struct cleaner *c)
 			for (; i + 1 < end; i++)
 				l[i + 1].base = (uint8_t)base;
 			continue;
-		}
-		if (top && label_family(c, i) == LAB_FROM) {
-			end = hblock_scan(c, i, 0, &sf);
-			if (end > i) {
-				fwd = pending || first == NONE;
-				pending = sf;
-				if (fwd) {
-					base = region_start(c, i, end);
-					first = NONE;
-					floor = end;
-					prev_ed = -1;
-				} else if (quotes) {
-					cut(c, i);
-					return;
-				}
-				for (; i + 1 < end; i++)
-					l[i + 1].base = (uint8_t)base;
-				continue;
-			}
 		}
 		s = attr_find(c, i, floor);
 		if (s != NONE && !attr_top(c, s, floor, base))
