@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { FLUSH_AT = 256 * 1024, DIRECT_AT = 64 * 1024 };
 
@@ -164,17 +165,6 @@ void copy_text_array(struct copy *c, json_t *arr)
 	}
 }
 
-/* Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 int copy_parse_iso(const char *s, int64_t *usec)
 {
 	int y, mo, d, h, mi, sec, oh = 0, om = 0, n = 0;
@@ -191,8 +181,14 @@ int copy_parse_iso(const char *s, int64_t *usec)
 	if (!sign || y < 1 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
 	    oh > 23 || om > 59 || h < 0 || mi < 0 || sec < 0 || oh < 0 || om < 0)
 		return -EINVAL;
-	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
-	t -= sign * (oh * 3600 + om * 60);
+	/* glibc's timegm counts proleptic Gregorian days in 64 bits, years 1..9999 included; a
+	 * 60th second (a leap second) rolls over as PostgreSQL's reading does. */
+	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+			 .tm_min = mi };
+	int64_t t = (int64_t)timegm(&tm);
+	if (tm.tm_mday != d || tm.tm_mon != mo - 1)
+		return -EINVAL; /* February 30th: PostgreSQL refuses it, so must we */
+	t += sec - sign * (oh * 3600 + om * 60);
 	*usec = (t - 946684800) * 1000000; /* PostgreSQL's epoch is 2000-01-01 */
 	return 0;
 }
