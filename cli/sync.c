@@ -15,17 +15,18 @@
 #include <time.h>
 
 static const char *SQL_SUMMARY =
-	"SELECT json_build_object('status', CASE r.status WHEN 'running' THEN 'running' "
-	"  WHEN 'ok' THEN 'ok' ELSE 'failed' END, "
+	"SELECT json_build_object('status', r.status, "
 	" 'run_id', r.run_id, 'account', a.name, 'host', a.host, 'port', a.port, 'auth', a.auth, "
 	" 'folder_count', (SELECT count(*) FROM sync_run_folders s WHERE s.run_id = r.run_id), "
 	" 'error_count', r.error_count, 'fetched_count', r.fetched_count, "
 	" 'ingested_count', r.ingested_count, 'duplicate_count', r.duplicate_count, "
-	" 'error', r.error, "
+	" 'missing_count', r.missing_count, 'error', r.error, "
 	" 'folders', coalesce((SELECT json_agg(json_build_object('folder', f.name, "
-	"   'status', CASE s.status WHEN 'done' THEN 'ok' WHEN 'failed' THEN 'failed' ELSE 'pending' END, "
+	"   'status', CASE s.status WHEN 'done' THEN 'ok' WHEN 'queued' THEN 'pending' "
+	"     ELSE s.status END, "
 	"   'uidvalidity', s.uidvalidity, 'last_uid', s.last_uid, 'fetched_count', s.fetched_count, "
 	"   'ingested_count', s.ingested_count, 'duplicate_count', s.duplicate_count, "
+	"   'missing_count', s.missing_count, 'missing', s.missing, "
 	"   'error', s.error) ORDER BY f.name) "
 	"  FROM sync_run_folders s JOIN email_folders f ON f.id = s.folder_id "
 	"  WHERE s.run_id = r.run_id), '[]'::json))::text, r.status "

@@ -13,7 +13,10 @@ struct mp_config {
 	char *consumer;		/* stream consumer name; stable per supervised slot */
 	long fetch_batch;	/* UIDs per UID FETCH command */
 	long fetch_pipeline;	/* UID FETCH commands in flight */
-	long fetch_timeout_s;	/* no byte from the server for this long = dead connection */
+	long fetch_timeout_s;	/* no progress from the server for this long = dead connection */
+	long fetch_retries;	/* attempts after the first, per job, for transient failures */
+	long retry_base_ms;	/* first backoff (doubled per attempt, jittered) */
+	long retry_max_ms;	/* longest backoff; a server hint above it ends the job */
 	long max_literal;	/* largest message accepted from a server, bytes */
 	long raw_budget;	/* fetchers pause while {mp}:raw holds more entries than this */
 	long raw_budget_bytes;	/* ... or takes more bytes of Redis memory than this */

@@ -97,6 +97,14 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		"  'folder_id', f.id, 'folder', f.name, 'wire_name', f.wire_name, "
 		"  'uidvalidity', coalesce(f.uidvalidity, 0), 'last_uid', f.last_uid, "
 		"  'highest_modseq', coalesce(f.highest_modseq, 0), "
+		/* UIDs above the cursor already stored, as ranges ("4:9,12"): the cursor waits
+		 * below a UID the server did not deliver, or a run was cut short, and what is
+		 * stored need not be downloaded again. */
+		"  'stored', (SELECT string_agg(CASE WHEN lo = hi THEN lo::text ELSE lo || ':' || hi END, "
+		"    ',' ORDER BY lo) FROM (SELECT min(uid) AS lo, max(uid) AS hi FROM "
+		"    (SELECT l.uid, l.uid - row_number() OVER (ORDER BY l.uid) AS grp "
+		"     FROM message_locations l WHERE l.folder_id = f.id AND l.uidvalidity = f.uidvalidity "
+		"     AND l.uid > f.last_uid) g GROUP BY grp) ranges), "
 		"  'window_start', CASE WHEN f.last_uid = 0 AND a.initial_window_days > 0 THEN "
 		"    to_char(now() - make_interval(days => a.initial_window_days), 'FMDD-Mon-YYYY') END)::text "
 		"FROM u JOIN email_folders f ON f.id = u.folder_id JOIN accounts a ON a.id = f.account_id",
@@ -122,11 +130,15 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 		pg, "finish run",
 		"WITH t AS (SELECT count(*) FILTER (WHERE status = 'queued') AS queued, "
 		"  count(*) FILTER (WHERE status = 'failed') AS failed, "
+		"  count(*) FILTER (WHERE status = 'incomplete') AS incomplete, "
+		"  coalesce(sum(missing_count), 0) AS missing, "
 		"  coalesce(sum(fetched_count), 0) AS fetched, coalesce(sum(ingested_count), 0) AS ingested, "
 		"  coalesce(sum(duplicate_count), 0) AS dups FROM sync_run_folders WHERE run_id = $1::bigint) "
 		"UPDATE sync_runs r SET finished_at = now(), "
-		"  status = CASE WHEN t.failed > 0 OR r.error IS NOT NULL THEN 'failed' ELSE 'ok' END, "
+		"  status = CASE WHEN t.failed > 0 OR r.error IS NOT NULL THEN 'failed' "
+		"    WHEN t.incomplete > 0 THEN 'incomplete' ELSE 'ok' END, "
 		"  fetched_count = t.fetched, ingested_count = t.ingested, duplicate_count = t.dups, "
+		"  missing_count = t.missing, "
 		"  error_count = t.failed + (r.error IS NOT NULL)::int "
 		"FROM t WHERE r.run_id = $1::bigint AND r.status = 'running' "
 		"  AND (r.listed OR r.error IS NOT NULL) AND t.queued = 0 RETURNING r.run_id",
@@ -141,7 +153,8 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 		       "UPDATE accounts a SET last_error = CASE WHEN r.status = 'ok' THEN NULL ELSE "
 		       " coalesce(r.error, (SELECT f.name || ': ' || s.error FROM sync_run_folders s "
 		       "  JOIN email_folders f ON f.id = s.folder_id WHERE s.run_id = r.run_id "
-		       "  AND s.status = 'failed' ORDER BY f.name LIMIT 1)) END "
+		       "  AND s.status IN ('failed', 'incomplete') ORDER BY s.status = 'incomplete', f.name "
+		       "  LIMIT 1)) END "
 		       "FROM sync_runs r WHERE r.run_id = $1::bigint AND a.id = r.account_id",
 		       1, params);
 		return 1;

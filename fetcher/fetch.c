@@ -6,8 +6,10 @@
 #include "fetch.h"
 #include "log.h"
 #include "mutf7.h"
+#include "retry.h"
 #include "rstream.h"
 #include "session.h"
+#include "stage.h"
 #include "uidset.h"
 
 #include <errno.h>
@@ -28,6 +30,9 @@ struct job {
 	/* EXAMINE results */
 	uint64_t uidvalidity, uidnext, exists, highest_modseq;
 	struct uidset search;	/* UIDs the server has above the cursor */
+	struct uidset *search_out; /* where SEARCH answers go when not into search */
+	struct uidset stored;	/* UIDs above the cursor already stored (the job says which) */
+	struct uidset missing;	/* listed by the server, asked for twice, never delivered */
 	struct uidset fetched;	/* UIDs whose raw entry Redis acknowledged; kept across retries */
 	struct uidset appended;	/* XADDs sent, replies not yet read */
 	size_t unchecked_bytes, unchecked_entries; /* appended since the budget was last checked */
@@ -39,6 +44,7 @@ struct job {
 	int wait_done;
 	enum imap_status wait_status;
 	char wait_text[256];
+	int wait_transient;	/* the refusal's code says a later attempt may pass */
 
 	/* pipelined UID FETCH */
 	unsigned fetch_tags[64];
@@ -49,6 +55,7 @@ struct job {
 
 	json_t *folders;	/* list_folders result */
 	int redis_failed;
+	int64_t retry_after_ms;	/* the server asked for a wait longer than we wait inline */
 	time_t last_refresh;
 	char error[600];
 };
@@ -254,9 +261,10 @@ static void on_untagged(void *data, const struct imap_response *r)
 	if (r->has_number && strcasecmp(r->name, "EXISTS") == 0) {
 		j->exists = r->number;
 	} else if (strcasecmp(r->name, "SEARCH") == 0) {
+		struct uidset *out = j->search_out ? j->search_out : &j->search;
 		for (size_t i = 0; i < r->nargs; i++)
 			if (imap_value_u64(&r->args[i], &v) == 0 && v > 0 && v <= UINT32_MAX)
-				uidset_add(&j->search, (uint32_t)v);
+				uidset_add(out, (uint32_t)v);
 	} else if (strcasecmp(r->name, "FETCH") == 0 && r->nargs == 1 &&
 		   r->args[0].type == IMAP_V_LIST) {
 		const struct imap_value *uidv = imap_list_get(&r->args[0], "UID");
@@ -325,6 +333,9 @@ static void on_tagged(void *data, unsigned tag, const struct imap_response *r)
 	if (tag == j->wait_tag) {
 		j->wait_done = 1;
 		j->wait_status = r->status;
+		j->wait_transient = r->status != IMAP_ST_OK &&
+				    (retry_classify(r->code) == RETRY_TRANSIENT ||
+				     retry_classify_text(r->text) == RETRY_TRANSIENT);
 		snprintf(j->wait_text, sizeof(j->wait_text), "%s%s%s%s", r->code ? "[" : "",
 			 r->code ? r->code : "", r->code ? "] " : "", r->text ? r->text : "");
 		return;
@@ -336,6 +347,7 @@ static void on_tagged(void *data, unsigned tag, const struct imap_response *r)
 		j->fetch_completed = 1;
 		if (r->status != IMAP_ST_OK && !j->fetch_failed) {
 			j->fetch_failed = 1;
+			j->wait_transient = retry_classify(r->code) == RETRY_TRANSIENT;
 			snprintf(j->fetch_error, sizeof(j->fetch_error), "UID FETCH failed: %s%s%s%s",
 				 r->code ? "[" : "", r->code ? r->code : "", r->code ? "] " : "",
 				 r->text ? r->text : "");
@@ -353,6 +365,111 @@ static int command(struct job *j, const char *cmd)
 	if (session_run_until(j->s, &j->wait_done) < 0)
 		return -EIO;
 	return j->wait_status == IMAP_ST_OK ? 0 : -EREMOTEIO;
+}
+
+/* What a UID FETCH of whole messages asks for; Gmail's thread id where the server offers it. */
+static const char *body_items(struct job *j)
+{
+	return strstr(session_capabilities(j->s), "X-GM-EXT-1")
+		       ? "UID FLAGS INTERNALDATE RFC822.SIZE X-GM-THRID BODY.PEEK[]"
+		       : "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]";
+}
+
+#define HEADER_ITEMS "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER]"
+
+/* Sends "<verb> <set> <rest>" for a set of any length and waits for it. */
+static int command_set(struct job *j, const char *verb, const struct uidset *set, const char *rest)
+{
+	char *str = uidset_format(set), *cmd = NULL;
+	if (!str || asprintf(&cmd, "%s %s%s", verb, str, rest) < 0) {
+		free(str);
+		return -ENOMEM;
+	}
+	free(str);
+	int rc = command(j, cmd);
+	free(cmd);
+	return rc;
+}
+
+/* The UIDs of asked not in fetched, into out (normalized). */
+static void still_missing(struct job *j, const struct uidset *asked, struct uidset *out)
+{
+	uidset_normalize(&j->fetched);
+	out->n = 0;
+	for (size_t i = 0; i < asked->n; i++)
+		if (!uidset_contains(&j->fetched, asked->v[i]))
+			uidset_add(out, asked->v[i]);
+	uidset_normalize(out);
+}
+
+/* A server may answer UID FETCH without some of the messages asked for: ones expunged
+ * meanwhile, and ones it cannot read. Invariant 1 forbids passing them silently: they are
+ * asked for once more, and those the server still lists afterwards are reported as missing,
+ * so the cursor stays below them and the next sync asks again. */
+static int recover_missing(struct job *j, const struct uidset *todo)
+{
+	struct uidset asked, miss, listed;
+	int rc = 0;
+	uidset_init(&asked);
+	uidset_init(&miss);
+	uidset_init(&listed);
+	for (size_t i = 0; i < todo->n; i++)
+		uidset_add(&asked, todo->v[i]);
+	for (size_t i = 0; i < j->oversize.n; i++)
+		uidset_add(&asked, j->oversize.v[i]);
+	uidset_normalize(&asked);
+	still_missing(j, &asked, &miss);
+	if (!miss.n)
+		goto out;
+	char *str = uidset_format(&miss);
+	log_warn("account=%s folder=\"%s\" uids=%s msg=\"server did not return these messages; "
+		 "asking again\"", j->account, j->folder, str ? str : "?");
+	free(str);
+	struct uidset whole, header;
+	uidset_init(&whole);
+	uidset_init(&header);
+	for (size_t i = 0; i < miss.n; i++)
+		uidset_add(uidset_contains(&j->oversize, miss.v[i]) ? &header : &whole, miss.v[i]);
+	char rest[128];
+	snprintf(rest, sizeof(rest), " (%s)", body_items(j));
+	if (whole.n)
+		rc = command_set(j, "UID FETCH", &whole, rest);
+	if (rc != -EIO && rc != -ENOMEM && header.n)
+		rc = command_set(j, "UID FETCH", &header, " (" HEADER_ITEMS ")");
+	uidset_release(&whole);
+	uidset_release(&header);
+	if (rc == -EIO || rc == -ENOMEM)
+		goto out;
+	collect_appended(j);
+	still_missing(j, &asked, &miss);
+	if (!miss.n) {
+		rc = 0;
+		goto out;
+	}
+	/* Only what the server still lists is missing; the rest was expunged meanwhile. */
+	j->search_out = &listed;
+	rc = command_set(j, "UID SEARCH UID", &miss, "");
+	j->search_out = NULL;
+	if (rc == -EIO || rc == -ENOMEM)
+		goto out;
+	uidset_normalize(&listed);
+	for (size_t i = 0; i < miss.n; i++)
+		if (rc < 0 || uidset_contains(&listed, miss.v[i]))
+			uidset_add(&j->missing, miss.v[i]);
+	uidset_normalize(&j->missing);
+	rc = 0;
+	if (j->missing.n) {
+		str = uidset_format(&j->missing);
+		log_error("account=%s folder=\"%s\" uids=%s msg=\"server lists these messages but did "
+			  "not return them when asked twice; the cursor stays below them\"", j->account,
+			  j->folder, str ? str : "?");
+		free(str);
+	}
+out:
+	uidset_release(&asked);
+	uidset_release(&miss);
+	uidset_release(&listed);
+	return rc;
 }
 
 static int do_list(struct job *j)
@@ -392,7 +509,9 @@ static int do_sync(struct job *j)
 			 (unsigned long long)j->uidvalidity);
 		j->last_uid = 0;
 		j->fetched.n = 0;
+		j->stored.n = 0;
 	}
+	j->missing.n = 0;
 	j->search.n = 0;
 	if (j->exists > 0) {
 		if (j->last_uid == 0 && *j->window_start)
@@ -415,7 +534,8 @@ static int do_sync(struct job *j)
 	struct uidset todo;
 	uidset_init(&todo);
 	for (size_t i = 0; i < j->search.n; i++)
-		if (j->search.v[i] > j->last_uid && !uidset_contains(&j->fetched, j->search.v[i]))
+		if (j->search.v[i] > j->last_uid && !uidset_contains(&j->fetched, j->search.v[i]) &&
+		    !uidset_contains(&j->stored, j->search.v[i]))
 			uidset_add(&todo, j->search.v[i]);
 
 	/* A message over the literal limit would end the connection mid-literal on every sync:
@@ -459,10 +579,7 @@ static int do_sync(struct job *j)
 				rc = -ENOMEM;
 				goto out;
 			}
-			/* Gmail's thread id comes with the message where the server offers it. */
-			const char *items = strstr(session_capabilities(j->s), "X-GM-EXT-1")
-					    ? "UID FLAGS INTERNALDATE RFC822.SIZE X-GM-THRID BODY.PEEK[]"
-					    : "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]";
+			const char *items = body_items(j);
 			snprintf(cmd, sizeof(cmd), "UID FETCH %s (%s)", set, items);
 			/* Long sets go out in one line; cmd is a fallback only for short ones. */
 			if (strlen(set) + 80 > sizeof(cmd)) {
@@ -490,7 +607,7 @@ static int do_sync(struct job *j)
 	}
 	if (j->oversize.n && !j->fetch_failed && !*j->f->stopping) {
 		char *set = uidset_format(&j->oversize), *hdr = NULL;
-		if (!set || asprintf(&hdr, "UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])", set) < 0) {
+		if (!set || asprintf(&hdr, "UID FETCH %s (" HEADER_ITEMS ")", set) < 0) {
 			free(set);
 			rc = -ENOMEM;
 			goto out;
@@ -509,6 +626,12 @@ static int do_sync(struct job *j)
 	}
 	collect_appended(j);
 	rc = 0;
+	if (!j->redis_failed && !j->fetch_failed && !*j->f->stopping) {
+		rc = recover_missing(j, &todo);
+		if (rc == -EIO || rc == -ENOMEM)
+			goto out;
+		rc = 0;
+	}
 	if (j->redis_failed) {
 		snprintf(j->error, sizeof(j->error), "redis write failed for account '%s' folder '%s'",
 			 j->account, j->folder);
@@ -560,7 +683,11 @@ static int emit_cursor(struct job *j, const char *error)
 			last = j->uidnext - 1;
 		if (j->search.n && j->search.v[j->search.n - 1] > last)
 			last = j->search.v[j->search.n - 1];
+		/* Invariant 1: never past a UID the server lists but did not deliver. */
+		if (j->missing.n && j->missing.v[0] - 1 < last)
+			last = j->missing.v[0] - 1 > j->last_uid ? j->missing.v[0] - 1 : j->last_uid;
 	}
+	char *missing = uidset_format(&j->missing);
 	json_object_set_new(rec, "folder_id", json_integer(j->folder_id));
 	json_object_set_new(rec, "folder", json_string(j->folder));
 	json_object_set_new(rec, "uidvalidity", json_integer((json_int_t)(j->uidvalidity ? j->uidvalidity : j->exp_uidvalidity)));
@@ -570,8 +697,13 @@ static int emit_cursor(struct job *j, const char *error)
 	json_object_set_new(rec, "last_uid", json_integer((json_int_t)last));
 	json_object_set_new(rec, "uids", json_string(uids ? uids : ""));
 	json_object_set_new(rec, "fetched_count", json_integer((json_int_t)j->fetched.n));
+	json_object_set_new(rec, "missing", json_string(missing ? missing : ""));
+	json_object_set_new(rec, "missing_count", json_integer((json_int_t)j->missing.n));
 	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
+	if (j->retry_after_ms)
+		json_object_set_new(rec, "retry_after_ms", json_integer(j->retry_after_ms));
 	free(uids);
+	free(missing);
 	int rc = emit_parsed(j, "cursor", rec);
 	json_decref(rec);
 	return rc;
@@ -582,6 +714,8 @@ static int emit_folders(struct job *j, const char *error)
 	json_t *rec = base_record(j);
 	json_object_set_new(rec, "folders", j->folders ? json_incref(j->folders) : json_array());
 	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
+	if (j->retry_after_ms)
+		json_object_set_new(rec, "retry_after_ms", json_integer(j->retry_after_ms));
 	int rc = emit_parsed(j, "folders", rec);
 	json_decref(rec);
 	return rc;
@@ -630,6 +764,12 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	uidset_init(&j.fetched);
 	uidset_init(&j.appended);
 	uidset_init(&j.oversize);
+	uidset_init(&j.stored);
+	uidset_init(&j.missing);
+	/* Messages above the cursor that are stored already (a folder whose cursor waits below a
+	 * missing UID, or a run cut short) are not downloaded again. */
+	if (uidset_parse(&j.stored, jstr(json, "stored")) < 0)
+		j.stored.n = 0;
 	int is_sync = strcmp(j.type, "sync_folder") == 0;
 	if (!is_sync && strcmp(j.type, "list_folders") != 0) {
 		log_error("job=%s msg=\"unknown job type '%s', dropped\"", jstr(json, "job_id"), j.type);
@@ -661,19 +801,32 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		.timeout_s = f->cfg->fetch_timeout_s,
 		.max_literal = (size_t)f->cfg->max_literal,
 	};
-	/* A broken connection is retried with backoff inside the job; what was fetched before
-	 * the break is kept, so a retry continues rather than restarts. */
-	for (int attempt = 0; attempt < 3 && !*f->stopping; attempt++) {
+	/* A broken connection, and a refusal whose code says the server is busy ([THROTTLED],
+	 * [UNAVAILABLE], [LIMIT], ...), are retried inside the job with jittered backoff that
+	 * honours the server's own hint; what was fetched before is kept, so a retry continues
+	 * rather than restarts. A hint longer than we wait inline ends the job and pushes the
+	 * account's next sync past it. */
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)j.folder_id;
+	for (long attempt = 0; attempt <= f->cfg->fetch_retries && !*f->stopping; attempt++) {
 		if (attempt) {
-			unsigned delay = 1u << (2 * attempt);
-			log_warn("account=%s folder=\"%s\" msg=\"%s; retry %d in %us\"", j.account, j.folder,
-				 j.error, attempt, delay);
-			for (unsigned t = 0; t < delay * 10 && !*f->stopping; t++) {
-				usleep(100 * 1000);
+			int64_t hint = retry_hint_ms(j.error);
+			if (hint > f->cfg->retry_max_ms) {
+				j.retry_after_ms = hint;
+				break;
+			}
+			int64_t delay = retry_delay_ms((unsigned)attempt, f->cfg->retry_base_ms,
+						       f->cfg->retry_max_ms, hint, (uint32_t)rand_r(&seed));
+			log_warn("account=%s folder=\"%s\" attempt=%ld delay_ms=%lld msg=\"%s; retrying\"",
+				 j.account, j.folder, attempt, (long long)delay, j.error);
+			for (long long t = stage_now_ms() + delay; stage_now_ms() < t && !*f->stopping;) {
+				usleep(50 * 1000);
 				refresh_claims(&j, 0);
 			}
+			if (*f->stopping)
+				break;
 		}
 		j.error[0] = 0;
+		j.wait_transient = 0;
 		j.s = session_open(&o, j.error, sizeof(j.error), &auth_failed);
 		if (!j.s) {
 			if (auth_failed)
@@ -688,8 +841,14 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 			snprintf(j.error, sizeof(j.error), "%s", session_error(j.s));
 		session_close(j.s);
 		j.s = NULL;
-		if (rc != -EIO)
+		if (rc != -EIO && !(rc == -EREMOTEIO && j.wait_transient))
 			break;
+	}
+	/* Still refused after every attempt: the server's hint, if any, decides the next try. */
+	if (rc < 0 && !auth_failed && !j.retry_after_ms) {
+		int64_t hint = retry_hint_ms(j.error);
+		if (hint > 0)
+			j.retry_after_ms = hint;
 	}
 	if (rc == -EINTR || (*f->stopping && rc < 0 && !auth_failed)) {
 		result = FETCH_RETRY; /* shutting down: the job stays pending for a restart */
@@ -718,5 +877,7 @@ out:
 	uidset_release(&j.fetched);
 	uidset_release(&j.appended);
 	uidset_release(&j.oversize);
+	uidset_release(&j.stored);
+	uidset_release(&j.missing);
 	return result;
 }

@@ -3,6 +3,7 @@
  * URL mode is one message per request (LIBRARY-NOTES: 663 msg/s against 6,000+). */
 #include "session.h"
 #include "log.h"
+#include "retry.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -32,7 +33,13 @@ struct session {
 	const char *account;
 	char where[300];
 	long timeout_s;
+	size_t since_progress;	/* bytes read since the last complete response */
 };
+
+/* A server must make progress within timeout_s: a complete response, or this many bytes of
+ * one (a big message on a slow link). A trickle of bytes that never completes a response (a
+ * slow-loris answer) no longer keeps the connection alive for ever. */
+#define SESSION_PROGRESS_BYTES 65536
 
 static void session_fail(struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -93,11 +100,18 @@ static void flush_out(struct session *s)
 	}
 }
 
+static void progress(struct session *s)
+{
+	s->since_progress = 0;
+	uv_timer_again(&s->timer);
+}
+
 static void dispatch(struct session *s)
 {
 	struct imap_response *r;
 	int rc;
 	while ((rc = imap_parser_next(s->parser, &r)) == 1) {
+		progress(s);
 		if (r->kind == IMAP_RESP_TAGGED) {
 			unsigned tag = 0;
 			if (r->tag[0] == 'M')
@@ -106,7 +120,8 @@ static void dispatch(struct session *s)
 				s->h.on_tagged(s->h.data, tag, r);
 		} else if (r->kind == IMAP_RESP_UNTAGGED) {
 			if (r->status == IMAP_ST_BYE) {
-				session_fail(s, "server closed the connection: %s", r->text);
+				session_fail(s, "server closed the connection: %s%s%s%s", r->code ? "[" : "",
+					     r->code ? r->code : "", r->code ? "] " : "", r->text);
 				return;
 			}
 			if (s->h.on_untagged)
@@ -136,7 +151,9 @@ static void read_all(struct session *s)
 			session_fail(s, "server closed the connection");
 			return;
 		}
-		uv_timer_again(&s->timer);
+		s->since_progress += n;
+		if (s->since_progress >= SESSION_PROGRESS_BYTES)
+			progress(s);
 		if (imap_parser_feed(s->parser, buf, n) < 0) {
 			session_fail(s, "out of memory reading server response");
 			return;
@@ -164,7 +181,11 @@ static void on_poll(uv_poll_t *h, int status, int events)
 static void on_timeout(uv_timer_t *t)
 {
 	struct session *s = t->data;
-	session_fail(s, "no answer from server for %lds", s->timeout_s);
+	if (s->since_progress)
+		session_fail(s, "server too slow: %zu bytes in %lds without a complete response",
+			     s->since_progress, s->timeout_s);
+	else
+		session_fail(s, "no answer from server for %lds", s->timeout_s);
 }
 
 static void update_poll(struct session *s)
@@ -214,6 +235,9 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->timeout_s);
+	/* The whole login (TCP, TLS, greeting, SASL) gets the same bound: a server that never
+	 * greets, or greets without end, must not hold the job. */
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (strcmp(o->tls, "starttls") == 0) /* else curl would log in in clear text */
 		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
@@ -231,16 +255,24 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 	CURLcode rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
 		const char *why = *s->curl_error ? s->curl_error : curl_easy_strerror(rc);
+		/* The server's own words say why (e.g. [AUTHENTICATIONFAILED]); drop the tag. */
+		const char *line = s->last_server_line, *sp = strchr(line, ' ');
+		const char *words = sp ? sp + 1 : why;
+		/* A login refused with [THROTTLED], [UNAVAILABLE], [LIMIT] or "too many
+		 * connections" is the server's load, not the credentials: it is retried. */
+		int busy = rc == CURLE_LOGIN_DENIED && retry_classify_text(words) == RETRY_TRANSIENT;
 		/* Retrying cannot fix refused credentials, an untrusted certificate or a server
 		 * without STARTTLS; everything else (refused, reset, timeout) may pass. */
-		*auth_failed = rc == CURLE_LOGIN_DENIED || rc == CURLE_PEER_FAILED_VERIFICATION ||
-			       rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
-			       rc == CURLE_USE_SSL_FAILED || rc == CURLE_URL_MALFORMAT;
-		if (rc == CURLE_LOGIN_DENIED) {
-			/* The server's own words say why (e.g. [AUTHENTICATIONFAILED]); drop the tag. */
-			const char *line = s->last_server_line, *sp = strchr(line, ' ');
+		*auth_failed = (rc == CURLE_LOGIN_DENIED && !busy) ||
+			       rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+			       rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_USE_SSL_FAILED ||
+			       rc == CURLE_URL_MALFORMAT;
+		if (busy) {
+			snprintf(err, errlen, "login refused for account '%s' at %s: %s", o->account,
+				 s->where, words);
+		} else if (rc == CURLE_LOGIN_DENIED) {
 			snprintf(err, errlen, "auth failed for account '%s' at %s: %s", o->account,
-				 s->where, sp ? sp + 1 : why);
+				 s->where, words);
 		} else {
 			snprintf(err, errlen, "cannot connect for account '%s' at %s: %s", o->account,
 				 s->where, why);
@@ -335,7 +367,7 @@ int session_run_until(struct session *s, const int *done)
 
 void session_touch(struct session *s)
 {
-	uv_timer_again(&s->timer);
+	progress(s);
 }
 
 const char *session_error(const struct session *s)

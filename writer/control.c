@@ -23,6 +23,21 @@ static void num(char *buf, size_t size, long long v)
 	snprintf(buf, size, "%lld", v);
 }
 
+/* A server that asked for a long backoff gets it: the account's next scheduled sync waits. */
+static int push_next_sync(struct writer *w, long long account_id, json_t *rec)
+{
+	long long ms = jint(rec, "retry_after_ms");
+	if (ms <= 0)
+		return 0;
+	char acc[24], wait[24];
+	num(acc, sizeof(acc), account_id);
+	num(wait, sizeof(wait), ms);
+	const char *p[] = { acc, wait };
+	return pg_cmd(w->pg, "obey server backoff",
+		      "UPDATE accounts SET next_sync_at = greatest(next_sync_at, "
+		      " now() + make_interval(secs => $2::bigint / 1000.0)) WHERE id = $1::bigint", 2, p);
+}
+
 static void finish_and_notify(struct writer *w, long long run_id, long long account_id)
 {
 	int done = jobs_finish_run_if_done(w->pg, run_id);
@@ -50,7 +65,8 @@ int control_folders(struct writer *w, json_t *rec)
 			   "UPDATE sync_runs SET error = $2 WHERE run_id = $1::bigint AND error IS NULL", 2, p) < 0 ||
 		    pg_cmd(w->pg, "record account error",
 			   "UPDATE accounts a SET last_error = $2 FROM sync_runs r "
-			   "WHERE r.run_id = $1::bigint AND a.id = r.account_id", 2, p) < 0)
+			   "WHERE r.run_id = $1::bigint AND a.id = r.account_id", 2, p) < 0 ||
+		    push_next_sync(w, account_id, rec) < 0)
 			goto fail;
 	} else {
 		const char *p[] = { acc, folders, run };
@@ -128,33 +144,53 @@ static char *uids_array(const char *uids, size_t *count)
 int control_cursor(struct writer *w, json_t *rec)
 {
 	char run[24], folder[24], uidv[24], last[24], uidnext[24], modseq[24], fetched[24];
+	char nmissing[24];
 	long long run_id = jint(rec, "run_id"), account_id = jint(rec, "account_id");
 	const char *error = json_string_value(json_object_get(rec, "error"));
-	size_t count = 0;
+	const char *missing = json_string_value(json_object_get(rec, "missing"));
+	size_t count = 0, nmiss = 0;
 	char *uids = uids_array(json_string_value(json_object_get(rec, "uids")), &count);
+	char *miss = uids_array(missing, &nmiss);
+	long long last_uid = jint(rec, "last_uid");
 	int rc = -EIO;
 
-	if (!uids) {
+	if (!uids || !miss) {
 		log_error("run=%lld msg=\"cursor record with an invalid uid set, dropped\"", run_id);
+		free(uids);
+		free(miss);
 		return 1;
+	}
+	if (nmiss) {
+		/* Invariant 1 holds here too, whatever the record says: the cursor stays below the
+		 * first UID the server did not deliver. */
+		struct uidset m;
+		uidset_init(&m);
+		if (uidset_parse(&m, missing) == 0 && m.n && (long long)m.v[0] - 1 < last_uid)
+			last_uid = (long long)m.v[0] - 1;
+		uidset_release(&m);
 	}
 	num(run, sizeof(run), run_id);
 	num(folder, sizeof(folder), jint(rec, "folder_id"));
 	num(uidv, sizeof(uidv), jint(rec, "uidvalidity"));
-	num(last, sizeof(last), jint(rec, "last_uid"));
+	num(last, sizeof(last), last_uid);
+	num(nmissing, sizeof(nmissing), (long long)nmiss);
 	num(uidnext, sizeof(uidnext), jint(rec, "uidnext"));
 	num(modseq, sizeof(modseq), jint(rec, "highest_modseq"));
 	num(fetched, sizeof(fetched), (long long)count);
 	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
 		goto out;
 	if (error) {
-		const char *p[] = { run, folder, error, fetched };
+		const char *p[] = { folder, error };
+		const char *p2[] = { run, folder, error, fetched };
+		/* Each statement gets exactly the parameters it uses: Postgres cannot type one it
+		 * never sees, and the whole failure record was lost that way (issue 8). */
 		if (pg_cmd(w->pg, "record folder error",
-			   "UPDATE email_folders SET last_error = $3 WHERE id = $2::bigint", 4, p) < 0 ||
+			   "UPDATE email_folders SET last_error = $2 WHERE id = $1::bigint", 2, p) < 0 ||
 		    pg_cmd(w->pg, "fail folder job",
 			   "UPDATE sync_run_folders SET status = 'failed', error = $3, finished_at = now(), "
 			   " fetched_count = $4::int WHERE run_id = $1::bigint AND folder_id = $2::bigint "
-			   " AND status = 'queued'", 4, p) < 0)
+			   " AND status = 'queued'", 4, p2) < 0 ||
+		    push_next_sync(w, account_id, rec) < 0)
 			goto fail;
 	} else {
 		const char *p[] = { folder, uidv, uids };
@@ -186,12 +222,26 @@ int control_cursor(struct writer *w, json_t *rec)
 			   "   AND NOT ('\\Seen' = ANY(flags))), "
 			   " last_synced_at = now(), last_error = NULL WHERE id = $1::bigint", 5, p2) < 0)
 			goto fail;
-		const char *p3[] = { run, folder, uidv, last, fetched };
+		/* A folder with messages the server would not deliver is incomplete: it says which,
+		 * and the next sync asks for them again. */
+		char why[200] = "";
+		if (nmiss)
+			snprintf(why, sizeof(why), "server did not deliver %zu listed message%s (UIDs %.80s) "
+				 "when asked twice; asked again next sync", nmiss, nmiss == 1 ? "" : "s", missing);
+		const char *p3[] = { run, folder, uidv, last, fetched, nmissing, missing ? missing : "", why };
 		if (pg_cmd(w->pg, "close folder job",
-			   "UPDATE sync_run_folders SET status = 'done', finished_at = now(), "
-			   " uidvalidity = $3::bigint, last_uid = $4::bigint, fetched_count = $5::int "
-			   "WHERE run_id = $1::bigint AND folder_id = $2::bigint AND status = 'queued'", 5, p3) < 0)
+			   "UPDATE sync_run_folders SET status = CASE WHEN $6::int > 0 THEN 'incomplete' "
+			   "  ELSE 'done' END, finished_at = now(), "
+			   " uidvalidity = $3::bigint, last_uid = $4::bigint, fetched_count = $5::int, "
+			   " missing_count = $6::int, missing = nullif($7, ''), error = nullif($8, '') "
+			   "WHERE run_id = $1::bigint AND folder_id = $2::bigint AND status = 'queued'", 8, p3) < 0)
 			goto fail;
+		if (nmiss) {
+			const char *p4[] = { folder, why };
+			if (pg_cmd(w->pg, "record folder missing",
+				   "UPDATE email_folders SET last_error = $2 WHERE id = $1::bigint", 2, p4) < 0)
+				goto fail;
+		}
 	}
 	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
@@ -202,5 +252,6 @@ fail:
 	PQclear(PQexec(w->pg, "ROLLBACK"));
 out:
 	free(uids);
+	free(miss);
 	return rc;
 }
