@@ -142,6 +142,15 @@ static void refresh_claims(struct job *j, int force)
 	}
 }
 
+static void on_session_wait(void *data)
+{
+	struct job *j = data;
+	/* The context may hold pipelined XADDs whose replies are unread: read them first, or
+	 * the claim's reply would be taken for theirs. */
+	collect_appended(j);
+	refresh_claims(j, 0);
+}
+
 /* Pauses while the raw stream is over its budget of entries or bytes (invariant 5): we
  * simply stop reading the socket, and TCP flow control holds the server back. */
 static void wait_for_budget(struct job *j)
@@ -644,6 +653,10 @@ static int do_sync(struct job *j)
 		rc = -EINTR;
 	}
 out:
+	/* XADDs of messages that arrived before a failure are still unanswered in the context:
+	 * read their replies now (the messages are safe in Redis and need no second fetch), or
+	 * the next command on the context would take one of them for its own reply. */
+	collect_appended(j);
 	uidset_release(&todo);
 	return rc;
 }
@@ -790,6 +803,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	}
 	struct session_opts o = {
 		.account = j.account,
+		.folder = j.folder,
 		.host = jstr(acc, "host"),
 		.port = (long)jint(acc, "port"),
 		.tls = jstr(acc, "tls"),
@@ -800,6 +814,8 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		.tls_verify = json_is_false(json_object_get(acc, "tls_verify")) ? 0 : 1,
 		.timeout_s = f->cfg->fetch_timeout_s,
 		.max_literal = (size_t)f->cfg->max_literal,
+		.on_wait = on_session_wait,
+		.wait_data = &j,
 	};
 	/* A broken connection, and a refusal whose code says the server is busy ([THROTTLED],
 	 * [UNAVAILABLE], [LIMIT], ...), are retried inside the job with jittered backoff that

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 struct session {
@@ -19,6 +20,7 @@ struct session {
 	uv_loop_t loop;
 	uv_poll_t poll;
 	uv_timer_t timer;
+	uv_timer_t wait_timer;	/* calls on_wait while we wait */
 	int poll_started;
 	struct imap_parser *parser;
 	struct session_handler h;
@@ -31,8 +33,12 @@ struct session {
 	char last_server_line[256];
 	char caps[1024];
 	const char *account;
+	const char *folder;
 	char where[300];
 	long timeout_s;
+	void (*on_wait)(void *data);
+	void *wait_data;
+	long long last_wait_ms;	/* when on_wait last ran during login */
 	size_t since_progress;	/* bytes read since the last complete response */
 };
 
@@ -54,8 +60,12 @@ static void session_fail(struct session *s, const char *fmt, ...)
 	char what[400];
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	snprintf(s->error, sizeof(s->error), "%s for account '%s' at %s", what, s->account,
-		 s->where);
+	if (*s->folder)
+		snprintf(s->error, sizeof(s->error), "%s for account '%s' folder '%s' at %s", what,
+			 s->account, s->folder, s->where);
+	else
+		snprintf(s->error, sizeof(s->error), "%s for account '%s' at %s", what, s->account,
+			 s->where);
 }
 
 /* curl hands every server line it reads while connecting to the header callback: keep the
@@ -188,6 +198,27 @@ static void on_timeout(uv_timer_t *t)
 		session_fail(s, "no answer from server for %lds", s->timeout_s);
 }
 
+static void on_wait_timer(uv_timer_t *t)
+{
+	struct session *s = t->data;
+	if (s->on_wait)
+		s->on_wait(s->wait_data);
+}
+
+/* curl's progress callback runs many times a second while it connects and logs in. */
+static int on_login_progress(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+			     curl_off_t ulnow)
+{
+	struct session *s = data;
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	long long now = (long long)time(NULL) * 1000;
+	if (s->on_wait && now - s->last_wait_ms >= 1000) {
+		s->last_wait_ms = now;
+		s->on_wait(s->wait_data);
+	}
+	return 0;
+}
+
 static void update_poll(struct session *s)
 {
 	if (s->failed) {
@@ -212,7 +243,11 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 		return NULL;
 	}
 	s->account = o->account;
+	s->folder = o->folder ? o->folder : "";
 	s->timeout_s = o->timeout_s;
+	s->on_wait = o->on_wait;
+	s->wait_data = o->wait_data;
+	s->last_wait_ms = (long long)time(NULL) * 1000;
 	snprintf(s->where, sizeof(s->where), "%s:%ld", o->host, o->port);
 	struct imap_limits lim;
 	imap_limits_default(&lim);
@@ -239,6 +274,9 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 	 * greets, or greets without end, must not hold the job. */
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_login_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
 	if (strcmp(o->tls, "starttls") == 0) /* else curl would log in in clear text */
 		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
 	if (o->ca_file && *o->ca_file)
@@ -289,6 +327,9 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 	s->timer.data = s;
 	uv_timer_start(&s->timer, on_timeout, (uint64_t)o->timeout_s * 1000,
 		       (uint64_t)o->timeout_s * 1000);
+	uv_timer_init(&s->loop, &s->wait_timer);
+	s->wait_timer.data = s;
+	uv_timer_start(&s->wait_timer, on_wait_timer, 1000, 1000);
 	return s;
 fail:
 	imap_parser_free(s->parser);
@@ -317,6 +358,7 @@ void session_close(struct session *s)
 	}
 	uv_close((uv_handle_t *)&s->poll, on_closed);
 	uv_close((uv_handle_t *)&s->timer, on_closed);
+	uv_close((uv_handle_t *)&s->wait_timer, on_closed);
 	uv_run(&s->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&s->loop);
 	curl_easy_cleanup(s->curl);

@@ -11,6 +11,7 @@
 
 struct session_opts {
 	const char *account;	/* for messages only */
+	const char *folder;	/* for messages only; "" for account-wide jobs */
 	const char *host;
 	long port;
 	const char *tls;	/* "implicit", "starttls" or "none" */
@@ -21,6 +22,10 @@ struct session_opts {
 	int tls_verify;
 	long timeout_s;
 	size_t max_literal;
+	/* Called about once a second while the session waits for the server, login included,
+	 * so a long wait does not look like a dead fetcher (claims and locks stay fresh). */
+	void (*on_wait)(void *data);
+	void *wait_data;
 };
 
 struct session;
