@@ -56,7 +56,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 	const char *username = NULL, *auth = "password", *secret = NULL, *email = NULL;
 	const char *interval = "60", *window = "30", *ca_file = NULL, *subject_days = "0";
 	char *folders[64], *clean_off[8];
-	int nfolders = 0, nclean_off = 0, insecure = 0;
+	int nfolders = 0, nclean_off = 0, insecure = 0, keep_deleted = 0, no_condstore = 0;
+	const char *flag_scan = "600";
 	static const char *const steps[] = { "forward_headers", "quotes", "signature", "footers",
 					      "link_lines", "invisible", "whitespace" };
 
@@ -75,7 +76,10 @@ static int account_add(struct cli *c, int argc, char **argv)
 		else if (!strcmp(a, "--initial-window-days")) dst = &window;
 		else if (!strcmp(a, "--ca-file")) dst = &ca_file;
 		else if (!strcmp(a, "--subject-threading")) dst = &subject_days;
+		else if (!strcmp(a, "--flag-scan-interval")) dst = &flag_scan;
 		else if (!strcmp(a, "--insecure")) { insecure = 1; continue; }
+		else if (!strcmp(a, "--keep-deleted")) { keep_deleted = 1; continue; }
+		else if (!strcmp(a, "--no-condstore")) { no_condstore = 1; continue; }
 		else if (!strcmp(a, "--folder")) {
 			const char *v = cli_arg(argc, argv, &i);
 			if (!v)
@@ -137,6 +141,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 		return usage_error("--interval '%s' is not a number of seconds", interval);
 	if (!valid_number(subject_days, 0, 3650))
 		return usage_error("--subject-threading '%s' is not a number of days", subject_days);
+	if (!valid_number(flag_scan, 0, 86400 * 7))
+		return usage_error("--flag-scan-interval '%s' is not a number of seconds", flag_scan);
 	if (!valid_number(window, 0, 365 * 100))
 		return usage_error("--initial-window-days '%s' is not a number of days", window);
 
@@ -146,15 +152,17 @@ static int account_add(struct cli *c, int argc, char **argv)
 	char *fj = str_list_json(folders, nfolders), *cj = str_list_json(clean_off, nclean_off);
 	const char *params[] = { name, provider, host, port, tls, username, auth, secret, email,
 				 interval, window, fj, ca_file, insecure ? "false" : "true", cj,
-				 subject_days };
+				 subject_days, keep_deleted ? "true" : "false", no_condstore ? "true" : "false",
+				 flag_scan };
 	PGresult *r = PQexecParams(pg,
 		"INSERT INTO accounts (name, provider, host, port, tls, username, auth, secret_ref, email, "
 		" sync_interval_s, initial_window_days, folders, ca_file, tls_verify, options) "
 		"VALUES ($1, $2, $3, $4::int, $5, $6, $7, $8, $9, $10::int, $11::int, "
 		" coalesce(array(SELECT jsonb_array_elements_text($12::jsonb)), '{}'), $13, $14::boolean, "
-		" jsonb_build_object('clean_off', $15::jsonb, 'subject_threading_days', $16::int)) "
+		" jsonb_build_object('clean_off', $15::jsonb, 'subject_threading_days', $16::int, "
+		"  'keep_deleted', $17::boolean, 'no_condstore', $18::boolean, 'flag_scan_s', $19::int)) "
 		"ON CONFLICT (name) DO NOTHING RETURNING id",
-		16, NULL, params, NULL, NULL, 0);
+		19, NULL, params, NULL, NULL, 0);
 	free(fj);
 	free(cj);
 	int rc = 1;

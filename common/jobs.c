@@ -16,7 +16,8 @@
 	"json_build_object('id', a.id, 'name', a.name, 'provider', a.provider, 'host', a.host, " \
 	"'port', a.port, 'tls', a.tls, 'username', a.username, 'auth', a.auth, 'secret_ref', " \
 	"a.secret_ref, 'ca_file', a.ca_file, 'tls_verify', a.tls_verify, 'email', a.email, "     \
-	"'clean_off', coalesce(a.options->'clean_off', '[]'::jsonb))"
+	"'clean_off', coalesce(a.options->'clean_off', '[]'::jsonb), "                            \
+	"'no_condstore', coalesce((a.options->>'no_condstore')::boolean, false))"
 
 static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r)
 {
@@ -97,6 +98,13 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		"  'folder_id', f.id, 'folder', f.name, 'wire_name', f.wire_name, "
 		"  'uidvalidity', coalesce(f.uidvalidity, 0), 'last_uid', f.last_uid, "
 		"  'highest_modseq', coalesce(f.highest_modseq, 0), "
+		/* The folder as stored, for the mirror: a STATUS that matches it ends the job. */
+		"  'uidnext', coalesce(f.uidnext, 0), 'message_count', f.message_count, "
+		"  'unread_count', f.unread_count, "
+		"  'stored_count', (SELECT count(*) FROM message_locations l WHERE l.folder_id = f.id "
+		"    AND l.uidvalidity = f.uidvalidity AND l.uid <= f.last_uid), "
+		"  'flags_due', f.last_flag_scan_at IS NULL OR f.last_flag_scan_at < now() - "
+		"    make_interval(secs => coalesce((a.options->>'flag_scan_s')::int, 600)), "
 		/* UIDs above the cursor already stored, as ranges ("4:9,12"): the cursor waits
 		 * below a UID the server did not deliver, or a run was cut short, and what is
 		 * stored need not be downloaded again. */

@@ -3,7 +3,7 @@
  * messages go to {mp}:raw as they arrive, then one `cursor` record. The cursor record is
  * written only after every raw XADD was acknowledged by Redis, and the writer applies it only
  * once every UID it lists is committed (invariant 1). */
-#include "fetch.h"
+#include "job.h"
 #include "log.h"
 #include "mutf7.h"
 #include "retry.h"
@@ -19,46 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct job {
-	struct fetcher *f;
-	json_t *json;
-	struct session *s;
-	const char *type, *account, *folder, *wire_name, *window_start;
-	long long run_id, account_id, folder_id;
-	uint64_t exp_uidvalidity, last_uid;
-
-	/* EXAMINE results */
-	uint64_t uidvalidity, uidnext, exists, highest_modseq;
-	struct uidset search;	/* UIDs the server has above the cursor */
-	struct uidset *search_out; /* where SEARCH answers go when not into search */
-	struct uidset stored;	/* UIDs above the cursor already stored (the job says which) */
-	struct uidset missing;	/* listed by the server, asked for twice, never delivered */
-	struct uidset fetched;	/* UIDs whose raw entry Redis acknowledged; kept across retries */
-	struct uidset appended;	/* XADDs sent, replies not yet read */
-	size_t unchecked_bytes, unchecked_entries; /* appended since the budget was last checked */
-	struct uidset oversize;	/* larger than the literal limit: only their header is fetched */
-	int probing;		/* answers are the RFC822.SIZE probe */
-
-	/* the command being waited for (sequential commands) */
-	unsigned wait_tag;
-	int wait_done;
-	enum imap_status wait_status;
-	char wait_text[256];
-	int wait_transient;	/* the refusal's code says a later attempt may pass */
-
-	/* pipelined UID FETCH */
-	unsigned fetch_tags[64];
-	size_t inflight;
-	int fetch_failed;
-	int fetch_completed;
-	char fetch_error[256];
-
-	json_t *folders;	/* list_folders result */
-	int redis_failed;
-	int64_t retry_after_ms;	/* the server asked for a wait longer than we wait inline */
-	time_t last_refresh;
-	char error[600];
-};
 
 char *fetch_resolve_secret(const char *ref, char *err, size_t errlen)
 {
@@ -269,6 +229,8 @@ static void on_untagged(void *data, const struct imap_response *r)
 		return;
 	if (r->has_number && strcasecmp(r->name, "EXISTS") == 0) {
 		j->exists = r->number;
+	} else if (strcasecmp(r->name, "STATUS") == 0) {
+		mirror_on_status(j, r);
 	} else if (strcasecmp(r->name, "SEARCH") == 0) {
 		struct uidset *out = j->search_out ? j->search_out : &j->search;
 		for (size_t i = 0; i < r->nargs; i++)
@@ -291,9 +253,11 @@ static void on_untagged(void *data, const struct imap_response *r)
 		}
 		if (!body)
 			body = imap_list_get(&r->args[0], "BODY[HEADER]");
-		/* A FETCH without a body is an unsolicited flag update, not our answer. */
-		if (!body)
+		/* A FETCH without a body is a flag update: the mirror's answer, or unsolicited. */
+		if (!body) {
+			mirror_on_fetch(j, (uint32_t)v, &r->args[0]);
 			return;
+		}
 		if (v <= j->last_uid && j->last_uid && j->uidvalidity == j->exp_uidvalidity)
 			return;
 		emit_raw(j, (uint32_t)v, &r->args[0]);
@@ -365,9 +329,7 @@ static void on_tagged(void *data, unsigned tag, const struct imap_response *r)
 	}
 }
 
-/* Sends command and waits for its completion. 0 on OK; -EIO when the connection failed;
- * -EREMOTEIO when the server said NO/BAD (j->wait_text has its words). */
-static int command(struct job *j, const char *cmd)
+int job_command(struct job *j, const char *cmd)
 {
 	j->wait_done = 0;
 	j->wait_tag = session_send(j->s, cmd);
@@ -386,8 +348,7 @@ static const char *body_items(struct job *j)
 
 #define HEADER_ITEMS "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER]"
 
-/* Sends "<verb> <set> <rest>" for a set of any length and waits for it. */
-static int command_set(struct job *j, const char *verb, const struct uidset *set, const char *rest)
+int job_command_set(struct job *j, const char *verb, const struct uidset *set, const char *rest)
 {
 	char *str = uidset_format(set), *cmd = NULL;
 	if (!str || asprintf(&cmd, "%s %s%s", verb, str, rest) < 0) {
@@ -395,7 +356,7 @@ static int command_set(struct job *j, const char *verb, const struct uidset *set
 		return -ENOMEM;
 	}
 	free(str);
-	int rc = command(j, cmd);
+	int rc = job_command(j, cmd);
 	free(cmd);
 	return rc;
 }
@@ -442,9 +403,9 @@ static int recover_missing(struct job *j, const struct uidset *todo)
 	char rest[128];
 	snprintf(rest, sizeof(rest), " (%s)", body_items(j));
 	if (whole.n)
-		rc = command_set(j, "UID FETCH", &whole, rest);
+		rc = job_command_set(j, "UID FETCH", &whole, rest);
 	if (rc != -EIO && rc != -ENOMEM && header.n)
-		rc = command_set(j, "UID FETCH", &header, " (" HEADER_ITEMS ")");
+		rc = job_command_set(j, "UID FETCH", &header, " (" HEADER_ITEMS ")");
 	uidset_release(&whole);
 	uidset_release(&header);
 	if (rc == -EIO || rc == -ENOMEM)
@@ -457,7 +418,7 @@ static int recover_missing(struct job *j, const struct uidset *todo)
 	}
 	/* Only what the server still lists is missing; the rest was expunged meanwhile. */
 	j->search_out = &listed;
-	rc = command_set(j, "UID SEARCH UID", &miss, "");
+	rc = job_command_set(j, "UID SEARCH UID", &miss, "");
 	j->search_out = NULL;
 	if (rc == -EIO || rc == -ENOMEM)
 		goto out;
@@ -484,7 +445,7 @@ out:
 static int do_list(struct job *j)
 {
 	j->folders = json_array();
-	int rc = command(j, "LIST \"\" \"*\"");
+	int rc = job_command(j, "LIST \"\" \"*\"");
 	if (rc == -EREMOTEIO)
 		snprintf(j->error, sizeof(j->error), "LIST refused for account '%s': %s", j->account,
 			 j->wait_text);
@@ -501,8 +462,28 @@ static int do_sync(struct job *j)
 		return -EREMOTEIO;
 	}
 	j->uidvalidity = j->uidnext = j->exists = j->highest_modseq = 0;
-	snprintf(cmd, sizeof(cmd), "EXAMINE %s", quoted);
-	rc = command(j, cmd);
+	json_t *acc = json_object_get(j->json, "account");
+	const char *caps = session_capabilities(j->s);
+	j->condstore = (strstr(caps, "CONDSTORE") || strstr(caps, "QRESYNC")) &&
+		       !json_is_true(json_object_get(acc, "no_condstore"));
+	struct mirror_state *m = &j->mirror;
+	if (m->updates)
+		json_array_clear(m->updates);
+	m->present.n = 0;
+	m->full_scan = m->flag_scanned = 0;
+	m->vanished = m->flag_updates = 0;
+	/* One STATUS tells whether anything changed: a folder that did not costs no SELECT. */
+	if ((rc = mirror_status(j)) < 0)
+		return rc;
+	if (mirror_unchanged(j)) {
+		j->uidvalidity = m->uidvalidity;
+		j->uidnext = m->uidnext;
+		j->exists = m->messages;
+		j->highest_modseq = m->modseq ? m->modseq : m->stored_modseq;
+		return 0;
+	}
+	snprintf(cmd, sizeof(cmd), "EXAMINE %s%s", quoted, j->condstore ? " (CONDSTORE)" : "");
+	rc = job_command(j, cmd);
 	if (rc == -EREMOTEIO) {
 		snprintf(j->error, sizeof(j->error), "EXAMINE refused for account '%s' folder '%s': %s",
 			 j->account, j->folder, j->wait_text);
@@ -528,7 +509,7 @@ static int do_sync(struct job *j)
 		else
 			snprintf(cmd, sizeof(cmd), "UID SEARCH UID %llu:*",
 				 (unsigned long long)j->last_uid + 1);
-		rc = command(j, cmd);
+		rc = job_command(j, cmd);
 		if (rc == -EREMOTEIO)
 			snprintf(j->error, sizeof(j->error), "SEARCH refused for account '%s' folder '%s': %s",
 				 j->account, j->folder, j->wait_text);
@@ -537,6 +518,8 @@ static int do_sync(struct job *j)
 	}
 	uidset_normalize(&j->search);
 	uidset_normalize(&j->fetched);
+	if ((rc = mirror_old_uids(j)) < 0)
+		return rc;
 
 	/* The UIDs still to fetch: above the cursor ("n:*" always returns the last message) and
 	 * not fetched by an earlier attempt of this job. */
@@ -559,7 +542,7 @@ static int do_sync(struct job *j)
 		}
 		free(set);
 		j->probing = 1;
-		rc = command(j, probe);
+		rc = job_command(j, probe);
 		j->probing = 0;
 		free(probe);
 		if (rc == -EREMOTEIO)
@@ -624,7 +607,7 @@ static int do_sync(struct job *j)
 		free(set);
 		log_warn("account=%s folder=\"%s\" count=%zu msg=\"messages over MAILPIPE_MAX_MESSAGE_BYTES: "
 			 "storing their header only\"", j->account, j->folder, j->oversize.n);
-		rc = command(j, hdr);
+		rc = job_command(j, hdr);
 		free(hdr);
 		if (rc == -EIO)
 			goto out;
@@ -663,7 +646,7 @@ out:
 
 /* ---- records and the job lifecycle ---- */
 
-static int emit_parsed(struct job *j, const char *type, json_t *rec)
+int job_emit(struct job *j, const char *type, json_t *rec)
 {
 	char *data = json_dumps(rec, JSON_COMPACT);
 	if (!data)
@@ -675,7 +658,7 @@ static int emit_parsed(struct job *j, const char *type, json_t *rec)
 	return rc;
 }
 
-static json_t *base_record(struct job *j)
+json_t *job_record(struct job *j)
 {
 	json_t *rec = json_object();
 	json_object_set(rec, "job_id", json_object_get(j->json, "job_id"));
@@ -688,7 +671,7 @@ static json_t *base_record(struct job *j)
  * the writer records the failure and leaves the cursor where it was. */
 static int emit_cursor(struct job *j, const char *error)
 {
-	json_t *rec = base_record(j);
+	json_t *rec = job_record(j);
 	char *uids = uidset_format(&j->fetched);
 	uint64_t last = j->last_uid;
 	if (!error) {
@@ -711,25 +694,27 @@ static int emit_cursor(struct job *j, const char *error)
 	json_object_set_new(rec, "uids", json_string(uids ? uids : ""));
 	json_object_set_new(rec, "fetched_count", json_integer((json_int_t)j->fetched.n));
 	json_object_set_new(rec, "missing", json_string(missing ? missing : ""));
+	if (!error)
+		mirror_cursor_fields(j, rec);
 	json_object_set_new(rec, "missing_count", json_integer((json_int_t)j->missing.n));
 	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
 	if (j->retry_after_ms)
 		json_object_set_new(rec, "retry_after_ms", json_integer(j->retry_after_ms));
 	free(uids);
 	free(missing);
-	int rc = emit_parsed(j, "cursor", rec);
+	int rc = job_emit(j, "cursor", rec);
 	json_decref(rec);
 	return rc;
 }
 
 static int emit_folders(struct job *j, const char *error)
 {
-	json_t *rec = base_record(j);
+	json_t *rec = job_record(j);
 	json_object_set_new(rec, "folders", j->folders ? json_incref(j->folders) : json_array());
 	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
 	if (j->retry_after_ms)
 		json_object_set_new(rec, "retry_after_ms", json_integer(j->retry_after_ms));
-	int rc = emit_parsed(j, "folders", rec);
+	int rc = job_emit(j, "folders", rec);
 	json_decref(rec);
 	return rc;
 }
@@ -779,6 +764,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	uidset_init(&j.oversize);
 	uidset_init(&j.stored);
 	uidset_init(&j.missing);
+	mirror_init(&j);
 	/* Messages above the cursor that are stored already (a folder whose cursor waits below a
 	 * missing UID, or a run cut short) are not downloaded again. */
 	if (uidset_parse(&j.stored, jstr(json, "stored")) < 0)
@@ -895,5 +881,6 @@ out:
 	uidset_release(&j.oversize);
 	uidset_release(&j.stored);
 	uidset_release(&j.missing);
+	mirror_release(&j);
 	return result;
 }

@@ -99,6 +99,31 @@ int control_folders(struct writer *w, json_t *rec)
 			   "  AND (cardinality(want.names) = 0 OR ef.name = ANY(want.names)) "
 			   "ON CONFLICT DO NOTHING", 3, p) < 0)
 			goto fail;
+		/* Folders the server no longer lists (deleted, or renamed: the new name arrives as a
+		 * new folder) go with their locations; messages left without one go too. A LIST
+		 * without a single selectable folder is not believed. */
+		PGresult *gone = pg_exec(
+			w->pg, "drop folders the server no longer lists",
+			"WITH listed AS (SELECT f.name FROM jsonb_to_recordset($2::jsonb) "
+			"  AS f(name text, selectable boolean) WHERE f.selectable), "
+			"d AS (DELETE FROM email_folders ef WHERE ef.account_id = $1::bigint "
+			"  AND (SELECT count(*) FROM listed) > 0 "
+			"  AND ef.name NOT IN (SELECT name FROM listed) RETURNING ef.name) "
+			"SELECT count(*), string_agg(name, ', ') FROM d",
+			2, p);
+		if (!gone)
+			goto fail;
+		long long ngone = strtoll(PQgetvalue(gone, 0, 0), NULL, 10);
+		if (ngone)
+			log_info("account_id=%lld folders=\"%s\" msg=\"folders gone from the server removed\"",
+				 account_id, PQgetvalue(gone, 0, 1));
+		PQclear(gone);
+		if (ngone) {
+			const char *pl[] = { acc };
+			if (pg_cmd(w->pg, "account lock", "SELECT pg_advisory_xact_lock(1, $1::int)", 1, pl) < 0 ||
+			    mirror_drop_orphans(w, account_id, NULL) < 0)
+				goto fail;
+		}
 		const char *p2[] = { run };
 		if (pg_cmd(w->pg, "mark run listed",
 			   "UPDATE sync_runs SET listed = true WHERE run_id = $1::bigint AND NOT listed", 1, p2) < 0)
@@ -207,7 +232,17 @@ int control_cursor(struct writer *w, json_t *rec)
 			rc = 0;
 			goto out;
 		}
-		const char *p2[] = { folder, uidv, last, uidnext, modseq };
+		char smsg[24] = "", sunseen[24] = "";
+		json_t *sm = json_object_get(rec, "server_messages"), *su = json_object_get(rec, "server_unseen");
+		if (json_is_integer(sm))
+			num(smsg, sizeof(smsg), json_integer_value(sm));
+		if (json_is_integer(su))
+			num(sunseen, sizeof(sunseen), json_integer_value(su));
+		/* The folder's counts are the server's own (STATUS), so a first sync limited to a
+		 * window still shows the mailbox's real totals; without STATUS, our rows'. */
+		const char *p2[] = { folder, uidv, last, uidnext, modseq, *smsg ? smsg : NULL,
+				     *sunseen ? sunseen : NULL,
+				     json_is_true(json_object_get(rec, "flag_scanned")) ? "t" : "f" };
 		if (pg_cmd(w->pg, "drop stale locations",
 			   "DELETE FROM message_locations WHERE folder_id = $1::bigint "
 			   " AND uidvalidity <> $2::bigint", 2, p2) < 0 ||
@@ -217,10 +252,12 @@ int control_cursor(struct writer *w, json_t *rec)
 			   "   ELSE last_uid END, $3::bigint), "
 			   " uidvalidity = $2::bigint, uidnext = nullif($4::bigint, 0), "
 			   " highest_modseq = nullif($5::bigint, 0), "
-			   " message_count = (SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint), "
-			   " unread_count = (SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint "
-			   "   AND NOT ('\\Seen' = ANY(flags))), "
-			   " last_synced_at = now(), last_error = NULL WHERE id = $1::bigint", 5, p2) < 0)
+			   " message_count = coalesce($6::int, (SELECT count(*) FROM message_locations "
+			   "   WHERE folder_id = $1::bigint)), "
+			   " unread_count = coalesce($7::int, (SELECT count(*) FROM message_locations "
+			   "   WHERE folder_id = $1::bigint AND NOT ('\\Seen' = ANY(flags)))), "
+			   " last_flag_scan_at = CASE WHEN $8::boolean THEN now() ELSE last_flag_scan_at END, "
+			   " last_synced_at = now(), last_error = NULL WHERE id = $1::bigint", 8, p2) < 0)
 			goto fail;
 		/* A folder with messages the server would not deliver is incomplete: it says which,
 		 * and the next sync asks for them again. */

@@ -143,6 +143,10 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 			res = control_folders(w, rec) == 0 ? 1 : -1;
 		} else if (strcmp(type, "cursor") == 0) {
 			res = control_cursor(w, rec);
+		} else if (strcmp(type, "flags") == 0) {
+			res = mirror_flags(w, rec);
+		} else if (strcmp(type, "vanished") == 0) {
+			res = mirror_vanished(w, rec);
 		} else {
 			log_warn("entry=%s type=%s msg=\"unknown record type, dropped\"", e[i].id, type);
 			res = 1;

@@ -52,6 +52,16 @@ int thread_batch(PGconn *pg, const long long *account, json_t *const *keys, size
 /* Applies a `folders` record. 0 when committed. */
 int control_folders(struct writer *w, json_t *rec);
 
+/* mirror.c: apply a `flags` / `vanished` record, each in its own transaction: 1 applied,
+ * <0 database error. */
+int mirror_flags(struct writer *w, json_t *rec);
+int mirror_vanished(struct writer *w, json_t *rec);
+/* Inside the caller's transaction (holding the account's advisory lock): deletes the given
+ * messages (message_ids, a bigint[] literal; NULL = all of the account's) that have no
+ * location left, or marks them deleted_at for keep_deleted accounts, and recomputes their
+ * conversations. Returns how many, or <0. */
+int mirror_drop_orphans(struct writer *w, long long account_id, const char *message_ids);
+
 /* Applies a `cursor` record: 1 applied, 0 not yet (some UID it lists is not committed: keep
  * it pending and retry), <0 database error. */
 int control_cursor(struct writer *w, json_t *rec);

@@ -1,0 +1,105 @@
+/* One sync or list job of the fetcher, shared by the files that run its parts: fetch.c (the
+ * job's life, new messages), mirror.c (server counts, flags and expunges of the messages
+ * already stored). Not a public interface: only fetcher/ includes it. */
+#ifndef MP_JOB_H
+#define MP_JOB_H
+
+#include "fetch.h"
+#include "imap_parser.h"
+#include "session.h"
+#include "uidset.h"
+
+#include <stdint.h>
+#include <time.h>
+
+/* What the server says of a folder, and what the mirror learned of its old messages. */
+struct mirror_state {
+	/* STATUS (MESSAGES UNSEEN UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]); have_status = 0 when the
+	 * server refused it */
+	int have_status;
+	uint64_t messages, unseen, uidnext, uidvalidity, modseq;
+	/* the folder as stored, from the job */
+	uint64_t stored_messages, stored_unseen, stored_uidnext, stored_modseq, stored_count;
+	int flags_due;		/* a full flag scan is due (no CONDSTORE) */
+	int flag_scanned;	/* this job scanned every old UID's flags */
+	int collecting;		/* FETCH answers now are flag updates */
+	int full_scan;		/* ... of every old UID: their UIDs are the present set */
+	json_t *updates;	/* [[uid, [flags], modseq], ...] not yet emitted */
+	struct uidset present;	/* old UIDs the server still has */
+	size_t flag_updates, vanished; /* counts, for the log */
+};
+
+struct job {
+	struct fetcher *f;
+	json_t *json;
+	struct session *s;
+	const char *type, *account, *folder, *wire_name, *window_start;
+	long long run_id, account_id, folder_id;
+	uint64_t exp_uidvalidity, last_uid;
+
+	/* EXAMINE results */
+	uint64_t uidvalidity, uidnext, exists, highest_modseq;
+	int condstore;		/* the server offers CONDSTORE and the account allows it */
+
+	/* the mirror of UIDs at or below the cursor (mirror.c) */
+	struct mirror_state mirror;
+	struct uidset search;	/* UIDs the server has above the cursor */
+	struct uidset *search_out; /* where SEARCH answers go when not into search */
+	struct uidset stored;	/* UIDs above the cursor already stored (the job says which) */
+	struct uidset missing;	/* listed by the server, asked for twice, never delivered */
+	struct uidset fetched;	/* UIDs whose raw entry Redis acknowledged; kept across retries */
+	struct uidset appended;	/* XADDs sent, replies not yet read */
+	size_t unchecked_bytes, unchecked_entries; /* appended since the budget was last checked */
+	struct uidset oversize;	/* larger than the literal limit: only their header is fetched */
+	int probing;		/* answers are the RFC822.SIZE probe */
+
+	/* the command being waited for (sequential commands) */
+	unsigned wait_tag;
+	int wait_done;
+	enum imap_status wait_status;
+	char wait_text[256];
+	int wait_transient;	/* the refusal's code says a later attempt may pass */
+
+	/* pipelined UID FETCH */
+	unsigned fetch_tags[64];
+	size_t inflight;
+	int fetch_failed;
+	int fetch_completed;
+	char fetch_error[256];
+
+	json_t *folders;	/* list_folders result */
+	int redis_failed;
+	int64_t retry_after_ms;	/* the server asked for a wait longer than we wait inline */
+	time_t last_refresh;
+	char error[600];
+};
+
+/* Sends command and waits for its completion. 0 on OK; -EIO when the connection failed;
+ * -EREMOTEIO when the server said NO/BAD (j->wait_text has its words). */
+int job_command(struct job *j, const char *cmd);
+/* Sends "<verb> <set><rest>" for a set of any length and waits for it, as job_command. */
+int job_command_set(struct job *j, const char *verb, const struct uidset *set, const char *rest);
+/* XADDs a control record of this job to {mp}:parsed; 0 or <0. rec is borrowed. */
+int job_emit(struct job *j, const char *type, json_t *rec);
+/* A new record with job_id, run_id and account_id; caller owns it. */
+json_t *job_record(struct job *j);
+
+/* mirror.c */
+void mirror_init(struct job *j);
+void mirror_release(struct job *j);
+/* Asks STATUS of the folder; 0, or -EIO when the connection failed (a refusal is not an
+ * error: have_status stays 0). */
+int mirror_status(struct job *j);
+/* 1 when STATUS shows nothing changed since the job's stored state: no SELECT needed. */
+int mirror_unchanged(const struct job *j);
+/* Flags and expunges of the UIDs at or below the cursor, after EXAMINE and the SEARCH above
+ * the cursor: emits `flags` and `vanished` records. 0, -EIO, -EREMOTEIO or -ENOMEM. */
+int mirror_old_uids(struct job *j);
+/* An untagged STATUS answer. */
+void mirror_on_status(struct job *j, const struct imap_response *r);
+/* A FETCH answer without a body: a flag update to keep while collecting. */
+void mirror_on_fetch(struct job *j, uint32_t uid, const struct imap_value *fetch);
+/* The job's cursor fields of the mirror: server counts and whether flags were scanned. */
+void mirror_cursor_fields(struct job *j, json_t *rec);
+
+#endif

@@ -1,0 +1,165 @@
+/* The mirror's records from fetchers, applied to Postgres: `flags` (new flags of stored UIDs),
+ * `vanished` (which stored UIDs of a range the server still has) and the folders a LIST no
+ * longer shows. A message left without any location is deleted (or, with the account option
+ * keep_deleted, marked deleted_at) and its conversation's counts, participants and dates are
+ * recomputed; an empty conversation goes. Each record is idempotent: applying it twice
+ * changes nothing the second time. Called by main.c and control.c. */
+#include "log.h"
+#include "pg.h"
+#include "writer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long long jint(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+/* Refreshes the conversations named by a text array literal ("{1,2}"), and drops those left
+ * without messages. */
+static int refresh(struct writer *w, const char *convs)
+{
+	if (!convs || !strcmp(convs, "{}"))
+		return 0;
+	const char *p[] = { convs };
+	PGresult *r = pg_exec_prepared(w->pg, "refresh conversations", "refresh_conv", 1, p, NULL, NULL);
+	if (!r)
+		return -EIO;
+	PQclear(r);
+	return pg_cmd(w->pg, "drop empty conversations",
+		      "DELETE FROM conversations c WHERE c.id = ANY($1::bigint[]) "
+		      " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)", 1, p);
+}
+
+int mirror_drop_orphans(struct writer *w, long long account_id, const char *message_ids)
+{
+	char acc[24];
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	const char *p[] = { acc, message_ids };
+	/* Only the given messages, or (NULL) every message of the account, that lost their
+	 * last location. */
+	PGresult *r = pg_exec(
+		w->pg, "drop messages without a location",
+		"WITH gone AS (DELETE FROM messages m WHERE m.account_id = $1::bigint "
+		"  AND ($2::bigint[] IS NULL OR m.id = ANY($2::bigint[])) "
+		"  AND NOT coalesce((SELECT (options->>'keep_deleted')::boolean FROM accounts "
+		"   WHERE id = $1::bigint), false) "
+		"  AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id) "
+		"  RETURNING m.conversation_id), "
+		"kept AS (UPDATE messages m SET deleted_at = now() WHERE m.account_id = $1::bigint "
+		"  AND ($2::bigint[] IS NULL OR m.id = ANY($2::bigint[])) AND m.deleted_at IS NULL "
+		"  AND coalesce((SELECT (options->>'keep_deleted')::boolean FROM accounts "
+		"   WHERE id = $1::bigint), false) "
+		"  AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id) "
+		"  RETURNING m.conversation_id) "
+		"SELECT count(*), coalesce(array_agg(DISTINCT conversation_id) FILTER "
+		"  (WHERE conversation_id IS NOT NULL), '{}')::text "
+		"FROM (SELECT * FROM gone UNION ALL SELECT * FROM kept) x",
+		2, p);
+	if (!r)
+		return -EIO;
+	long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	int rc = refresh(w, PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return rc < 0 ? rc : (int)(n > 0x7fffffff ? 0x7fffffff : n);
+}
+
+/* Every writer inserts an account's messages under this lock (store.c): deleting one while
+ * another batch adds a location to it would lose that location. */
+static int lock_account(struct writer *w, long long account_id)
+{
+	char acc[24];
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	const char *p[] = { acc };
+	return pg_cmd(w->pg, "account lock", "SELECT pg_advisory_xact_lock(1, $1::int)", 1, p);
+}
+
+int mirror_flags(struct writer *w, json_t *rec)
+{
+	char folder[24], uidv[24];
+	char *updates = json_dumps(json_object_get(rec, "updates"), JSON_COMPACT);
+	if (!updates)
+		return 1; /* nothing to apply */
+	snprintf(folder, sizeof(folder), "%lld", jint(rec, "folder_id"));
+	snprintf(uidv, sizeof(uidv), "%lld", jint(rec, "uidvalidity"));
+	const char *p[] = { folder, uidv, updates };
+	int rc = -EIO;
+	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
+		goto out;
+	/* Flags compare as sets, so a server that lists them in another order rewrites nothing;
+	 * with CONDSTORE an older update (a record redelivered late) never undoes a newer one. */
+	PGresult *r = pg_exec(
+		w->pg, "apply flags",
+		"WITH u AS (SELECT (e->>0)::bigint AS uid, "
+		"  array(SELECT jsonb_array_elements_text(e->1)) AS flags, (e->>2)::bigint AS modseq "
+		"  FROM jsonb_array_elements($3::jsonb) e), "
+		"upd AS (UPDATE message_locations l SET flags = u.flags, modseq = coalesce(u.modseq, l.modseq) "
+		"  FROM u WHERE l.folder_id = $1::bigint AND l.uidvalidity = $2::bigint AND l.uid = u.uid "
+		"  AND NOT (l.flags @> u.flags AND l.flags <@ u.flags) "
+		"  AND (u.modseq IS NULL OR l.modseq IS NULL OR l.modseq <= u.modseq) "
+		"  RETURNING l.message_id) "
+		"SELECT count(*), coalesce(array_agg(DISTINCT m.conversation_id) FILTER "
+		"  (WHERE m.conversation_id IS NOT NULL), '{}')::text "
+		"FROM upd JOIN messages m ON m.id = upd.message_id",
+		3, p);
+	if (!r)
+		goto fail;
+	long long changed = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	int refreshed = refresh(w, PQgetvalue(r, 0, 1));
+	PQclear(r);
+	if (refreshed < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
+		goto fail;
+	if (changed)
+		log_info("folder=%s changed=%lld msg=\"flags applied\"", folder, changed);
+	rc = 1;
+	goto out;
+fail:
+	PQclear(PQexec(w->pg, "ROLLBACK"));
+out:
+	free(updates);
+	return rc;
+}
+
+int mirror_vanished(struct writer *w, json_t *rec)
+{
+	char folder[24], uidv[24], upto[24];
+	long long account_id = jint(rec, "account_id");
+	const char *present = json_string_value(json_object_get(rec, "present"));
+	snprintf(folder, sizeof(folder), "%lld", jint(rec, "folder_id"));
+	snprintf(uidv, sizeof(uidv), "%lld", jint(rec, "uidvalidity"));
+	snprintf(upto, sizeof(upto), "%lld", jint(rec, "upto"));
+	const char *p[] = { folder, uidv, upto, present ? present : "" };
+	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
+		return -EIO;
+	if (lock_account(w, account_id) < 0)
+		goto fail;
+	/* present is a sequence set ("1:40,42"): its ranges expand in SQL into a hashed set. */
+	PGresult *r = pg_exec(
+		w->pg, "drop vanished locations",
+		"WITH p AS (SELECT split_part(x, ':', 1)::bigint AS lo, "
+		"  coalesce(nullif(split_part(x, ':', 2), ''), split_part(x, ':', 1))::bigint AS hi "
+		"  FROM regexp_split_to_table(nullif($4, ''), ',') x), "
+		"gone AS (DELETE FROM message_locations l WHERE l.folder_id = $1::bigint "
+		"  AND l.uidvalidity = $2::bigint AND l.uid <= $3::bigint "
+		"  AND l.uid NOT IN (SELECT generate_series(least(lo, hi), greatest(lo, hi)) FROM p) "
+		"  RETURNING l.message_id) "
+		"SELECT count(*), coalesce(array_agg(DISTINCT message_id), '{}')::text FROM gone",
+		4, p);
+	if (!r)
+		goto fail;
+	long long gone = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	int dropped = gone ? mirror_drop_orphans(w, account_id, PQgetvalue(r, 0, 1)) : 0;
+	PQclear(r);
+	if (dropped < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
+		goto fail;
+	if (gone)
+		log_info("folder=%s expunged=%lld messages_removed=%d msg=\"vanished UIDs applied\"",
+			 folder, gone, dropped);
+	return 1;
+fail:
+	PQclear(PQexec(w->pg, "ROLLBACK"));
+	return -EIO;
+}
