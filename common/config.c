@@ -63,6 +63,10 @@ static const struct opt opts[] = {
 	{ "MAILPIPE_PARSERS", NUM(parsers), "1", 0, 256, "parser processes started by run" },
 	{ "MAILPIPE_WRITERS", NUM(writers), "1", 0, 256, "writer processes started by run" },
 	{ "MAILPIPE_STORE_RAW", NUM(store_raw), "1", 0, 1, "keep the raw message in messages.raw" },
+	{ "MAILPIPE_IDLE", NUM(idle), "1", 0, 1,
+	  "fetchers watch each account's INBOX with IDLE (accounts may opt out: --no-idle)" },
+	{ "MAILPIPE_IDLE_RENEW_S", NUM(idle_renew_s), "1500", 1, 1740,
+	  "IDLE is renewed (DONE, NOOP, IDLE) this often; servers drop it after 30 min" },
 	{ "MAILPIPE_FAULT_PARSER_ABORT", STR(fault_parser_abort), "", 0, 0,
 	  "fault injection for tests: parsers crash on a message containing this text" },
 };
@@ -105,6 +109,9 @@ int config_load(struct mp_config *cfg)
 	snprintf(cfg->key_events, sizeof(cfg->key_events), "{%s}:events", p);
 	snprintf(cfg->key_dead, sizeof(cfg->key_dead), "{%s}:dead", p);
 	snprintf(cfg->key_lock_prefix, sizeof(cfg->key_lock_prefix), "{%s}:lock:folder:", p);
+	snprintf(cfg->key_requests, sizeof(cfg->key_requests), "{%s}:requests", p);
+	snprintf(cfg->key_idle_targets, sizeof(cfg->key_idle_targets), "{%s}:idle:targets", p);
+	snprintf(cfg->key_idle_lease_prefix, sizeof(cfg->key_idle_lease_prefix), "{%s}:idle:lease:", p);
 	return 0;
 }
 

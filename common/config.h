@@ -30,10 +30,15 @@ struct mp_config {
 	long fetchers, parsers, writers; /* processes started by `mailpipe run` */
 	long store_raw;		/* keep raw bytes in messages.raw */
 	char *fault_parser_abort; /* tests only: parsers abort() on raw containing this */
+	long idle;		/* fetchers keep IDLE connections on the accounts' INBOX */
+	long idle_renew_s;	/* IDLE is ended and restarted (with a NOOP) this often */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];
 	char key_lock_prefix[96];
+	char key_requests[96];		/* sync requests (apps, IDLE watches) -> scheduler */
+	char key_idle_targets[96];	/* the accounts to watch, published by the scheduler */
+	char key_idle_lease_prefix[96];	/* one fetcher watches an account: its lease */
 };
 
 /* Fills cfg from defaults then the environment. Returns 0, or -EINVAL after printing one line

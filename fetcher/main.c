@@ -1,6 +1,7 @@
 /* mailpipe-fetcher: takes jobs from {mp}:jobs and runs them (fetch.c), one at a time; run
  * several fetchers for parallelism. Reads configuration and loops; nothing else. */
 #include "fetch.h"
+#include "idle.h"
 #include "log.h"
 #include "stage.h"
 
@@ -24,6 +25,9 @@ int main(int argc, char **argv)
 	if (stage_init(&st, "fetcher", &stopping) < 0)
 		return 1;
 	struct fetcher f = { .cfg = &st.cfg, .rc = st.rc, .stopping = &stopping };
+	/* Push: this process also keeps IDLE watches (a thread of their own), sharing the
+	 * accounts with the other fetchers by lease. */
+	struct idler *idler = st.cfg.idle ? idle_start(&st.cfg) : NULL;
 	while (!stopping) {
 		int redelivered;
 		redisReply *r = stage_next(&st, st.cfg.key_jobs, "fetchers", 1, 1000, &redelivered);
@@ -63,6 +67,7 @@ int main(int argc, char **argv)
 		free(e);
 		freeReplyObject(r);
 	}
+	idle_stop(idler);
 	log_info("msg=\"stopped\"");
 	stage_release(&st);
 	curl_global_cleanup();

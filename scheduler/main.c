@@ -2,6 +2,7 @@
  * signal handles for a graceful stop. Reads configuration and loops; nothing else. */
 #include "log.h"
 #include "pg.h"
+#include "requests.h"
 #include "schedule.h"
 #include "stage.h"
 
@@ -29,6 +30,8 @@ static void on_tick(uv_timer_t *t)
 	}
 	if (schedule_tick(s->pg, s->st.rc, &s->st.cfg) < 0 && s->st.rc->err)
 		stage_reconnect(&s->st);
+	else if (s->st.cfg.idle)
+		requests_publish_targets(s->pg, s->st.rc, &s->st.cfg);
 }
 
 static void on_stop(uv_signal_t *h, int sig)
@@ -62,7 +65,10 @@ int main(int argc, char **argv)
 	s.sigterm.data = s.sigint.data = &s;
 	uv_signal_start(&s.sigterm, on_stop, SIGTERM);
 	uv_signal_start(&s.sigint, on_stop, SIGINT);
+	/* Sync requests (apps, IDLE watches) are served at once by a thread of their own. */
+	struct requests *rq = requests_start(&s.st.cfg);
 	uv_run(loop, UV_RUN_DEFAULT);
+	requests_stop(rq);
 	uv_loop_close(loop);
 	PQfinish(s.pg);
 	log_info("msg=\"stopped\"");

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Issue 9, push: after one first sync, mail appended to INBOX is committed without any `sync`
+# call and with no poll interval (--interval 0): a fetcher's IDLE watch sees EXISTS and asks
+# the scheduler for a sync on {mp}:requests. Also: an account with --no-idle gets no watch,
+# the watch survives a renewal cycle (DONE, NOOP, IDLE), and when its fetcher is killed
+# another fetcher takes the lease over and push keeps working.
+. "$(dirname "$0")/lib.sh"
+stack_up 40 13
+add_account pushy
+add_account quiet --no-idle
+export MAILPIPE_IDLE_RENEW_S=2 MAILPIPE_FETCHERS=2 MAILPIPE_LOG=info
+run_start
+mailpipe sync pushy --wait --timeout 60 >/dev/null
+check "first sync of pushy" [ $? -eq 0 ]
+mailpipe sync quiet --wait --timeout 60 >/dev/null
+
+lease() { redis-cli -p "$MP_REDIS_PORT" GET "{mp}:idle:lease:$(sql "SELECT id FROM accounts WHERE name = '$1'")"; }
+wait_lease() { for _ in $(seq 100); do [ -n "$(lease "$1")" ] && return 0; sleep 0.1; done; return 1; }
+check "a fetcher holds the IDLE lease of pushy" wait_lease pushy
+check "no fetcher watches quiet (--no-idle)" [ -z "$(lease quiet)" ]
+sleep 3 # past one renewal (MAILPIPE_IDLE_RENEW_S=2): the watch must still deliver
+
+out=$(python3 "$ROOT/tests/integration/push_append.py" 127.0.0.1 "$MP_IMAP_PORT" demo demo pushy 5 10)
+check "appended mail is committed without a sync call" [ $? -eq 0 ]
+echo "$out" | tail -1
+check "the watch renewed its IDLE (DONE, NOOP, IDLE)" grep -q 'msg="IDLE watch opened"' "$RUN_LOG"
+
+# Kill the fetcher that holds the lease: the other takes the account over.
+holder=$(lease pushy)
+pid=$(pgrep -P "$RUN_PID" -f mailpipe-fetcher | while read -r p; do
+	tr '\0' '\n' </proc/$p/environ | grep -qx "MAILPIPE_CONSUMER=$holder" && echo "$p"; done | head -1)
+check "found the watching fetcher ($holder)" [ -n "$pid" ]
+kill -9 "$pid"
+taken() { for _ in $(seq 300); do l=$(lease pushy); [ -n "$l" ] && [ "$l" != "$holder" ] && return 0; [ -n "$l" ] && [ "$l" = "$holder" ] && sleep 0.1 && continue; sleep 0.1; done; return 1; }
+# The supervisor restarts the killed fetcher under the same consumer name, so either it or
+# the other fetcher may hold the lease next; what matters is that someone does and push works.
+sleep 16
+check "the lease is held again after the kill" wait_lease pushy
+out=$(python3 "$ROOT/tests/integration/push_append.py" 127.0.0.1 "$MP_IMAP_PORT" demo demo pushy 3 15)
+check "push works again after the watching fetcher was killed" [ $? -eq 0 ]
+verify pushy
+check "no entry left pending in Redis" no_pending
+finish
