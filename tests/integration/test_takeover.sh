@@ -118,4 +118,34 @@ check "the sync completes without the dead stages" [ $? -eq 0 ]
 printf '  sync finished %.1f s after the kill\n' "$(since "$killed_at")"
 verify takeover --summary "$out"
 check "no entry left pending in Redis" no_pending
+
+# A fetcher killed mid-job under mailpipe run leaves its folder lock behind; restarted under
+# its own name it must release it and resume its job, not find the folder busy until the
+# lock's TTL (default 120 s) runs out. The budget keeps the fetchers mid-job.
+run_stop
+unset MAILPIPE_LOCK_TTL_MS
+export MAILPIPE_RAW_BUDGET=300
+add_account relock
+run_start
+mailpipe sync relock --wait --timeout 90 >"$MAILPIPE_STACK_DIR/summary-relock.json" &
+sync_pid=$!
+held_job() { # prints the pid of a fetcher whose consumer holds a job
+	local p c
+	for p in $(pgrep -P "$RUN_PID" -f mailpipe-fetcher); do
+		c=$(tr '\0' '\n' <"/proc/$p/environ" | sed -n 's/^MAILPIPE_CONSUMER=//p')
+		[ "$(pending '{mp}:jobs' fetchers "$c")" -gt 0 ] && echo "$p" && return 0
+	done
+	return 1
+}
+wait_for 60 held_job >/dev/null
+victim=$(held_job)
+check "a fetcher is mid-job" [ -n "$victim" ]
+kill -9 "$victim"
+killed_at=$(date +%s.%N)
+wait "$sync_pid"
+check "the sync completes well within the 120 s lock TTL" [ $? -eq 0 ]
+printf '  sync finished %.1f s after the fetcher was killed\n' "$(since "$killed_at")"
+check "the restarted fetcher released the lock it left" grep -q 'released a folder lock left by' "$RUN_LOG"
+verify relock --summary "$MAILPIPE_STACK_DIR/summary-relock.json"
+check "no entry left pending in Redis" no_pending
 finish
