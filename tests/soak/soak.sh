@@ -19,7 +19,7 @@ now() { date +%s; }
 rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
 declare -A kills=([scheduler]=0 [fetcher]=0 [parser]=0 [writer]=0) peak=()
-redis_restarts=0 pg_restarts=0 runs_ok=0 runs_failed=0 rejoins=0 longest=0 acct_started=0
+redis_restarts=0 pg_restarts=0 runs_ok=0 runs_failed=0 rejoins=0 longest=0 acct_started=0 waiter_errors=0
 accounts=()
 
 # Peak resident memory of every stage process seen, read before it is killed too.
@@ -66,12 +66,17 @@ waiter_done() { # the waiter ended: the run finished (ok/failed) or the waiter g
 	status=$(sql "SELECT status FROM sync_runs r JOIN accounts a ON a.id = r.account_id
 	              WHERE a.name = '$acct' ORDER BY run_id DESC LIMIT 1" 2>/dev/null)
 	case $rc:$status in
-	0:ok)
+	*:ok) # a waiter may end with an error just as its run ends (Redis or the database gone)
+		[ "$rc" = 0 ] || waiter_errors=$((waiter_errors + 1))
 		runs_ok=$((runs_ok + 1))
 		[ $(($(now) - acct_started)) -gt "$longest" ] && longest=$(($(now) - acct_started))
 		echo "  $(date +%T) run of $acct completed in $(($(now) - acct_started)) s"
 		;;
-	*:running | *:) rejoins=$((rejoins + 1)); start_waiter; return 1 ;;
+	*:running | *:)
+		rejoins=$((rejoins + 1)) waiter_errors=$((waiter_errors + 1))
+		start_waiter
+		return 1
+		;;
 	*) runs_failed=$((runs_failed + 1)); echo "  $(date +%T) run of $acct ended $status (exit $rc)" ;;
 	esac
 	return 0
@@ -141,7 +146,8 @@ echo "--- soak summary"
 echo "duration:       ${SOAK_SECONDS} s of faults, ${MP_DEMO_COUNT} messages per account"
 echo "kills (-9):     fetcher ${kills[fetcher]}, parser ${kills[parser]}, writer ${kills[writer]}, scheduler ${kills[scheduler]}"
 echo "restarts:       redis $redis_restarts, postgres $pg_restarts"
-echo "runs:           $runs_ok completed ok, $runs_failed ended failed, $rejoins waiter re-joins; longest run ${longest} s"
+echo "runs:           $runs_ok completed ok, $runs_failed ended failed, longest run ${longest} s"
+echo "sync --wait:    $waiter_errors exits with an error while the run went on ($rejoins re-joined)"
 printf 'peak RSS:      '
 for s in scheduler fetcher parser writer; do printf ' %s %s MiB' "$s" "$(( ${peak[$s]:-0} / 1024 ))"; done
 echo
