@@ -118,6 +118,10 @@ bench: deps
 	$(MAKE) all build/bench/parser_bench
 	./tests/bench/run.sh
 
+# Faults for SOAK_SECONDS (default 600) over MP_DEMO_COUNT messages (default 5000); not in check.
+soak: all
+	./tests/soak/soak.sh
+
 lint:
 	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|gets)\s*\(' */*.c */*.h || \
 		{ echo "lint: banned call above"; exit 1; }
@@ -130,7 +134,7 @@ install: all
 clean:
 	rm -rf build bin
 
-.PHONY: fuzz all unit deps check demo demo-stop bench lint install clean
+.PHONY: fuzz all unit deps check demo demo-stop bench soak lint install clean
 .SECONDARY:
 
 # Extra build rules owned by the integration tests (drivers linked against the stages).

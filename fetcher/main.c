@@ -12,6 +12,38 @@
 
 static volatile sig_atomic_t stopping;
 
+/* A fetcher killed mid-job (SIGKILL, or a Redis failure that made its unlock fail) leaves its
+ * folder lock until the lock's TTL runs out, and its pending job, resumed under the same
+ * consumer name, would find the folder busy all that time. A lock holds its owner's consumer
+ * name and names are unique among live fetchers, so one with ours while we are between jobs
+ * is a leftover: release it. Called at start and after reconnecting, never inside a job. */
+static void release_own_locks(struct stage *st)
+{
+	static const char unlock[] = "if redis.call('get', KEYS[1]) == ARGV[1] then "
+				     "return redis.call('del', KEYS[1]) else return 0 end";
+	char pattern[160], cursor[32] = "0";
+	snprintf(pattern, sizeof(pattern), "%s*", st->cfg.key_lock_prefix);
+	do {
+		redisReply *r = redisCommand(st->rc, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+		if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			return;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		const redisReply *keys = r->element[1];
+		for (size_t i = 0; i < keys->elements; i++) {
+			redisReply *d = redisCommand(st->rc, "EVAL %s 1 %s %s", unlock, keys->element[i]->str,
+						     st->cfg.consumer);
+			if (d && d->type == REDIS_REPLY_INTEGER && d->integer == 1)
+				log_warn("lock=%s msg=\"released a folder lock left by this consumer's "
+					 "previous life\"", keys->element[i]->str);
+			freeReplyObject(d);
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0);
+}
+
 int main(int argc, char **argv)
 {
 	struct stage st;
@@ -24,6 +56,7 @@ int main(int argc, char **argv)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (stage_init(&st, "fetcher", &stopping) < 0)
 		return 1;
+	release_own_locks(&st);
 	struct fetcher f = { .cfg = &st.cfg, .rc = st.rc, .stopping = &stopping };
 	/* Push: this process also keeps IDLE watches (a thread of their own), sharing the
 	 * accounts with the other fetchers by lease. */
@@ -32,8 +65,11 @@ int main(int argc, char **argv)
 		int redelivered;
 		redisReply *r = stage_next(&st, st.cfg.key_jobs, "fetchers", 1, 1000, &redelivered);
 		if (!r) {
-			if (st.rc->err && stage_reconnect(&st) < 0)
-				break;
+			if (st.rc->err) {
+				if (stage_reconnect(&st) < 0)
+					break;
+				release_own_locks(&st);
+			}
 			f.rc = st.rc;
 			continue;
 		}
