@@ -16,6 +16,7 @@
 # Environment:
 #   MP_CYRUS_HOME      where install puts the extracted cyrus-imapd package
 #                      (default /usr/local/lib/mailpipe/cyrus-imapd)
+#   MP_CYRUS_SUDO      how install gains root when not run as root (default sudo; tests: sudo -n)
 #   MP_STACK_USER      unprivileged user master runs as when started by root (mailpipe-test)
 #   MP_CYRUS_TLS_DIR   ca.pem/server.pem/server.key for IMAPS (default $MAILPIPE_STACK_DIR/tls,
 #                      the stack's private CA made by stack.sh)
@@ -59,7 +60,7 @@ installed() {
 cmd_install() {
 	installed && return 0
 	local sudo="" pol=""
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	[ "$(id -u)" -eq 0 ] || sudo=${MP_CYRUS_SUDO:-sudo}
 	export DEBIAN_FRONTEND=noninteractive
 	if ! [ -x "$LIBEXEC/master" ] || ! command -v saslpasswd2 >/dev/null; then
 		echo "$PROG: installing cyrus-common sasl2-bin" >&2
@@ -335,9 +336,9 @@ cmd_start() {
 		chmod 600 "$SASLDB"
 	fi
 	build_syslog_shim
-	# master stays in the foreground (-d would close stderr): setsid detaches it from us.
-	as_svc env ${SHIM:+LD_PRELOAD=$SHIM MP_CYRUS_SYSLOG_FILE=$LOG} setsid "$LIBEXEC/master" -C "$CONF" -M "$MCONF" -p "$PIDFILE" -L "$LOG" \
-		</dev/null >>"$LOG" 2>&1 &
+	as_svc env ${SHIM:+LD_PRELOAD=$SHIM MP_CYRUS_SYSLOG_FILE=$LOG} "$LIBEXEC/master" -d \
+		-C "$CONF" -M "$MCONF" -p "$PIDFILE" -L "$LOG" </dev/null >>"$LOG" 2>&1 9>&- ||
+		fail_log "$LOG" "Cyrus master did not start"
 	local i=0
 	until imap_greets "$port" && { [ "$tls" = 0 ] || port_open "$sport"; }; do
 		i=$((i + 1))

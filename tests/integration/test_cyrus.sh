@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Issue 9: the pipeline against a second real server, Cyrus IMAP 3.6 (deploy/local/cyrus.sh),
+# beside the usual stack. A 120-message sample (several folders, flags, a non-ASCII folder name)
+# is APPENDed to Cyrus, synced over IMAPS and over plain IMAP, checked against the server with
+# verify.py; a second sync must change nothing and a wrong password must be refused.
+. "$(dirname "$0")/lib.sh"
+CYRUS=$ROOT/deploy/local/cyrus.sh
+
+# Installs it when missing (idempotent; sudo must not wait for a password in a test run).
+if ! out=$(MP_CYRUS_SUDO="sudo -n" "$CYRUS" install 2>&1 </dev/null); then
+	why=$(printf '%s\n' "$out" | grep '^E:' | tail -n 1)
+	echo "SKIP test_cyrus: Cyrus IMAP could not be installed: $(printf '%s\n' "$out" | tail -n 1)${why:+ ($why)}"
+	exit 0
+fi
+
+stack_up 0 1
+CY_DIR=$MAILPIPE_STACK_DIR/cyrus
+cyrus_down() { "$CYRUS" stop "$CY_DIR" >/dev/null 2>&1; }
+trap 'run_stop; cyrus_down; stack_down' EXIT
+export TEST_CY_WRONG=not-demo # the fetchers read secrets from the environment run_start gives them
+
+# Two ports nobody listens on (the kernel's pick; a race with other tests is unlikely).
+read -r CY_PORT CY_SPORT < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*(x.getsockname()[1] for x in s))')
+
+t0=$(date +%s%N)
+if ! "$CYRUS" start "$CY_DIR" "$CY_PORT" "$CY_SPORT" >"$MAILPIPE_STACK_DIR/cyrus.start.log" 2>&1; then
+	cat "$MAILPIPE_STACK_DIR/cyrus.start.log"
+	fail "Cyrus starts and greets on 127.0.0.1:$CY_PORT"
+	finish
+fi
+echo "cyrus: started in $((($(date +%s%N) - t0) / 1000000)) ms (imap $CY_PORT, imaps $CY_SPORT)"
+pass "Cyrus starts and greets on 127.0.0.1:$CY_PORT and $CY_SPORT"
+t0=$(date +%s%N)
+check "Cyrus user demo gets the 120-message sample" \
+	"$CYRUS" add-user "$CY_DIR" demo demo --sample 120 1
+echo "cyrus: sample appended in $((($(date +%s%N) - t0) / 1000000)) ms"
+
+cy_verify() { # ACCOUNT, verify.py flags...
+	local account=$1
+	shift
+	python3 "$ROOT/tests/integration/verify.py" "$account" 127.0.0.1 "$CY_PORT" demo demo "$@" ||
+		FAILS=$((FAILS + 1))
+}
+
+mailpipe account add cy --host 127.0.0.1 --port "$CY_SPORT" --tls implicit --username demo \
+	--secret env:TEST_IMAP_SECRET --ca-file "$MP_CA_FILE" --interval 0 --initial-window-days 0 \
+	--email demo@example.org >/dev/null
+run_start
+
+out=$MAILPIPE_STACK_DIR/cy-summary1.json
+mailpipe sync cy --wait --timeout 120 >"$out"
+check "first sync from Cyrus (IMAPS) exits 0" [ $? -eq 0 ]
+cy_verify cy --summary "$out"
+check "no entry left pending in Redis" no_pending
+check "folders have Cyrus's names, '/' delimiter and special uses" [ "$(sql "
+	SELECT string_agg(name || ':' || coalesce(delimiter, '-') || ':' || coalesce(special_use, '-'), ' ' ORDER BY name)
+	FROM email_folders WHERE account_id = (SELECT id FROM accounts WHERE name = 'cy')")" = \
+	"Archive:/:\\Archive Archive/2023:/:- INBOX:/:- Projekte:/:- Projekte/Café Zürich:/:- Sent:/:\\Sent Trash:/:\\Trash" ]
+check "stored flags never carry \\Recent" [ "$(sql "SELECT count(*) FROM message_locations
+	WHERE '\\Recent' = ANY (flags)")" = 0 ]
+
+before=$(snapshot)
+out2=$MAILPIPE_STACK_DIR/cy-summary2.json
+mailpipe sync cy --wait --timeout 60 >"$out2"
+check "second sync from Cyrus exits 0" [ $? -eq 0 ]
+cy_verify cy --summary "$out2" --expect-new 0
+check "second sync changes no message or location row" [ "$before" = "$(snapshot)" ]
+
+mailpipe account add cyplain --host 127.0.0.1 --port "$CY_PORT" --tls none --username demo \
+	--secret env:TEST_IMAP_SECRET --interval 0 --initial-window-days 0 \
+	--email demo@example.org >/dev/null
+out3=$MAILPIPE_STACK_DIR/cy-summary3.json
+mailpipe sync cyplain --wait --timeout 120 >"$out3"
+check "sync from Cyrus over plain IMAP (--tls none) exits 0" [ $? -eq 0 ]
+cy_verify cyplain --summary "$out3"
+
+mailpipe account add cybad --host 127.0.0.1 --port "$CY_SPORT" --tls implicit --username demo \
+	--secret env:TEST_CY_WRONG --ca-file "$MP_CA_FILE" --interval 0 --initial-window-days 0 >/dev/null
+bad=$(mailpipe sync cybad --wait --timeout 60)
+rc=$?
+refused=0
+case $bad in *"auth failed"*) [ "$rc" -eq 0 ] || refused=1 ;; esac
+check "a wrong password is refused by Cyrus and ends the run (exit $rc)" [ "$refused" = 1 ]
+[ "$refused" = 1 ] || echo "  summary: $bad"
+finish
