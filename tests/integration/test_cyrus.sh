@@ -2,7 +2,8 @@
 # Issue 9: the pipeline against a second real server, Cyrus IMAP 3.6 (deploy/local/cyrus.sh),
 # beside the usual stack. A 120-message sample (several folders, flags, a non-ASCII folder name)
 # is APPENDed to Cyrus, synced over IMAPS and over plain IMAP, checked against the server with
-# verify.py; a second sync must change nothing and a wrong password must be refused.
+# verify.py; a second sync must change nothing and a wrong password must be refused. A second
+# Cyrus without altnamespace (folders are INBOX's children, as before Cyrus 3.0) is synced too.
 . "$(dirname "$0")/lib.sh"
 CYRUS=$ROOT/deploy/local/cyrus.sh
 
@@ -15,14 +16,18 @@ fi
 
 stack_up 0 1
 CY_DIR=$MAILPIPE_STACK_DIR/cyrus
-cyrus_down() { "$CYRUS" stop "$CY_DIR" >/dev/null 2>&1; }
+CY2_DIR=$MAILPIPE_STACK_DIR/cyrus-inbox
+cyrus_down() {
+	"$CYRUS" stop "$CY_DIR" >/dev/null 2>&1
+	"$CYRUS" stop "$CY2_DIR" >/dev/null 2>&1
+}
 trap 'run_stop; cyrus_down; stack_down' EXIT
 export TEST_CY_WRONG=not-demo # the fetchers read secrets from the environment run_start gives them
 
-# Two ports nobody listens on (the kernel's pick; a race with other tests is unlikely).
-read -r CY_PORT CY_SPORT < <(python3 -c '
+# Ports nobody listens on (the kernel's pick; a race with other tests is unlikely).
+read -r CY_PORT CY_SPORT CY2_PORT < <(python3 -c '
 import socket
-s = [socket.socket() for _ in range(2)]
+s = [socket.socket() for _ in range(3)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*(x.getsockname()[1] for x in s))')
 
@@ -39,11 +44,15 @@ check "Cyrus user demo gets the 120-message sample" \
 	"$CYRUS" add-user "$CY_DIR" demo demo --sample 120 1
 echo "cyrus: sample appended in $((($(date +%s%N) - t0) / 1000000)) ms"
 
-cy_verify() { # ACCOUNT, verify.py flags...
+cy_verify() { # ACCOUNT, verify.py flags... (CY_VERIFY_PORT: another Cyrus)
 	local account=$1
 	shift
-	python3 "$ROOT/tests/integration/verify.py" "$account" 127.0.0.1 "$CY_PORT" demo demo "$@" ||
-		FAILS=$((FAILS + 1))
+	python3 "$ROOT/tests/integration/verify.py" "$account" 127.0.0.1 "${CY_VERIFY_PORT:-$CY_PORT}" \
+		demo demo "$@" || FAILS=$((FAILS + 1))
+}
+folders_of() { # ACCOUNT: name:delimiter:special_use of its folders, sorted
+	sql "SELECT string_agg(name || ':' || coalesce(delimiter, '-') || ':' || coalesce(special_use, '-'), ' ' ORDER BY name)
+	     FROM email_folders WHERE account_id = (SELECT id FROM accounts WHERE name = '$1')"
 }
 
 mailpipe account add cy --host 127.0.0.1 --port "$CY_SPORT" --tls implicit --username demo \
@@ -56,9 +65,7 @@ mailpipe sync cy --wait --timeout 120 >"$out"
 check "first sync from Cyrus (IMAPS) exits 0" [ $? -eq 0 ]
 cy_verify cy --summary "$out"
 check "no entry left pending in Redis" no_pending
-check "folders have Cyrus's names, '/' delimiter and special uses" [ "$(sql "
-	SELECT string_agg(name || ':' || coalesce(delimiter, '-') || ':' || coalesce(special_use, '-'), ' ' ORDER BY name)
-	FROM email_folders WHERE account_id = (SELECT id FROM accounts WHERE name = 'cy')")" = \
+check "folders have Cyrus's names, '/' delimiter and special uses" [ "$(folders_of cy)" = \
 	"Archive:/:\\Archive Archive/2023:/:- INBOX:/:- Projekte:/:- Projekte/Café Zürich:/:- Sent:/:\\Sent Trash:/:\\Trash" ]
 check "stored flags never carry \\Recent" [ "$(sql "SELECT count(*) FROM message_locations
 	WHERE '\\Recent' = ANY (flags)")" = 0 ]
@@ -86,4 +93,20 @@ refused=0
 case $bad in *"auth failed"*) [ "$rc" -eq 0 ] || refused=1 ;; esac
 check "a wrong password is refused by Cyrus and ends the run (exit $rc)" [ "$refused" = 1 ]
 [ "$refused" = 1 ] || echo "  summary: $bad"
+
+if MP_CYRUS_ALTNAMESPACE=0 "$CYRUS" start "$CY2_DIR" "$CY2_PORT" >"$MAILPIPE_STACK_DIR/cyrus2.start.log" 2>&1 &&
+	"$CYRUS" add-user "$CY2_DIR" demo demo --sample 120 1 >>"$MAILPIPE_STACK_DIR/cyrus2.start.log" 2>&1; then
+	pass "a Cyrus without altnamespace starts with the sample on 127.0.0.1:$CY2_PORT"
+	mailpipe account add cyinbox --host 127.0.0.1 --port "$CY2_PORT" --tls none --username demo \
+		--secret env:TEST_IMAP_SECRET --interval 0 --initial-window-days 0 >/dev/null
+	out4=$MAILPIPE_STACK_DIR/cy-summary4.json
+	mailpipe sync cyinbox --wait --timeout 120 >"$out4"
+	check "sync of folders under INBOX/ exits 0" [ $? -eq 0 ]
+	CY_VERIFY_PORT=$CY2_PORT cy_verify cyinbox --summary "$out4"
+	check "folders under INBOX keep the server's full names" [ "$(folders_of cyinbox)" = \
+		"INBOX:/:- INBOX/Archive:/:\\Archive INBOX/Archive/2023:/:- INBOX/Projekte:/:- INBOX/Projekte/Café Zürich:/:- INBOX/Sent:/:\\Sent INBOX/Trash:/:\\Trash" ]
+else
+	cat "$MAILPIPE_STACK_DIR/cyrus2.start.log"
+	fail "a Cyrus without altnamespace starts with the sample on 127.0.0.1:$CY2_PORT"
+fi
 finish
