@@ -14,7 +14,7 @@ if ! out=$(MP_CYRUS_SUDO="sudo -n" "$CYRUS" install 2>&1 </dev/null); then
 	exit 0
 fi
 
-stack_up 0 1
+stack_up 120 1 # Dovecot holds the same sample: the two servers are compared below
 CY_DIR=$MAILPIPE_STACK_DIR/cyrus
 CY2_DIR=$MAILPIPE_STACK_DIR/cyrus-inbox
 cyrus_down() {
@@ -76,6 +76,33 @@ mailpipe sync cy --wait --timeout 60 >"$out2"
 check "second sync from Cyrus exits 0" [ $? -eq 0 ]
 cy_verify cy --summary "$out2" --expect-new 0
 check "second sync changes no message or location row" [ "$before" = "$(snapshot)" ]
+
+# Syncing never marks mail as read: Cyrus still has the sample's unseen counts.
+check "Cyrus's unseen counts are the sample's after the syncs" python3 -c '
+import imaplib, json, re, sys
+want = json.load(open(sys.argv[2]))["folders"]
+imap = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+imap.login("demo", "demo")
+for name, f in want.items():
+    box = "\"%s\"" % f["imap_name_mutf7"].replace(".", "/")
+    st = imap.status(box, "(UNSEEN)")[1][0]
+    got = int(re.search(rb"UNSEEN (\d+)", st).group(1))
+    assert got == f["unseen"], (name, got, f["unseen"])' "$CY_PORT" "$CY_DIR/sample-counts-demo.json"
+
+# The same sample through Dovecot ('.' delimiter) and Cyrus ('/') must give mailpipe the same
+# messages, UIDs and flags folder by folder: nothing in mailpipe depends on which server it is.
+add_account dc
+mailpipe sync dc --wait --timeout 120 >/dev/null
+check "sync of the same sample from Dovecot exits 0" [ $? -eq 0 ]
+check "Cyrus and Dovecot give identical contents, UIDs and flags per folder" [ "$(sql "
+	WITH l AS (SELECT a.name AS acc, CASE a.name WHEN 'dc' THEN replace(f.name, '.', '/') ELSE f.name END
+	             || ' ' || l.uid || ' ' || l.flags::text || ' ' || m.content_sha256 AS x
+	           FROM message_locations l JOIN email_folders f ON f.id = l.folder_id
+	           JOIN accounts a ON a.id = f.account_id JOIN messages m ON m.id = l.message_id
+	           WHERE a.name IN ('dc', 'cy')),
+	d AS (SELECT x FROM l WHERE acc = 'dc'), c AS (SELECT x FROM l WHERE acc = 'cy')
+	SELECT (SELECT count(*) FROM (TABLE d EXCEPT ALL TABLE c) e) + (SELECT count(*) FROM (TABLE c EXCEPT ALL TABLE d) e)
+	  + CASE WHEN (SELECT count(*) FROM c) = 120 THEN 0 ELSE 1000 END")" = 0 ]
 
 mailpipe account add cyplain --host 127.0.0.1 --port "$CY_PORT" --tls none --username demo \
 	--secret env:TEST_IMAP_SECRET --interval 0 --initial-window-days 0 \
