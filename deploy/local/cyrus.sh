@@ -143,6 +143,24 @@ as_svc() {
 	fi
 }
 
+# The service user must reach DIR (mktemp -d makes 0700 dirs): root-owned ancestors that are not
+# searchable get o+x (search only, no listing), as stack.sh does; others are an error.
+ensure_traversable() {
+	[ "$IS_ROOT" = 1 ] || return 0
+	runuser -u "$SVC_USER" -- test -x "$DIR/." 2>/dev/null && return 0
+	local p="" rest=${DIR#/} comp
+	while [ -n "$rest" ]; do
+		comp=${rest%%/*}
+		[ "$comp" = "$rest" ] && rest="" || rest=${rest#*/}
+		p=$p/$comp
+		runuser -u "$SVC_USER" -- test -x "$p/." 2>/dev/null && continue
+		[ "$(stat -c %u "$p")" = 0 ] ||
+			die "$SVC_USER cannot reach $p (not searchable); choose another DIR"
+		chmod o+x "$p"
+		echo "$PROG: made $p searchable (o+x) so $SVC_USER can reach Cyrus's files" >&2
+	done
+}
+
 # Prints master's pid when it runs.
 master_pid() {
 	local pid comm
@@ -307,6 +325,7 @@ cmd_start() {
 	ensure_svc_user
 	mkdir -p "$DIR"
 	chmod 755 "$DIR"
+	ensure_traversable
 	if [ "$tls" = 1 ]; then
 		local tdir=${MP_CYRUS_TLS_DIR:-${MAILPIPE_STACK_DIR:+$MAILPIPE_STACK_DIR/tls}}
 		[ -n "$tdir" ] && [ -s "$tdir/ca.pem" ] && [ -s "$tdir/server.pem" ] &&
