@@ -77,6 +77,11 @@ cmd_install() {
 			die "apt-get install cyrus-common sasl2-bin failed"
 		}
 		[ -z "$pol" ] || $sudo rm -f /usr/sbin/policy-rc.d
+		# The package enables cyrus-imapd.service: at the next boot it would take ports 143/993
+		# from Dovecot (and fail without imapd). Only our own master may run.
+		if command -v systemctl >/dev/null; then
+			$sudo systemctl disable cyrus-imapd.service >/dev/null 2>&1 || true
+		fi
 	fi
 	if ! [ -x "$IMAPD" ]; then
 		# Installing cyrus-imapd would remove dovecot-imapd (both provide imap-server): take
