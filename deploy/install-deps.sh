@@ -28,3 +28,8 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+
+# --- Issue 9: Cyrus IMAP 3.6 for tests/integration/test_cyrus.sh (cyrus-common from apt, imapd
+# extracted beside Dovecot). Optional: without it that test prints SKIP (and installs it itself
+# when it can, since the early exit above skips this line once the packages above are present).
+"$(dirname "$0")/local/cyrus.sh" install || echo "install-deps: Cyrus IMAP not installed; test_cyrus.sh will SKIP" >&2
