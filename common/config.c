@@ -54,7 +54,7 @@ static const struct opt opts[] = {
 	  "longest wait to fill a writer batch" },
 	{ "MAILPIPE_CLAIM_IDLE_MS", NUM(claim_idle_ms), "30000", 100, 86400000L,
 	  "idle time after which a dead consumer's entries are reclaimed" },
-	{ "MAILPIPE_LOCK_TTL_MS", NUM(lock_ttl_ms), "120000", 1000, 86400000L,
+	{ "MAILPIPE_LOCK_TTL_MS", NUM(lock_ttl_ms), "30000", 1000, 86400000L,
 	  "folder lock lifetime, refreshed while a job runs" },
 	{ "MAILPIPE_TICK_MS", NUM(tick_ms), "1000", 50, 600000, "scheduler period" },
 	{ "MAILPIPE_RUN_TIMEOUT_S", NUM(run_timeout_s), "21600", 10, 31536000L,

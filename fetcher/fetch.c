@@ -801,6 +801,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		.timeout_s = f->cfg->fetch_timeout_s,
 		.max_literal = (size_t)f->cfg->max_literal,
 		.on_wait = on_session_wait,
+		.stopping = f->stopping,
 		.wait_data = &j,
 	};
 	/* A broken connection, and a refusal whose code says the server is busy ([THROTTLED],

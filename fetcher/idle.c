@@ -52,7 +52,7 @@ struct watch {
 	struct imap_parser *parser;
 	enum watch_state state;
 	unsigned next_tag, wait_tag;
-	char caps[1024];
+	char caps[4096];
 	unsigned seen;		/* the refresh generation that last listed this account */
 };
 
@@ -453,8 +453,14 @@ static int lease_take(struct idler *id, long long account_id)
 {
 	char key[160];
 	lease_key(id, account_id, key, sizeof(key));
-	redisReply *r = redisCommand(id->rc, "SET %s %s NX PX %d", key, id->cfg->consumer, IDLE_LEASE_MS);
-	int ok = r && r->type == REDIS_REPLY_STATUS;
+	/* A lease with our own name is from this consumer's previous life (a restart keeps the
+	 * name): it is ours to take at once. */
+	redisReply *r = redisCommand(id->rc, "EVAL %s 1 %s %s %d",
+				     "local v = redis.call('get', KEYS[1]) "
+				     "if v == false or v == ARGV[1] then "
+				     "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0",
+				     key, id->cfg->consumer, IDLE_LEASE_MS);
+	int ok = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
 	freeReplyObject(r);
 	return ok;
 }

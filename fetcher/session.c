@@ -31,14 +31,15 @@ struct session {
 	char error[512];
 	char curl_error[CURL_ERROR_SIZE];
 	char last_server_line[256];
-	char caps[1024];
+	char caps[4096];
 	const char *account;
 	const char *folder;
 	char where[300];
 	long timeout_s;
 	void (*on_wait)(void *data);
 	void *wait_data;
-	long long last_wait_ms;	/* when on_wait last ran during login */
+	long long last_wait_ms;
+	volatile sig_atomic_t *stopping;	/* when on_wait last ran during login */
 	size_t since_progress;	/* bytes read since the last complete response */
 };
 
@@ -246,6 +247,7 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 	s->folder = o->folder ? o->folder : "";
 	s->timeout_s = o->timeout_s;
 	s->on_wait = o->on_wait;
+	s->stopping = o->stopping;
 	s->wait_data = o->wait_data;
 	s->last_wait_ms = (long long)time(NULL) * 1000;
 	snprintf(s->where, sizeof(s->where), "%s:%ld", o->host, o->port);
@@ -396,6 +398,10 @@ unsigned session_send(struct session *s, const char *command)
 int session_run_until(struct session *s, const int *done)
 {
 	while (!*done && !s->failed) {
+		/* The wait timer wakes the loop every second, so a stop is seen even while a
+		 * server says nothing. */
+		if (s->stopping && *s->stopping)
+			return -EINTR;
 		flush_out(s);
 		/* Decrypted bytes may already wait inside OpenSSL: drain before sleeping. */
 		read_all(s);

@@ -7,6 +7,7 @@
 
 #include "imap_parser.h"
 
+#include <signal.h>
 #include <stddef.h>
 
 struct session_opts {
@@ -26,6 +27,8 @@ struct session_opts {
 	 * so a long wait does not look like a dead fetcher (claims and locks stay fresh). */
 	void (*on_wait)(void *data);
 	void *wait_data;
+	/* Set by SIGTERM: a wait on the server ends within a second (session_run_until < 0). */
+	volatile sig_atomic_t *stopping;
 };
 
 struct session;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Changes the demo mailbox the way a mail client does, over IMAP, for test_mirror.sh.
 
-usage: mirror_change.py HOST PORT USER PASSWORD STEP
+usage: mirror_change.py HOST PORT USER PASSWORD STEP [DELIMITER]
 
 Steps: flags (set and clear \\Seen, \\Flagged, \\Answered and a keyword), expunge, move (MOVE
 and COPY between folders), append (new mail, some of it replies to stored threads), mkfolder
@@ -54,6 +54,8 @@ def message(n, subject, reply_to=None):
 
 def main():
     host, port, user, password, step = sys.argv[1:6]
+    d = sys.argv[6] if len(sys.argv) > 6 else "."
+    new, renamed = f"Reisen{d}Zürich", f"Reisen{d}Genève"
     imap = imaplib.IMAP4(host, int(port))
     imap.login(user, password)
     if step == "flags":
@@ -96,16 +98,16 @@ def main():
                         message(n, "Re: thread" if reply else "A new thread", reply))
         print(f"append: 3 to INBOX, replies to {ids[0:4:3]}")
     elif step == "mkfolder":
-        imap.create(q("Reisen.Zürich"))
+        imap.create(q(new))
         for n in range(10, 12):
-            imap.append(q("Reisen.Zürich"), "()", None, message(n, "Reiseplan"))
-        print("mkfolder: Reisen.Zürich with 2 messages")
+            imap.append(q(new), "()", None, message(n, "Reiseplan"))
+        print(f"mkfolder: {new} with 2 messages")
     elif step == "rename":
-        typ, data = imap.rename(q("Reisen.Zürich"), q("Reisen.Genève"))
-        print(f"rename: Reisen.Zürich -> Reisen.Genève: {typ}")
+        typ, data = imap.rename(q(new), q(renamed))
+        print(f"rename: {new} -> {renamed}: {typ}")
     elif step == "rmfolder":
-        typ, data = imap.delete(q("Reisen.Genève"))
-        print(f"rmfolder: Reisen.Genève: {typ}")
+        typ, data = imap.delete(q(renamed))
+        print(f"rmfolder: {renamed}: {typ}")
     else:
         sys.exit(f"unknown step {step}")
     imap.logout()

@@ -1,0 +1,44 @@
+# Shared by test_mirror.sh (Dovecot) and test_mirror_cyrus.sh: two accounts, `cs` (through
+# CONDSTORE) and `plain` (without it, scanning flags), synced after each change a mail client
+# makes (mirror_change.py), each compared with the server and checked for rows that agree.
+# The caller defines server_verify ACCOUNT (verify.py against its server).
+
+consistent() { # ACCOUNT: rows that must agree with each other
+	local bad
+	bad=$(sql "SELECT
+	  (SELECT count(*) FROM messages m JOIN accounts a ON a.id = m.account_id WHERE a.name = '$1'
+	    AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id)) || ' ' ||
+	  (SELECT count(*) FROM conversations c JOIN accounts a ON a.id = c.account_id WHERE a.name = '$1'
+	    AND (c.message_count <> (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
+	     OR c.unread_count <> (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id
+	        AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id
+	          AND '\\Seen' = ANY(l.flags)))
+	     OR c.message_count = 0))")
+	[ "$bad" = "0 0" ] || { echo "  $1: messages without a location, bad conversations: $bad"; return 1; }
+}
+
+sync_both() { # STEP
+	for acc in cs plain; do
+		mailpipe sync "$acc" --wait --timeout 120 >"$MAILPIPE_STACK_DIR/$acc.json"
+		check "$1: sync of $acc exits 0" [ $? -eq 0 ]
+		server_verify "$acc"
+		check "$1: $acc's rows hold together" consistent "$acc"
+	done
+}
+
+mirror_steps() { # HOST PORT DELIMITER
+	sync_both "first sync"
+	for step in flags expunge move append mkfolder rename rmfolder; do
+		python3 "$ROOT/tests/integration/mirror_change.py" "$1" "$2" demo demo "$step" "$3"
+		sync_both "$step"
+	done
+	check "the CONDSTORE account kept HIGHESTMODSEQ and never scanned all flags" \
+		[ "$(sql "SELECT bool_and(f.highest_modseq > 0 AND f.last_flag_scan_at IS NULL) FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = 'cs' AND f.last_uid > 0")" = t ]
+	check "the account without CONDSTORE scanned flags" \
+		[ "$(sql "SELECT bool_and(f.last_flag_scan_at IS NOT NULL) FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = 'plain' AND f.last_uid > 0")" = t ]
+	# A sync with nothing changed rewrites no message or location row.
+	local before
+	before=$(snapshot)
+	sync_both "no change"
+	check "a sync with no change rewrites no row" [ "$(snapshot)" = "$before" ]
+}
