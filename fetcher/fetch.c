@@ -6,6 +6,7 @@
 #include "job.h"
 #include "log.h"
 #include "mutf7.h"
+#include "quirks.h"
 #include "retry.h"
 #include "rstream.h"
 #include "session.h"
@@ -341,7 +342,8 @@ int job_command(struct job *j, const char *cmd)
 /* What a UID FETCH of whole messages asks for; Gmail's thread id where the server offers it. */
 static const char *body_items(struct job *j)
 {
-	return strstr(session_capabilities(j->s), "X-GM-EXT-1")
+	return quirks_for(jstr(json_object_get(j->json, "account"), "provider"))->gmail_ext &&
+		       quirks_cap(session_capabilities(j->s), "X-GM-EXT-1")
 		       ? "UID FLAGS INTERNALDATE RFC822.SIZE X-GM-THRID BODY.PEEK[]"
 		       : "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]";
 }
@@ -464,8 +466,8 @@ static int do_sync(struct job *j)
 	j->uidvalidity = j->uidnext = j->exists = j->highest_modseq = 0;
 	json_t *acc = json_object_get(j->json, "account");
 	const char *caps = session_capabilities(j->s);
-	j->condstore = (strstr(caps, "CONDSTORE") || strstr(caps, "QRESYNC")) &&
-		       !json_is_true(json_object_get(acc, "no_condstore"));
+	j->condstore = quirks_use_condstore(quirks_for(jstr(acc, "provider")), caps,
+					    json_is_true(json_object_get(acc, "no_condstore")));
 	struct mirror_state *m = &j->mirror;
 	if (m->updates)
 		json_array_clear(m->updates);

@@ -6,6 +6,7 @@
 #include "fetch.h"
 #include "imap_parser.h"
 #include "log.h"
+#include "quirks.h"
 #include "retry.h"
 #include "rstream.h"
 #include "session.h"
@@ -412,7 +413,7 @@ static struct watch *watch_open(struct idler *id, json_t *t)
 		log_warn("account=%s msg=\"IDLE watch not opened: %s\"", w->account, curl_easy_strerror(rc));
 		goto fail;
 	}
-	if (!strstr(w->caps, "IDLE")) {
+	if (!quirks_cap(w->caps, "IDLE")) {
 		/* The account's poll interval is all there is; look again in a while. */
 		log_info("account=%s msg=\"server does not offer IDLE; polling only\"", w->account);
 		backoff_fail(id, w->account_id, 3600 * 1000);

@@ -1,0 +1,46 @@
+/* The provider table; see quirks.h. */
+#include "quirks.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const struct quirks table[] = {
+	{ "imap", 0, 0, 1, 10, "generic IMAP4rev1: use what the server announces" },
+	{ "icloud", 0, 1, 0, 10,
+	  "iCloud: BODY.PEEK[] only (BODY[] marks mail read); its QRESYNC VANISHED is malformed" },
+	{ "gmail", 0, 0, 1, 15,
+	  "Gmail: labels are folders ([Gmail]/All Mail holds every message), X-GM-EXT-1 ids; "
+	  "15 connections per account" },
+	{ "outlook", 0, 0, 0, 8,
+	  "Office 365: throttles with 'Suggested Backoff Time', few connections per account" },
+	{ "yahoo", 0, 0, 0, 5, "Yahoo: few connections per account" },
+	{ "fastmail", 0, 0, 0, 10, "Fastmail (Cyrus): CONDSTORE, QRESYNC, OBJECTID as announced" },
+};
+
+const struct quirks *quirks_for(const char *provider)
+{
+	for (size_t i = 0; provider && i < sizeof(table) / sizeof(table[0]); i++)
+		if (!strcmp(table[i].provider, provider))
+			return &table[i];
+	return &table[0];
+}
+
+int quirks_cap(const char *caps, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = caps; p && *p;) {
+		p += strspn(p, " ");
+		size_t len = strcspn(p, " ");
+		if (len == n && strncasecmp(p, name, n) == 0)
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
+int quirks_use_condstore(const struct quirks *q, const char *caps, int account_off)
+{
+	if (account_off || q->no_condstore)
+		return 0;
+	return quirks_cap(caps, "CONDSTORE") || quirks_cap(caps, "QRESYNC");
+}

@@ -1,0 +1,28 @@
+/* What the fetcher knows of particular providers, in one table read where a decision depends
+ * on the server: which announced extensions not to trust, what to ask a message for, how many
+ * connections an account may open. A capability the server does not announce is never used,
+ * whatever the table says. */
+#ifndef MP_QUIRKS_H
+#define MP_QUIRKS_H
+
+struct quirks {
+	const char *provider;	/* accounts.provider */
+	int no_condstore;	/* announced but not to be relied on */
+	int no_qresync;		/* e.g. iCloud: its VANISHED answers are malformed */
+	int gmail_ext;		/* X-GM-MSGID, X-GM-THRID, X-GM-LABELS where announced */
+	int max_connections;	/* per account, IDLE included (the scale work reads it) */
+	const char *note;	/* why, for the README and logs */
+};
+
+/* The row for provider; the generic row for an unknown or NULL one. Never NULL. */
+const struct quirks *quirks_for(const char *provider);
+
+/* 1 when caps (a CAPABILITY list, space-separated) holds name as a whole word, ignoring case
+ * ("CONDSTORE" is not found in "XCONDSTORE"). */
+int quirks_cap(const char *caps, const char *name);
+
+/* CONDSTORE is used when announced (or implied by QRESYNC), not refused by the table for this
+ * provider, and not turned off for the account. */
+int quirks_use_condstore(const struct quirks *q, const char *caps, int account_off);
+
+#endif

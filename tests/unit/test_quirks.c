@@ -1,0 +1,47 @@
+/* Unit tests for fetcher/quirks.c: the table's lookups and the capability word match that
+ * decides whether an extension is used at all. */
+#include "../../fetcher/quirks.h"
+#include "test.h"
+
+static void test_lookup(void)
+{
+	CHECK_EQ_STR(quirks_for("icloud")->provider, "icloud");
+	CHECK(quirks_for("icloud")->no_qresync);
+	CHECK(quirks_for("gmail")->gmail_ext);
+	CHECK_EQ_INT(quirks_for("gmail")->max_connections, 15);
+	CHECK_EQ_STR(quirks_for("nonesuch")->provider, "imap");
+	CHECK_EQ_STR(quirks_for(NULL)->provider, "imap");
+}
+
+static void test_caps(void)
+{
+	const char *dovecot = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT CONDSTORE QRESYNC MOVE";
+	CHECK(quirks_cap(dovecot, "CONDSTORE"));
+	CHECK(quirks_cap(dovecot, "condstore"));
+	CHECK(quirks_cap(dovecot, "IMAP4rev1"));
+	CHECK(quirks_cap(dovecot, "MOVE"));
+	CHECK(!quirks_cap(dovecot, "X-GM-EXT-1"));
+	CHECK(!quirks_cap("XCONDSTORE CONDSTOREX", "CONDSTORE"));
+	CHECK(!quirks_cap("", "IDLE"));
+	CHECK(!quirks_cap(NULL, "IDLE"));
+	CHECK(quirks_cap("  IDLE  ", "IDLE"));
+}
+
+static void test_condstore(void)
+{
+	const struct quirks *g = quirks_for("imap");
+	CHECK(quirks_use_condstore(g, "IMAP4rev1 CONDSTORE", 0));
+	CHECK(quirks_use_condstore(g, "IMAP4rev1 QRESYNC", 0));
+	CHECK(!quirks_use_condstore(g, "IMAP4rev1 CONDSTORE", 1));
+	/* Never used when not announced, whatever the table says. */
+	CHECK(!quirks_use_condstore(g, "IMAP4rev1 IDLE", 0));
+	CHECK(!quirks_use_condstore(g, "IMAP4rev1 XCONDSTORE", 0));
+}
+
+int main(void)
+{
+	TEST_RUN(test_lookup);
+	TEST_RUN(test_caps);
+	TEST_RUN(test_condstore);
+	return test_summary();
+}
