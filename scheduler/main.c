@@ -16,17 +16,38 @@ struct sched {
 	PGconn *pg;
 	uv_timer_t timer;
 	uv_signal_t sigterm, sigint;
+	uint64_t pg_retry_at;	/* loop time of the next reconnect to Postgres */
+	uint64_t pg_delay_ms;	/* doubles while Postgres stays away, up to 5 s */
 };
 
 static void on_tick(uv_timer_t *t)
 {
 	struct sched *s = t->data;
 	if (!s->pg || pg_broken(s->pg)) {
+		/* A Postgres that is down gets a connection attempt (and a log line) at growing
+		 * intervals, not on every tick. */
+		uint64_t now = uv_now(t->loop);
+		if (now < s->pg_retry_at)
+			return;
 		PQfinish(s->pg);
 		s->pg = pg_connect(s->st.cfg.database_url);
-		if (!s->pg)
+		if (!s->pg) {
+			s->pg_delay_ms = s->pg_delay_ms ? s->pg_delay_ms * 2 : 250;
+			if (s->pg_delay_ms > 5000)
+				s->pg_delay_ms = 5000;
+			s->pg_retry_at = now + s->pg_delay_ms;
 			return;
+		}
+		if (s->pg_delay_ms)
+			log_info("msg=\"reconnected to the database\"");
+		s->pg_delay_ms = 0;
 	}
+	/* An idle connection to a Redis that restarted is only found broken by its next command:
+	 * find out with a PING, before a run is created that could not be queued. */
+	redisReply *pong = redisCommand(s->st.rc, "PING");
+	freeReplyObject(pong);
+	if ((!pong || s->st.rc->err) && stage_reconnect(&s->st) < 0)
+		return;
 	if (schedule_tick(s->pg, s->st.rc, &s->st.cfg) < 0 && s->st.rc->err)
 		stage_reconnect(&s->st);
 }
