@@ -181,4 +181,13 @@ sync_wait
 check "dovecot: sync --wait exits 0 after the Dovecot restart" [ $SYNC_RC -eq 0 ]
 check "dovecot: the run ended ok" summary_ok "$SYNC_OUT"
 exact dovecot
+
+echo "--- 5. mailpipe run stopped while Redis is down"
+"$STACK" stop redis >/dev/null 2>&1
+sleep 3 # every stage has met the outage and is reconnecting
+t0=$(now_ms)
+run_stop
+echo "  mailpipe run stopped in $(($(now_ms) - t0)) ms"
+# Its stages drain on SIGTERM within seconds; one that ignores it is killed after 30 s.
+check "every stage stops on SIGTERM while Redis is away" [ $(($(now_ms) - t0)) -lt 15000 ]
 finish
