@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *SQL_SUMMARY =
 	"SELECT json_build_object('status', r.status, "
@@ -32,14 +33,17 @@ static const char *SQL_SUMMARY =
 	"  WHERE s.run_id = r.run_id), '[]'::json))::text, r.status "
 	"FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.run_id = $1::bigint";
 
-/* Prints the run's summary; returns the exit status it implies, or -1 while still running. */
+/* Prints the run's summary; returns the exit status it implies, -1 while still running, or
+ * -2 when Postgres could not be asked. */
 static int print_summary(PGconn *pg, long long run_id, int final)
 {
 	char run[24];
 	snprintf(run, sizeof(run), "%lld", run_id);
 	const char *params[] = { run };
 	PGresult *r = pg_exec(pg, "read run summary", SQL_SUMMARY, 1, params);
-	if (!r || PQntuples(r) != 1) {
+	if (!r)
+		return -2;
+	if (PQntuples(r) != 1) {
 		PQclear(r);
 		return 1;
 	}
@@ -57,6 +61,37 @@ static int print_summary(PGconn *pg, long long run_id, int final)
 	int rc = !strcmp(status, "ok") ? 0 : 1;
 	PQclear(r);
 	return rc;
+}
+
+/* Waits up to a second for anything on {mp}:events: an event may be our run's end. A Redis
+ * that went away only costs the wake-up (the run's state is polled in Postgres), so it is
+ * reconnected here, and a Redis still loading its AOF is waited out. */
+static void wait_events(struct cli *c, redisContext **rc, char *last_id, size_t size)
+{
+	if (!*rc) {
+		*rc = redis_connect_url(c->cfg.redis_url);
+		if (!*rc) {
+			sleep(1);
+			return;
+		}
+	}
+	redisReply *ev = redisCommand(*rc, "XREAD COUNT 100 BLOCK 1000 STREAMS %s %s",
+				      c->cfg.key_events, last_id);
+	if (!ev) {
+		redisFree(*rc);
+		*rc = NULL;
+		sleep(1);
+		return;
+	}
+	if (ev->type == REDIS_REPLY_ERROR)
+		sleep(1);
+	struct rentry *e = NULL;
+	size_t n = 0;
+	rstream_entries(ev, &e, &n);
+	if (n)
+		snprintf(last_id, size, "%s", e[n - 1].id);
+	free(e);
+	freeReplyObject(ev);
 }
 
 int cmd_sync(struct cli *c, int argc, char **argv)
@@ -139,32 +174,35 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 		status = 0;
 		goto out;
 	}
-	time_t deadline = time(NULL) + timeout_s;
+	/* The run goes on without us while Postgres or Redis restarts: both are waited out until
+	 * the deadline, Postgres reconnected after 2, 4, then every 5 s. */
+	time_t deadline = time(NULL) + timeout_s, next_pg = 0;
+	unsigned pg_delay = 1;
 	for (;;) {
-		status = print_summary(pg, run_id, 0);
+		status = pg ? print_summary(pg, run_id, 0) : -2;
 		if (status >= 0)
 			break;
+		if (status == -2 && pg && !pg_broken(pg)) {
+			status = 1; /* the query failed on a live connection: not an outage */
+			break;
+		}
 		if (time(NULL) >= deadline) {
 			fprintf(stderr, "mailpipe: sync of account '%s' (run %lld) did not finish within %lds; "
 					"is `mailpipe run` running?\n", name, run_id, timeout_s);
-			print_summary(pg, run_id, 1);
+			if (pg)
+				print_summary(pg, run_id, 1);
 			status = 1;
 			break;
 		}
-		redisReply *ev = redisCommand(rc, "XREAD COUNT 100 BLOCK 1000 STREAMS %s %s",
-					      c->cfg.key_events, last_id);
-		if (!ev) {
-			fprintf(stderr, "mailpipe: lost Redis while waiting: %s\n", rc->errstr);
-			status = 1;
-			break;
+		if (status == -2 && time(NULL) >= next_pg) {
+			PQfinish(c->pg);
+			c->pg = pg = pg_connect(c->cfg.database_url);
+			pg_delay = pg ? 1 : (pg_delay < 5 ? pg_delay * 2 : 5);
+			next_pg = time(NULL) + pg_delay;
+			if (pg)
+				continue;
 		}
-		struct rentry *e = NULL;
-		size_t n = 0;
-		rstream_entries(ev, &e, &n);
-		if (n)
-			snprintf(last_id, sizeof(last_id), "%s", e[n - 1].id);
-		free(e);
-		freeReplyObject(ev);
+		wait_events(c, &rc, last_id, sizeof(last_id));
 	}
 out:
 	redisFree(rc);

@@ -48,18 +48,24 @@ long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *c
 		return -ENOMEM;
 
 	snprintf(acc, sizeof(acc), "%lld", account_id);
-	const char *params[] = { acc, filter };
+	/* The run remembers which Redis carries its work, read before its job is queued there:
+	 * the scheduler closes runs of an older epoch, whose work a restart emptied away. No
+	 * epoch (Redis unreachable) leaves the run to fail below, when its job cannot be queued. */
+	char epoch_key[128], epoch[64];
+	snprintf(epoch_key, sizeof(epoch_key), "{%s}:epoch", cfg->redis_prefix);
+	const char *params[] = { acc, filter,
+				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL };
 	/* The run is committed before its job exists: a fetcher and writer fast enough to finish
 	 * the job before an open transaction commits would otherwise update a row they cannot
 	 * see yet, and the run would never end. */
 	r = pg_exec(pg, "create sync run",
-		    "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter) "
-		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}') "
+		    "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch) "
+		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}'), $3 "
 		    "  RETURNING run_id, account_id) "
 		    "SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
 		    "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ")::text, "
 		    "  run.run_id FROM run JOIN accounts a ON a.id = run.account_id",
-		    2, params);
+		    3, params);
 	if (!r || PQntuples(r) != 1)
 		goto out;
 	run_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);

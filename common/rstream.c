@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 redisContext *redis_connect_url(const char *url)
 {
@@ -319,6 +322,36 @@ int rstream_last_id(redisContext *c, const char *key, char *buf, size_t size)
 		else
 			snprintf(buf, size, "0-0");
 	}
+	freeReplyObject(r);
+	return rc;
+}
+
+int redis_epoch(redisContext *c, const char *key, char *buf, size_t size)
+{
+	unsigned char rnd[12];
+	char fresh[2 * sizeof(rnd) + 1];
+	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) == (ssize_t)sizeof(rnd)) {
+		for (size_t i = 0; i < sizeof(rnd); i++)
+			snprintf(fresh + 2 * i, 3, "%02x", rnd[i]);
+	} else { /* the clock and pid still differ between two Redis starts */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(fresh, sizeof(fresh), "%llx%lx%x", (unsigned long long)ts.tv_sec,
+			 (long)ts.tv_nsec, (unsigned)getpid());
+	}
+	redisReply *r = redisCommand(c, "SET %s %s NX", key, fresh);
+	int rc = reply_ok(c, r, "SET epoch");
+	freeReplyObject(r);
+	if (rc < 0)
+		return rc;
+	r = redisCommand(c, "GET %s", key);
+	rc = reply_ok(c, r, "GET epoch");
+	if (rc == 0 && r->type != REDIS_REPLY_STRING) {
+		log_error("key=%s msg=\"redis epoch missing right after SET NX\"", key);
+		rc = -EIO;
+	}
+	if (rc == 0)
+		snprintf(buf, size, "%s", r->str);
 	freeReplyObject(r);
 	return rc;
 }

@@ -65,6 +65,11 @@ long long rstream_memory(redisContext *c, const char *key);
  * the entries alone decided). */
 int rstream_over_budget(redisContext *c, const char *key, long long max_entries,
 			long long max_bytes, long long *entries, long long *bytes);
+/* The epoch of the Redis behind c into buf: the random id held in key, set (SET NX) by whoever
+ * first finds it missing. A Redis that restarted empty has lost its work in flight with the
+ * key, and answers with a new epoch. 0, or -EIO (logged). */
+int redis_epoch(redisContext *c, const char *key, char *buf, size_t size);
+
 /* The id of the stream's last entry ("0-0" when empty) into buf. */
 int rstream_last_id(redisContext *c, const char *key, char *buf, size_t size);
 

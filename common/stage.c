@@ -36,19 +36,25 @@ static int create_groups(struct stage *st)
 	return 0;
 }
 
+int stage_reconnect_once(struct stage *st)
+{
+	redisFree(st->rc);
+	st->rc = redis_connect_url(st->cfg.redis_url);
+	if (st->rc && create_groups(st) == 0) {
+		st->own_pending_done = 0;
+		return 0;
+	}
+	redisFree(st->rc);
+	st->rc = NULL;
+	return -EIO;
+}
+
 int stage_reconnect(struct stage *st)
 {
 	unsigned delay_ms = 200;
-	redisFree(st->rc);
-	st->rc = NULL;
 	while (!*st->stopping) {
-		st->rc = redis_connect_url(st->cfg.redis_url);
-		if (st->rc && create_groups(st) == 0) {
-			st->own_pending_done = 0;
+		if (stage_reconnect_once(st) == 0)
 			return 0;
-		}
-		redisFree(st->rc);
-		st->rc = NULL;
 		usleep(delay_ms * 1000);
 		if (delay_ms < 5000)
 			delay_ms *= 2;

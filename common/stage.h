@@ -37,6 +37,9 @@ redisReply *stage_next(struct stage *st, const char *key, const char *group, lon
 
 /* Reconnects to Redis after a failure, retrying with backoff until it answers or stopping. */
 int stage_reconnect(struct stage *st);
+/* One attempt of the same, for an event loop that must keep serving its signals and timers:
+ * 0, or -EIO with st->rc NULL (try again later). */
+int stage_reconnect_once(struct stage *st);
 
 long long stage_now_ms(void);
 

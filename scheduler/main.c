@@ -12,25 +12,81 @@
 
 static volatile sig_atomic_t stopping;
 
+/* When a server is away, the next connection attempt (and its log line) waits 250 ms,
+ * doubling up to 5 s, rather than coming on every tick. */
+struct backoff {
+	uint64_t at;	/* loop time of the next attempt */
+	uint64_t delay;	/* 0 while connected */
+};
+
+static void backoff_failed(struct backoff *b, uint64_t now)
+{
+	b->delay = b->delay ? b->delay * 2 : 250;
+	if (b->delay > 5000)
+		b->delay = 5000;
+	b->at = now + b->delay;
+}
+
 struct sched {
 	struct stage st;
 	PGconn *pg;
 	uv_timer_t timer;
 	uv_signal_t sigterm, sigint;
+	struct backoff pg_retry, redis_retry;
 };
+
+/* Both servers are reconnected one attempt per tick, never in a loop inside the callback: the
+ * loop must stay free to serve SIGTERM while a server is away. 0 when both are connected. */
+static int reconnect(struct sched *s, uint64_t now)
+{
+	if (!s->pg || pg_broken(s->pg)) {
+		if (now < s->pg_retry.at)
+			return -1;
+		PQfinish(s->pg);
+		s->pg = pg_connect(s->st.cfg.database_url);
+		if (!s->pg) {
+			backoff_failed(&s->pg_retry, now);
+			return -1;
+		}
+		if (s->pg_retry.delay)
+			log_info("msg=\"reconnected to the database\"");
+		s->pg_retry.delay = 0;
+	}
+	/* An idle connection to a Redis that restarted is found broken only by its next
+	 * command: a PING finds out before a run is created whose job could not be queued. */
+	if (s->st.rc) {
+		redisReply *pong = redisCommand(s->st.rc, "PING");
+		freeReplyObject(pong);
+		if (!pong || s->st.rc->err) {
+			redisFree(s->st.rc);
+			s->st.rc = NULL;
+		}
+	}
+	if (!s->st.rc) {
+		if (now < s->redis_retry.at)
+			return -1;
+		if (stage_reconnect_once(&s->st) < 0) {
+			backoff_failed(&s->redis_retry, now);
+			return -1;
+		}
+		if (s->redis_retry.delay)
+			log_info("msg=\"reconnected to redis\"");
+		s->redis_retry.delay = 0;
+	}
+	return 0;
+}
 
 static void on_tick(uv_timer_t *t)
 {
 	struct sched *s = t->data;
-	if (!s->pg || pg_broken(s->pg)) {
-		PQfinish(s->pg);
-		s->pg = pg_connect(s->st.cfg.database_url);
-		if (!s->pg)
-			return;
+	if (reconnect(s, uv_now(t->loop)) < 0)
+		return;
+	if (schedule_tick(s->pg, s->st.rc, &s->st.cfg) < 0 && s->st.rc->err) {
+		redisFree(s->st.rc);
+		s->st.rc = NULL;
+		return;
 	}
-	if (schedule_tick(s->pg, s->st.rc, &s->st.cfg) < 0 && s->st.rc->err)
-		stage_reconnect(&s->st);
-	else if (s->st.cfg.idle)
+	if (s->st.cfg.idle)
 		requests_publish_targets(s->pg, s->st.rc, &s->st.cfg);
 }
 

@@ -5,9 +5,14 @@
 #include "jobs.h"
 #include "log.h"
 #include "pg.h"
+#include "rstream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#define LOST_RUN_ERROR \
+	"Redis lost this run''s work in flight (restarted empty); the next sync repairs it"
 
 /* A run whose jobs were lost (Redis restarted without persistence, say) would block its
  * account forever: after run_timeout_s it is closed as failed and the account is due again. */
@@ -32,10 +37,64 @@ static int expire_stuck_runs(PGconn *pg, const struct mp_config *cfg)
 	return 0;
 }
 
+/* A Redis restarted empty has lost the jobs, records and cursor entries of every run in
+ * flight, so those runs could only end by timing out, hours later, blocking their accounts.
+ * A run records the Redis epoch it started under; one of an older epoch is closed as failed
+ * at once and its account made due, and the next sync repairs it from the Postgres cursors.
+ * The running runs are read before the epoch: a run created meanwhile under a newer Redis is
+ * not among them, so it cannot be mistaken for a lost one. */
+static int close_lost_runs(PGconn *pg, redisContext *rc, const struct mp_config *cfg)
+{
+	PGresult *r = pg_exec(pg, "read running runs",
+			      "SELECT coalesce(array_agg(run_id), '{}')::text FROM sync_runs "
+			      "WHERE status = 'running' AND redis_epoch IS NOT NULL",
+			      0, NULL);
+	if (!r)
+		return -1;
+	if (strcmp(PQgetvalue(r, 0, 0), "{}") == 0) {
+		PQclear(r);
+		return 0;
+	}
+	char key[128], epoch[64];
+	snprintf(key, sizeof(key), "{%s}:epoch", cfg->redis_prefix);
+	if (redis_epoch(rc, key, epoch, sizeof(epoch)) < 0) {
+		PQclear(r);
+		return -1;
+	}
+	const char *params[] = { epoch, PQgetvalue(r, 0, 0) };
+	PGresult *lost = pg_exec(
+		pg, "close runs lost with Redis",
+		"WITH lost AS (UPDATE sync_runs SET status = 'failed', finished_at = now(), "
+		"  error = '" LOST_RUN_ERROR "', error_count = error_count + 1 "
+		" WHERE run_id = ANY($2::bigint[]) AND status = 'running' AND redis_epoch <> $1 "
+		" RETURNING run_id, account_id, redis_epoch), "
+		"folders AS (UPDATE sync_run_folders s SET status = 'failed', finished_at = now(), "
+		"  error = 'Redis lost this folder''s job in flight (restarted empty)' "
+		" FROM lost WHERE s.run_id = lost.run_id AND s.status = 'queued'), "
+		"due AS (UPDATE accounts a SET next_sync_at = now(), last_error = '" LOST_RUN_ERROR "' "
+		" FROM lost WHERE a.id = lost.account_id) "
+		"SELECT l.run_id, l.account_id, a.name, l.redis_epoch FROM lost l "
+		"JOIN accounts a ON a.id = l.account_id",
+		2, params);
+	PQclear(r);
+	if (!lost)
+		return -1;
+	for (int i = 0; i < PQntuples(lost); i++) {
+		long long run = strtoll(PQgetvalue(lost, i, 0), NULL, 10);
+		long long acc = strtoll(PQgetvalue(lost, i, 1), NULL, 10);
+		log_warn("account=%s run=%lld run_epoch=%s redis_epoch=%s msg=\"run closed as failed: "
+			 "Redis restarted empty and lost its work; the account is due now\"",
+			 PQgetvalue(lost, i, 2), run, PQgetvalue(lost, i, 3), epoch);
+		jobs_emit_event(rc, cfg, "run_done", run, acc, NULL);
+	}
+	PQclear(lost);
+	return 0;
+}
+
 int schedule_tick(PGconn *pg, redisContext *rc, const struct mp_config *cfg)
 {
 	int started = 0;
-	if (expire_stuck_runs(pg, cfg) < 0)
+	if (close_lost_runs(pg, rc, cfg) < 0 || expire_stuck_runs(pg, cfg) < 0)
 		return -1;
 	PGresult *r = pg_exec(
 		pg, "select due accounts",

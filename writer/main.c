@@ -223,9 +223,14 @@ int main(int argc, char **argv)
 			replies[nreplies++] = more;
 			have += entries_in(more);
 		}
+		/* What was read before Postgres went away is pending in our own name: re-read it as
+		 * soon as the database is back rather than wait claim_idle for XAUTOCLAIM. */
 		if (nreplies && handle(&w, replies, nreplies, d, &nd, sizeof(d) / sizeof(d[0])) < 0 &&
-		    pg_broken(w.pg))
-			connect_db(&w);
+		    pg_broken(w.pg) && connect_db(&w) == 0) {
+			log_info("msg=\"reconnected to the database, re-reading own pending entries\"");
+			st.own_pending_done = 0;
+			st.pending_from[0] = 0;
+		}
 		for (size_t k = 0; k < nreplies; k++)
 			freeReplyObject(replies[k]);
 		if (nd && stage_now_ms() - last_retry >= 100) {
