@@ -723,9 +723,16 @@ static int emit_folders(struct job *j, const char *error)
 
 static int lock_folder(struct job *j)
 {
-	redisReply *r = redisCommand(j->f->rc, "SET %s%lld %s NX PX %ld", j->f->cfg->key_lock_prefix,
-				     j->folder_id, j->f->cfg->consumer, j->f->cfg->lock_ttl_ms);
-	int ok = r && r->type == REDIS_REPLY_STATUS;
+	char key[160];
+	snprintf(key, sizeof(key), "%s%lld", j->f->cfg->key_lock_prefix, j->folder_id);
+	/* A lock in our own name is ours: left by this consumer before a restart, or kept by a
+	 * Redis that restarted from its AOF while we were mid-job. */
+	redisReply *r = redisCommand(j->f->rc, "EVAL %s 1 %s %s %ld",
+				     "local v = redis.call('get', KEYS[1]) "
+				     "if v == false or v == ARGV[1] then "
+				     "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0",
+				     key, j->f->cfg->consumer, j->f->cfg->lock_ttl_ms);
+	int ok = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
 	freeReplyObject(r);
 	return ok ? 0 : -EBUSY;
 }
@@ -830,6 +837,21 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 			if (*f->stopping)
 				break;
 		}
+		/* Redis went away mid-job (a restart): reconnect before trying again, or every
+		 * attempt would fail on the dead connection. XADDs whose replies were lost are not
+		 * counted as fetched: those messages come again, and the writer keeps one copy. */
+		if ((j.redis_failed || f->rc->err) && f->reconnect) {
+			if (f->reconnect(f) < 0)
+				break;
+			j.redis_failed = 0;
+			j.appended.n = 0;
+			j.unchecked_bytes = j.unchecked_entries = 0;
+			if (is_sync && lock_folder(&j) < 0) {
+				rc = -EBUSY;
+				break;
+			}
+			refresh_claims(&j, 1);
+		}
 		j.error[0] = 0;
 		j.wait_transient = 0;
 		j.s = session_open(&o, j.error, sizeof(j.error), &auth_failed);
@@ -854,6 +876,11 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		int64_t hint = retry_hint_ms(j.error);
 		if (hint > 0)
 			j.retry_after_ms = hint;
+	}
+	if (rc == -EBUSY) { /* after a Redis restart another fetcher took the folder over */
+		result = FETCH_BUSY;
+		locked = 0;
+		goto out;
 	}
 	if (rc == -EINTR || (*f->stopping && rc < 0 && !auth_failed)) {
 		result = FETCH_RETRY; /* shutting down: the job stays pending for a restart */

@@ -15,6 +15,9 @@ struct fetcher {
 	redisContext *rc;
 	volatile sig_atomic_t *stopping;	/* set by SIGTERM: stop between batches */
 	const char *entry_id;	/* the job's stream entry, kept claimed while the job runs */
+	/* Reconnects rc after Redis went away (a restart mid-job); 0 when connected again. */
+	int (*reconnect)(struct fetcher *f);
+	void *data;		/* for reconnect */
 };
 
 /* Outcome of a job, for the caller's ack decision. */

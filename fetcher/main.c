@@ -6,6 +6,7 @@
 #include "stage.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -44,6 +45,15 @@ static void release_own_locks(struct stage *st)
 	} while (strcmp(cursor, "0") != 0);
 }
 
+static int reconnect_mid_job(struct fetcher *f)
+{
+	struct stage *st = f->data;
+	if (stage_reconnect(st) < 0)
+		return -EINTR;
+	f->rc = st->rc;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct stage st;
@@ -57,7 +67,8 @@ int main(int argc, char **argv)
 	if (stage_init(&st, "fetcher", &stopping) < 0)
 		return 1;
 	release_own_locks(&st);
-	struct fetcher f = { .cfg = &st.cfg, .rc = st.rc, .stopping = &stopping };
+	struct fetcher f = { .cfg = &st.cfg, .rc = st.rc, .stopping = &stopping,
+			     .reconnect = reconnect_mid_job, .data = &st };
 	/* Push: this process also keeps IDLE watches (a thread of their own), sharing the
 	 * accounts with the other fetchers by lease. */
 	struct idler *idler = st.cfg.idle ? idle_start(&st.cfg) : NULL;
