@@ -67,6 +67,8 @@ static const struct opt opts[] = {
 	  "fetchers watch each account's INBOX with IDLE (accounts may opt out: --no-idle)" },
 	{ "MAILPIPE_IDLE_RENEW_S", NUM(idle_renew_s), "1500", 1, 1740,
 	  "IDLE is renewed (DONE, NOOP, IDLE) this often; servers drop it after 30 min" },
+	{ "MAILPIPE_BACKFILL_CHUNK", NUM(backfill_chunk), "1000", 1, 1000000,
+	  "older messages fetched per backfill job (accounts with --backfill)" },
 	{ "MAILPIPE_FAULT_PARSER_ABORT", STR(fault_parser_abort), "", 0, 0,
 	  "fault injection for tests: parsers crash on a message containing this text" },
 };
@@ -110,6 +112,7 @@ int config_load(struct mp_config *cfg)
 	snprintf(cfg->key_dead, sizeof(cfg->key_dead), "{%s}:dead", p);
 	snprintf(cfg->key_lock_prefix, sizeof(cfg->key_lock_prefix), "{%s}:lock:folder:", p);
 	snprintf(cfg->key_requests, sizeof(cfg->key_requests), "{%s}:requests", p);
+	snprintf(cfg->key_backfill, sizeof(cfg->key_backfill), "{%s}:jobs:backfill", p);
 	snprintf(cfg->key_idle_targets, sizeof(cfg->key_idle_targets), "{%s}:idle:targets", p);
 	snprintf(cfg->key_idle_lease_prefix, sizeof(cfg->key_idle_lease_prefix), "{%s}:idle:lease:", p);
 	return 0;

@@ -31,11 +31,13 @@ struct mp_config {
 	long store_raw;		/* keep raw bytes in messages.raw */
 	char *fault_parser_abort; /* tests only: parsers abort() on raw containing this */
 	long idle;		/* fetchers keep IDLE connections on the accounts' INBOX */
-	long idle_renew_s;	/* IDLE is ended and restarted (with a NOOP) this often */
+	long idle_renew_s;
+	long backfill_chunk;	/* UIDs per backfill job */	/* IDLE is ended and restarted (with a NOOP) this often */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];
 	char key_lock_prefix[96];
+	char key_backfill[96];		/* low-priority jobs: older mail below a first-sync window */
 	char key_requests[96];		/* sync requests (apps, IDLE watches) -> scheduler */
 	char key_idle_targets[96];	/* the accounts to watch, published by the scheduler */
 	char key_idle_lease_prefix[96];	/* one fetcher watches an account: its lease */

@@ -17,7 +17,8 @@
 	"'port', a.port, 'tls', a.tls, 'username', a.username, 'auth', a.auth, 'secret_ref', " \
 	"a.secret_ref, 'ca_file', a.ca_file, 'tls_verify', a.tls_verify, 'email', a.email, "     \
 	"'clean_off', coalesce(a.options->'clean_off', '[]'::jsonb), "                            \
-	"'no_condstore', coalesce((a.options->>'no_condstore')::boolean, false))"
+	"'no_condstore', coalesce((a.options->>'no_condstore')::boolean, false), "                \
+	"'backfill', coalesce((a.options->>'backfill')::boolean, false))"
 
 static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r)
 {
@@ -82,6 +83,53 @@ out:
 	return run_id;
 }
 
+long long jobs_start_folder_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+				long long account_id, const char *const *folders, size_t nfolders)
+{
+	char acc[24], epoch_key[128], epoch[64];
+	json_t *names = json_array();
+	for (size_t i = 0; i < nfolders; i++)
+		json_array_append_new(names, json_string(folders[i]));
+	char *filter = json_dumps(names, JSON_COMPACT);
+	json_decref(names);
+	if (!filter)
+		return -ENOMEM;
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	snprintf(epoch_key, sizeof(epoch_key), "{%s}:epoch", cfg->redis_prefix);
+	const char *params[] = { acc, filter,
+				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL };
+	/* Listed already, since every folder it names is known: its folder jobs go out at once
+	 * (committed first, as in jobs_start_run), which saves a login and a LIST per push. */
+	PGresult *r = pg_exec(
+		pg, "create folder run",
+		"WITH want AS (SELECT DISTINCT jsonb_array_elements_text($2::jsonb) AS name), "
+		"known AS (SELECT f.id FROM email_folders f JOIN want w ON w.name = f.name "
+		"  WHERE f.account_id = $1::bigint), "
+		"run AS (INSERT INTO sync_runs (account_id, folder_filter, listed, redis_epoch) "
+		"  SELECT $1::bigint, array(SELECT name FROM want), true, $3 "
+		"  WHERE (SELECT count(*) FROM known) = (SELECT count(*) FROM want) "
+		"  AND (SELECT count(*) FROM want) > 0 RETURNING run_id), "
+		"ins AS (INSERT INTO sync_run_folders (run_id, folder_id) "
+		"  SELECT run.run_id, known.id FROM run, known RETURNING run_id) "
+		"SELECT run_id, (SELECT count(*) FROM ins) FROM run",
+		3, params);
+	free(filter);
+	if (!r)
+		return -EIO;
+	long long run_id = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+	PQclear(r);
+	if (run_id > 0 && jobs_enqueue_queued(pg, rc, cfg, run_id) < 0) {
+		char run[24];
+		snprintf(run, sizeof(run), "%lld", run_id);
+		const char *p2[] = { run };
+		pg_cmd(pg, "fail unqueued run",
+		       "UPDATE sync_runs SET status = 'failed', finished_at = now(), error_count = 1, "
+		       " error = 'the job could not be queued in Redis' WHERE run_id = $1::bigint", 1, p2);
+		return -EIO;
+	}
+	return run_id;
+}
+
 int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
 			long long run_id)
 {
@@ -94,8 +142,14 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		return -EIO;
 	PGresult *r = pg_exec(
 		pg, "claim queued folders",
-		"WITH q AS (SELECT run_id, folder_id FROM sync_run_folders "
+		/* One job per folder at a time: a younger run's job of a folder waits until the
+		 * older one's cursor is committed, then goes out built from the folder's new state,
+		 * so it never downloads again what the older job is still delivering (a push that
+		 * arrives during a sync, a poison message fetched twice). */
+		"WITH q AS (SELECT run_id, folder_id FROM sync_run_folders s "
 		"  WHERE status = 'queued' AND enqueued_at IS NULL AND ($1::bigint = 0 OR run_id = $1::bigint) "
+		"  AND NOT EXISTS (SELECT 1 FROM sync_run_folders o WHERE o.folder_id = s.folder_id "
+		"    AND o.status = 'queued' AND o.run_id < s.run_id) "
 		"  ORDER BY run_id, folder_id LIMIT 1000 FOR UPDATE SKIP LOCKED), "
 		"u AS (UPDATE sync_run_folders s SET enqueued_at = now() FROM q "
 		"  WHERE s.run_id = q.run_id AND s.folder_id = q.folder_id RETURNING s.run_id, s.folder_id) "
@@ -128,6 +182,47 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 	n = enqueue_rows(rc, cfg, r);
 	PQclear(r);
 	if (n < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
+		goto fail;
+	return n;
+fail:
+	PQclear(PQexec(pg, "ROLLBACK"));
+	return -EIO;
+}
+
+int jobs_enqueue_backfill(PGconn *pg, redisContext *rc, const struct mp_config *cfg)
+{
+	char chunk[24];
+	snprintf(chunk, sizeof(chunk), "%ld", cfg->backfill_chunk);
+	const char *params[] = { chunk };
+	if (pg_cmd(pg, "begin", "BEGIN", 0, NULL) < 0)
+		return -EIO;
+	/* One job per folder in flight; a job lost with its fetcher is sent again after ten
+	 * minutes. Jobs carry no run: backfill is not part of any sync's summary. */
+	PGresult *r = pg_exec(
+		pg, "claim backfill",
+		"WITH q AS (SELECT f.id FROM email_folders f JOIN accounts a ON a.id = f.account_id "
+		"  WHERE f.backfill_uid > 1 AND a.state = 'active' "
+		"  AND coalesce((a.options->>'backfill')::boolean, false) "
+		"  AND (f.backfill_enqueued_at IS NULL OR f.backfill_enqueued_at < now() - interval '10 minutes') "
+		"  ORDER BY f.backfill_enqueued_at NULLS FIRST, f.id LIMIT 100 FOR UPDATE OF f SKIP LOCKED), "
+		"u AS (UPDATE email_folders f SET backfill_enqueued_at = now() FROM q WHERE f.id = q.id "
+		"  RETURNING f.*) "
+		"SELECT json_build_object('type', 'backfill_folder', 'job_id', 'bf:' || u.id || ':' || u.backfill_uid, "
+		"  'run_id', 0, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
+		"  'folder_id', u.id, 'folder', u.name, 'wire_name', u.wire_name, "
+		"  'uidvalidity', u.uidvalidity, 'below', u.backfill_uid, 'chunk', $1::int)::text "
+		"FROM u JOIN accounts a ON a.id = u.account_id",
+		1, params);
+	if (!r)
+		goto fail;
+	int n = PQntuples(r);
+	for (int i = 0; i < n; i++) {
+		const char *names[] = { "job" };
+		const char *vals[] = { PQgetvalue(r, i, 0) };
+		rstream_append_add(rc, cfg->key_backfill, 1, names, vals, NULL);
+	}
+	PQclear(r);
+	if (rstream_collect(rc, (size_t)n) < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
 	return n;
 fail:

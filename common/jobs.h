@@ -13,12 +13,21 @@
 long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
 			 long long account_id, const char *const *folders, size_t nfolders);
 
+/* A run of folders the account already knows (a push; an app asking for INBOX): created
+ * listed, its folder jobs queued at once, no list_folders job. Returns the run id, 0 when a
+ * named folder is not known (use jobs_start_run), or <0. */
+long long jobs_start_folder_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+				long long account_id, const char *const *folders, size_t nfolders);
 /* Enqueues a sync_folder job for every queued, not yet enqueued folder of run_id (every run
  * when run_id is 0) and marks them enqueued. A crash between XADD and COMMIT enqueues a job
  * twice, which is harmless: jobs are idempotent. Returns the number enqueued or <0. */
 int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
 			long long run_id);
 
+/* Sends a backfill_folder job to {mp}:jobs:backfill for every folder of a --backfill account
+ * with older mail left (email_folders.backfill_uid) and no such job in flight. Returns the
+ * number sent or <0. */
+int jobs_enqueue_backfill(PGconn *pg, redisContext *rc, const struct mp_config *cfg);
 /* Closes the run when no folder of it is still queued: status ok/failed, totals summed from
  * sync_run_folders. Returns 1 when the run is (now or already) finished, 0 when not, <0. */
 int jobs_finish_run_if_done(PGconn *pg, long long run_id);

@@ -92,12 +92,12 @@ static void refresh_claims(struct job *j, int force)
 	j->last_refresh = now;
 	redisContext *rc = j->f->rc;
 	if (j->folder_id) {
-		redisReply *r = redisCommand(rc, "PEXPIRE %s%lld %ld", j->f->cfg->key_lock_prefix,
-					     j->folder_id, j->f->cfg->lock_ttl_ms);
+		redisReply *r = redisCommand(rc, "PEXPIRE %s %ld", j->lock_key, j->f->cfg->lock_ttl_ms);
 		freeReplyObject(r);
 	}
 	if (j->f->entry_id) {
-		redisReply *r = redisCommand(rc, "XCLAIM %s fetchers %s 0 %s JUSTID", j->f->cfg->key_jobs,
+		redisReply *r = redisCommand(rc, "XCLAIM %s fetchers %s 0 %s JUSTID",
+					     j->f->jobs_key ? j->f->jobs_key : j->f->cfg->key_jobs,
 					     j->f->cfg->consumer, j->f->entry_id);
 		freeReplyObject(r);
 	}
@@ -454,6 +454,134 @@ static int do_list(struct job *j)
 	return rc;
 }
 
+/* Fetches the UIDs of todo (which it may reorder and shrink) into {mp}:raw: sizes first,
+ * then pipelined UID FETCH batches, headers only for messages over the literal limit, and a
+ * second request for what the server left out (recover_missing). newest_first fetches the
+ * highest UIDs first (a first sync, a backfill: recent mail is there soonest). 0, or <0 with
+ * j->error set. */
+static int fetch_todo(struct job *j, struct uidset *todo, int newest_first)
+{
+	char cmd[1200];
+	int rc = 0;
+	/* A message over the literal limit would end the connection mid-literal on every sync:
+	 * ask the sizes first and fetch only the header of those (stored with parse_error). */
+	j->oversize.n = 0;
+	if (todo->n) {
+		char *set = uidset_format(todo), *probe = NULL;
+		if (!set || asprintf(&probe, "UID FETCH %s (UID RFC822.SIZE)", set) < 0) {
+			free(set);
+			rc = -ENOMEM;
+			goto out;
+		}
+		free(set);
+		j->probing = 1;
+		rc = job_command(j, probe);
+		j->probing = 0;
+		free(probe);
+		if (rc == -EREMOTEIO)
+			snprintf(j->error, sizeof(j->error), "UID FETCH RFC822.SIZE refused for account '%s' folder '%s': %s",
+				 j->account, j->folder, j->wait_text);
+		if (rc < 0)
+			goto out;
+		uidset_normalize(&j->oversize);
+		size_t k = 0;
+		for (size_t i = 0; i < todo->n; i++)
+			if (!uidset_contains(&j->oversize, todo->v[i]))
+				todo->v[k++] = todo->v[i];
+		todo->n = k;
+	}
+
+	if (newest_first)
+		for (size_t a = 0, b = todo->n; a + 1 < b; a++, b--) {
+			uint32_t t = todo->v[a];
+			todo->v[a] = todo->v[b - 1];
+			todo->v[b - 1] = t;
+		}
+	size_t next = 0, batch = (size_t)j->f->cfg->fetch_batch;
+	size_t pipeline = (size_t)j->f->cfg->fetch_pipeline;
+	j->inflight = 0;
+	j->fetch_failed = 0;
+	while ((next < todo->n || j->inflight) && !j->fetch_failed) {
+		while (next < todo->n && j->inflight < pipeline && !*j->f->stopping) {
+			struct uidset chunk = { todo->v + next, next + batch < todo->n ? batch : todo->n - next, 0 };
+			next += chunk.n;
+			char *set = uidset_format(&chunk);
+			if (!set) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			const char *items = body_items(j);
+			snprintf(cmd, sizeof(cmd), "UID FETCH %s (%s)", set, items);
+			/* Long sets go out in one line; cmd is a fallback only for short ones. */
+			if (strlen(set) + 80 > sizeof(cmd)) {
+				char *big = NULL;
+				if (asprintf(&big, "UID FETCH %s (%s)", set, items) < 0) {
+					free(set);
+					rc = -ENOMEM;
+					goto out;
+				}
+				j->fetch_tags[j->inflight++] = session_send(j->s, big);
+				free(big);
+			} else {
+				j->fetch_tags[j->inflight++] = session_send(j->s, cmd);
+			}
+			free(set);
+		}
+		if (*j->f->stopping && j->inflight == 0)
+			break;
+		/* Run until one FETCH completes; the handlers emit the messages meanwhile. */
+		j->fetch_completed = 0;
+		if (session_run_until(j->s, &j->fetch_completed) < 0) {
+			rc = -EIO;
+			goto out;
+		}
+	}
+	if (j->oversize.n && !j->fetch_failed && !*j->f->stopping) {
+		char *set = uidset_format(&j->oversize), *hdr = NULL;
+		if (!set || asprintf(&hdr, "UID FETCH %s (" HEADER_ITEMS ")", set) < 0) {
+			free(set);
+			rc = -ENOMEM;
+			goto out;
+		}
+		free(set);
+		log_warn("account=%s folder=\"%s\" count=%zu msg=\"messages over MAILPIPE_MAX_MESSAGE_BYTES: "
+			 "storing their header only\"", j->account, j->folder, j->oversize.n);
+		rc = job_command(j, hdr);
+		free(hdr);
+		if (rc == -EIO)
+			goto out;
+		if (rc == -EREMOTEIO) {
+			j->fetch_failed = 1;
+			snprintf(j->fetch_error, sizeof(j->fetch_error), "UID FETCH of headers failed: %s", j->wait_text);
+		}
+	}
+	collect_appended(j);
+	rc = 0;
+	if (!j->redis_failed && !j->fetch_failed && !*j->f->stopping) {
+		rc = recover_missing(j, todo);
+		if (rc == -EIO || rc == -ENOMEM)
+			goto out;
+		rc = 0;
+	}
+	if (j->redis_failed) {
+		snprintf(j->error, sizeof(j->error), "redis write failed for account '%s' folder '%s'",
+			 j->account, j->folder);
+		rc = -EIO;
+	} else if (j->fetch_failed) {
+		snprintf(j->error, sizeof(j->error), "account '%s' folder '%s': %s", j->account,
+			 j->folder, j->fetch_error);
+		rc = -EREMOTEIO;
+	} else if (*j->f->stopping) {
+		rc = -EINTR;
+	}
+out:
+	/* XADDs of messages that arrived before a failure are still unanswered in the context:
+	 * read their replies now (the messages are safe in Redis and need no second fetch), or
+	 * the next command on the context would take one of them for its own reply. */
+	collect_appended(j);
+	return rc;
+}
+
 static int do_sync(struct job *j)
 {
 	char cmd[1200], quoted[1100];
@@ -520,6 +648,9 @@ static int do_sync(struct job *j)
 	}
 	uidset_normalize(&j->search);
 	uidset_normalize(&j->fetched);
+	j->window_used = j->last_uid == 0 && *j->window_start;
+	if (j->window_used)
+		j->window_low = j->search.n ? j->search.v[0] : (j->uidnext ? j->uidnext : 1);
 	if ((rc = mirror_old_uids(j)) < 0)
 		return rc;
 
@@ -532,117 +663,60 @@ static int do_sync(struct job *j)
 		    !uidset_contains(&j->stored, j->search.v[i]))
 			uidset_add(&todo, j->search.v[i]);
 
-	/* A message over the literal limit would end the connection mid-literal on every sync:
-	 * ask the sizes first and fetch only the header of those (stored with parse_error). */
-	j->oversize.n = 0;
-	if (todo.n) {
-		char *set = uidset_format(&todo), *probe = NULL;
-		if (!set || asprintf(&probe, "UID FETCH %s (UID RFC822.SIZE)", set) < 0) {
-			free(set);
-			rc = -ENOMEM;
-			goto out;
-		}
-		free(set);
-		j->probing = 1;
-		rc = job_command(j, probe);
-		j->probing = 0;
-		free(probe);
+	rc = fetch_todo(j, &todo, j->last_uid == 0);
+	uidset_release(&todo);
+	return rc;
+}
+
+/* A backfill job: the newest `chunk` UIDs below `below` in a folder whose first sync was
+ * limited to a window, fetched newest first. Its record tells the writer where the next chunk
+ * starts once these are committed. */
+static int do_backfill(struct job *j)
+{
+	char cmd[1200], quoted[1100];
+	uint64_t below = (uint64_t)jint(j->json, "below");
+	size_t chunk = (size_t)jint(j->json, "chunk");
+	int rc;
+	if (session_quote(quoted, sizeof(quoted), j->wire_name) < 0) {
+		snprintf(j->error, sizeof(j->error), "folder name of '%s' cannot be quoted", j->folder);
+		return -EREMOTEIO;
+	}
+	snprintf(cmd, sizeof(cmd), "EXAMINE %s", quoted);
+	rc = job_command(j, cmd);
+	if (rc == -EREMOTEIO)
+		snprintf(j->error, sizeof(j->error), "EXAMINE refused for account '%s' folder '%s': %s",
+			 j->account, j->folder, j->wait_text);
+	if (rc < 0)
+		return rc;
+	if (j->uidvalidity != j->exp_uidvalidity) {
+		/* The folder's own sync resets it and sets a new backfill point. */
+		j->backfill_stale = 1;
+		return 0;
+	}
+	j->search.n = 0;
+	if (below > 1) {
+		snprintf(cmd, sizeof(cmd), "UID SEARCH UID 1:%llu", (unsigned long long)below - 1);
+		rc = job_command(j, cmd);
 		if (rc == -EREMOTEIO)
-			snprintf(j->error, sizeof(j->error), "UID FETCH RFC822.SIZE refused for account '%s' folder '%s': %s",
+			snprintf(j->error, sizeof(j->error), "SEARCH refused for account '%s' folder '%s': %s",
 				 j->account, j->folder, j->wait_text);
 		if (rc < 0)
-			goto out;
-		uidset_normalize(&j->oversize);
-		size_t k = 0;
-		for (size_t i = 0; i < todo.n; i++)
-			if (!uidset_contains(&j->oversize, todo.v[i]))
-				todo.v[k++] = todo.v[i];
-		todo.n = k;
+			return rc;
 	}
-
-	size_t next = 0, batch = (size_t)j->f->cfg->fetch_batch;
-	size_t pipeline = (size_t)j->f->cfg->fetch_pipeline;
-	j->inflight = 0;
-	j->fetch_failed = 0;
-	while ((next < todo.n || j->inflight) && !j->fetch_failed) {
-		while (next < todo.n && j->inflight < pipeline && !*j->f->stopping) {
-			struct uidset chunk = { todo.v + next, next + batch < todo.n ? batch : todo.n - next, 0 };
-			next += chunk.n;
-			char *set = uidset_format(&chunk);
-			if (!set) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			const char *items = body_items(j);
-			snprintf(cmd, sizeof(cmd), "UID FETCH %s (%s)", set, items);
-			/* Long sets go out in one line; cmd is a fallback only for short ones. */
-			if (strlen(set) + 80 > sizeof(cmd)) {
-				char *big = NULL;
-				if (asprintf(&big, "UID FETCH %s (%s)", set, items) < 0) {
-					free(set);
-					rc = -ENOMEM;
-					goto out;
-				}
-				j->fetch_tags[j->inflight++] = session_send(j->s, big);
-				free(big);
-			} else {
-				j->fetch_tags[j->inflight++] = session_send(j->s, cmd);
-			}
-			free(set);
-		}
-		if (*j->f->stopping && j->inflight == 0)
-			break;
-		/* Run until one FETCH completes; the handlers emit the messages meanwhile. */
-		j->fetch_completed = 0;
-		if (session_run_until(j->s, &j->fetch_completed) < 0) {
-			rc = -EIO;
-			goto out;
-		}
-	}
-	if (j->oversize.n && !j->fetch_failed && !*j->f->stopping) {
-		char *set = uidset_format(&j->oversize), *hdr = NULL;
-		if (!set || asprintf(&hdr, "UID FETCH %s (" HEADER_ITEMS ")", set) < 0) {
-			free(set);
-			rc = -ENOMEM;
-			goto out;
-		}
-		free(set);
-		log_warn("account=%s folder=\"%s\" count=%zu msg=\"messages over MAILPIPE_MAX_MESSAGE_BYTES: "
-			 "storing their header only\"", j->account, j->folder, j->oversize.n);
-		rc = job_command(j, hdr);
-		free(hdr);
-		if (rc == -EIO)
-			goto out;
-		if (rc == -EREMOTEIO) {
-			j->fetch_failed = 1;
-			snprintf(j->fetch_error, sizeof(j->fetch_error), "UID FETCH of headers failed: %s", j->wait_text);
-		}
-	}
-	collect_appended(j);
-	rc = 0;
-	if (!j->redis_failed && !j->fetch_failed && !*j->f->stopping) {
-		rc = recover_missing(j, &todo);
-		if (rc == -EIO || rc == -ENOMEM)
-			goto out;
-		rc = 0;
-	}
-	if (j->redis_failed) {
-		snprintf(j->error, sizeof(j->error), "redis write failed for account '%s' folder '%s'",
-			 j->account, j->folder);
-		rc = -EIO;
-	} else if (j->fetch_failed) {
-		snprintf(j->error, sizeof(j->error), "account '%s' folder '%s': %s", j->account,
-			 j->folder, j->fetch_error);
-		rc = -EREMOTEIO;
-	} else if (*j->f->stopping) {
-		rc = -EINTR;
-	}
-out:
-	/* XADDs of messages that arrived before a failure are still unanswered in the context:
-	 * read their replies now (the messages are safe in Redis and need no second fetch), or
-	 * the next command on the context would take one of them for its own reply. */
-	collect_appended(j);
+	uidset_normalize(&j->search);
+	uidset_normalize(&j->fetched);
+	size_t first = j->search.n > chunk ? j->search.n - chunk : 0;
+	j->backfill_next = first ? j->search.v[first] : 0;
+	struct uidset todo;
+	uidset_init(&todo);
+	for (size_t i = first; i < j->search.n; i++)
+		if (j->search.v[i] < below && !uidset_contains(&j->fetched, j->search.v[i]))
+			uidset_add(&todo, j->search.v[i]);
+	rc = fetch_todo(j, &todo, 1);
 	uidset_release(&todo);
+	/* A UID the server would not deliver stays below the backfill point: asked again. */
+	if (rc == 0 && j->missing.n)
+		j->backfill_next = j->missing.v[j->missing.n - 1] + 1;
 	return rc;
 }
 
@@ -698,6 +772,8 @@ static int emit_cursor(struct job *j, const char *error)
 	json_object_set_new(rec, "missing", json_string(missing ? missing : ""));
 	if (!error)
 		mirror_cursor_fields(j, rec);
+	if (!error && j->window_used)
+		json_object_set_new(rec, "backfill_below", json_integer((json_int_t)j->window_low));
 	json_object_set_new(rec, "missing_count", json_integer((json_int_t)j->missing.n));
 	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
 	if (j->retry_after_ms)
@@ -721,10 +797,28 @@ static int emit_folders(struct job *j, const char *error)
 	return rc;
 }
 
+static int emit_backfill(struct job *j, const char *error)
+{
+	json_t *rec = job_record(j);
+	char *uids = uidset_format(&j->fetched), *missing = uidset_format(&j->missing);
+	json_object_set_new(rec, "folder_id", json_integer(j->folder_id));
+	json_object_set_new(rec, "folder", json_string(j->folder));
+	json_object_set_new(rec, "uidvalidity", json_integer((json_int_t)j->exp_uidvalidity));
+	json_object_set_new(rec, "uids", json_string(uids ? uids : ""));
+	json_object_set_new(rec, "missing", json_string(missing ? missing : ""));
+	json_object_set_new(rec, "below", json_integer((json_int_t)j->backfill_next));
+	json_object_set_new(rec, "stale", json_boolean(j->backfill_stale));
+	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
+	free(uids);
+	free(missing);
+	int rc = job_emit(j, "backfill", rec);
+	json_decref(rec);
+	return rc;
+}
+
 static int lock_folder(struct job *j)
 {
-	char key[160];
-	snprintf(key, sizeof(key), "%s%lld", j->f->cfg->key_lock_prefix, j->folder_id);
+	const char *key = j->lock_key;
 	/* A lock in our own name is ours: left by this consumer before a restart, or kept by a
 	 * Redis that restarted from its AOF while we were mid-job. */
 	redisReply *r = redisCommand(j->f->rc, "EVAL %s 1 %s %s %ld",
@@ -739,8 +833,7 @@ static int lock_folder(struct job *j)
 
 static void unlock_folder(struct job *j)
 {
-	char key[160];
-	snprintf(key, sizeof(key), "%s%lld", j->f->cfg->key_lock_prefix, j->folder_id);
+	const char *key = j->lock_key;
 	redisReply *r = redisCommand(j->f->rc,
 				     "EVAL %s 1 %s %s",
 				     "if redis.call('get', KEYS[1]) == ARGV[1] then "
@@ -778,7 +871,12 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	 * missing UID, or a run cut short) are not downloaded again. */
 	if (uidset_parse(&j.stored, jstr(json, "stored")) < 0)
 		j.stored.n = 0;
-	int is_sync = strcmp(j.type, "sync_folder") == 0;
+	int is_backfill = strcmp(j.type, "backfill_folder") == 0;
+	int is_sync = strcmp(j.type, "sync_folder") == 0 || is_backfill;
+	/* A backfill has a lock of its own: it never makes a poll or a push of the folder wait
+	 * (the two touch different UIDs; see do_backfill). */
+	snprintf(j.lock_key, sizeof(j.lock_key), "%s%s%lld", f->cfg->key_lock_prefix,
+		 is_backfill ? "bf:" : "", j.folder_id);
 	if (!is_sync && strcmp(j.type, "list_folders") != 0) {
 		log_error("job=%s msg=\"unknown job type '%s', dropped\"", jstr(json, "job_id"), j.type);
 		return FETCH_DONE;
@@ -863,7 +961,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		}
 		struct session_handler h = { &j, on_untagged, on_tagged };
 		session_set_handler(j.s, &h);
-		rc = is_sync ? do_sync(&j) : do_list(&j);
+		rc = is_backfill ? do_backfill(&j) : is_sync ? do_sync(&j) : do_list(&j);
 		if (rc == -EIO && !j.error[0])
 			snprintf(j.error, sizeof(j.error), "%s", session_error(j.s));
 		session_close(j.s);
@@ -891,8 +989,9 @@ report:
 		j.error[0] = 0;
 	else
 		log_error("account=%s folder=\"%s\" msg=\"%s\"", j.account, j.folder, j.error);
-	rc = is_sync ? emit_cursor(&j, j.error[0] ? j.error : NULL)
-		     : emit_folders(&j, j.error[0] ? j.error : NULL);
+	rc = is_backfill ? emit_backfill(&j, j.error[0] ? j.error : NULL)
+	     : is_sync	 ? emit_cursor(&j, j.error[0] ? j.error : NULL)
+			 : emit_folders(&j, j.error[0] ? j.error : NULL);
 	result = rc < 0 ? FETCH_RETRY : FETCH_DONE;
 	if (is_sync && !j.error[0])
 		log_info("account=%s folder=\"%s\" fetched=%zu uidvalidity=%llu msg=\"folder fetched\"",

@@ -15,6 +15,7 @@ struct fetcher {
 	redisContext *rc;
 	volatile sig_atomic_t *stopping;	/* set by SIGTERM: stop between batches */
 	const char *entry_id;	/* the job's stream entry, kept claimed while the job runs */
+	const char *jobs_key;	/* ... in this stream ({mp}:jobs or {mp}:jobs:backfill) */
 	/* Reconnects rc after Redis went away (a restart mid-job); 0 when connected again. */
 	int (*reconnect)(struct fetcher *f);
 	void *data;		/* for reconnect */

@@ -67,6 +67,13 @@ struct job {
 	int fetch_completed;
 	char fetch_error[256];
 
+	/* first-sync window and backfill */
+	int window_used;	/* this sync searched SINCE the window's start */
+	uint64_t window_low;	/* lowest UID in the window: older mail is below it */
+	uint64_t backfill_next;	/* backfill job: UIDs below this remain (0 = none) */
+	int backfill_stale;	/* backfill job: the folder's UIDVALIDITY changed meanwhile */
+	char lock_key[160];
+
 	json_t *folders;	/* list_folders result */
 	int redis_failed;
 	int64_t retry_after_ms;	/* the server asked for a wait longer than we wait inline */

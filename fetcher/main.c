@@ -72,14 +72,33 @@ int main(int argc, char **argv)
 	/* Push: this process also keeps IDLE watches (a thread of their own), sharing the
 	 * accounts with the other fetchers by lease. */
 	struct idler *idler = st.cfg.idle ? idle_start(&st.cfg) : NULL;
+	/* Backfill jobs come from a stream of their own, read only when {mp}:jobs has nothing:
+	 * a poll or a push never waits behind older mail. bst keeps that stream's reading state
+	 * (own pending entries first, then reclaimed, then new) on the same connection. */
+	struct stage bst = st;
+	rstream_group_create(st.rc, st.cfg.key_backfill, "fetchers");
+	int idle_jobs = 0;
 	while (!stopping) {
 		int redelivered;
-		redisReply *r = stage_next(&st, st.cfg.key_jobs, "fetchers", 1, 1000, &redelivered);
+		const char *key = st.cfg.key_jobs;
+		redisReply *r = stage_next(&st, key, "fetchers", 1, idle_jobs ? 1000 : -1, &redelivered);
+		if (!r && !st.rc->err) {
+			bst.rc = st.rc;
+			r = stage_next(&bst, st.cfg.key_backfill, "fetchers", 1, -1, &redelivered);
+			key = st.cfg.key_backfill;
+			/* Nothing in either stream: block on the jobs for a while. */
+			idle_jobs = r == NULL;
+		} else {
+			idle_jobs = 0;
+		}
 		if (!r) {
 			if (st.rc->err) {
 				if (stage_reconnect(&st) < 0)
 					break;
 				release_own_locks(&st);
+				rstream_group_create(st.rc, st.cfg.key_backfill, "fetchers");
+				bst.rc = st.rc;
+				bst.own_pending_done = 0;
 			}
 			f.rc = st.rc;
 			continue;
@@ -93,10 +112,11 @@ int main(int argc, char **argv)
 			json_t *job = payload ? json_loads(payload, 0, NULL) : NULL;
 			if (!job) { /* deleted or malformed: nothing to do but drop it */
 				log_error("entry=%s msg=\"job entry without valid JSON, dropped\"", e[i].id);
-				rstream_ack(st.rc, st.cfg.key_jobs, "fetchers", ids, 1);
+				rstream_ack(st.rc, key, "fetchers", ids, 1);
 				continue;
 			}
 			f.entry_id = e[i].id;
+			f.jobs_key = key;
 			enum fetch_result res = fetch_run_job(&f, job);
 			if (res == FETCH_BUSY) {
 				/* Another fetcher holds this folder: queue the job again behind the
@@ -104,11 +124,11 @@ int main(int argc, char **argv)
 				const char *names[] = { "job" };
 				const char *vals[] = { payload };
 				usleep(200 * 1000);
-				if (rstream_add(st.rc, st.cfg.key_jobs, 1, names, vals, NULL) == 0)
+				if (rstream_add(st.rc, key, 1, names, vals, NULL) == 0)
 					res = FETCH_DONE;
 			}
 			if (res == FETCH_DONE)
-				rstream_ack(st.rc, st.cfg.key_jobs, "fetchers", ids, 1);
+				rstream_ack(st.rc, key, "fetchers", ids, 1);
 			json_decref(job);
 		}
 		free(e);

@@ -1,5 +1,6 @@
 /* mailpipe-scheduler: a libuv timer that runs schedule_tick every MAILPIPE_TICK_MS, and
  * signal handles for a graceful stop. Reads configuration and loops; nothing else. */
+#include "jobs.h"
 #include "log.h"
 #include "pg.h"
 #include "requests.h"
@@ -88,6 +89,7 @@ static void on_tick(uv_timer_t *t)
 	}
 	if (s->st.cfg.idle)
 		requests_publish_targets(s->pg, s->st.rc, &s->st.cfg);
+	jobs_enqueue_backfill(s->pg, s->st.rc, &s->st.cfg);
 }
 
 static void on_stop(uv_signal_t *h, int sig)

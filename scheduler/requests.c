@@ -74,7 +74,9 @@ static int handle(struct requests *rq, const struct rentry *e)
 	json_array_foreach(list, i, v)
 		if (json_is_string(v) && n < 64)
 			names[n++] = json_string_value(v);
-	long long run = jobs_start_run(rq->pg, rq->rc, rq->cfg, account_id, names, n);
+	long long run = n ? jobs_start_folder_run(rq->pg, rq->rc, rq->cfg, account_id, names, n) : 0;
+	if (run == 0)
+		run = jobs_start_run(rq->pg, rq->rc, rq->cfg, account_id, names, n);
 	json_decref(list);
 	if (run < 0)
 		return -EIO;

@@ -232,7 +232,8 @@ int control_cursor(struct writer *w, json_t *rec)
 			rc = 0;
 			goto out;
 		}
-		char smsg[24] = "", sunseen[24] = "";
+		char smsg[24] = "", sunseen[24] = "", backfill[24];
+		num(backfill, sizeof(backfill), jint(rec, "backfill_below"));
 		json_t *sm = json_object_get(rec, "server_messages"), *su = json_object_get(rec, "server_unseen");
 		if (json_is_integer(sm))
 			num(smsg, sizeof(smsg), json_integer_value(sm));
@@ -242,7 +243,8 @@ int control_cursor(struct writer *w, json_t *rec)
 		 * window still shows the mailbox's real totals; without STATUS, our rows'. */
 		const char *p2[] = { folder, uidv, last, uidnext, modseq, *smsg ? smsg : NULL,
 				     *sunseen ? sunseen : NULL,
-				     json_is_true(json_object_get(rec, "flag_scanned")) ? "t" : "f" };
+				     json_is_true(json_object_get(rec, "flag_scanned")) ? "t" : "f",
+				     json_is_integer(json_object_get(rec, "backfill_below")) ? backfill : NULL };
 		if (pg_cmd(w->pg, "drop stale locations",
 			   "DELETE FROM message_locations WHERE folder_id = $1::bigint "
 			   " AND uidvalidity <> $2::bigint", 2, p2) < 0 ||
@@ -257,7 +259,14 @@ int control_cursor(struct writer *w, json_t *rec)
 			   " unread_count = coalesce($7::int, (SELECT count(*) FROM message_locations "
 			   "   WHERE folder_id = $1::bigint AND NOT ('\\Seen' = ANY(flags)))), "
 			   " last_flag_scan_at = CASE WHEN $8::boolean THEN now() ELSE last_flag_scan_at END, "
-			   " last_synced_at = now(), last_error = NULL WHERE id = $1::bigint", 8, p2) < 0)
+			   /* A windowed first sync leaves older mail below its lowest UID; a new
+			    * UIDVALIDITY forgets an old backfill point. */
+			   " backfill_uid = CASE WHEN $9::bigint IS NOT NULL THEN "
+			   "   CASE WHEN $9::bigint > 1 THEN $9::bigint END "
+			   "   WHEN uidvalidity IS DISTINCT FROM $2::bigint THEN NULL ELSE backfill_uid END, "
+			   " backfill_enqueued_at = CASE WHEN $9::bigint IS NOT NULL "
+			   "   OR uidvalidity IS DISTINCT FROM $2::bigint THEN NULL ELSE backfill_enqueued_at END, "
+			   " last_synced_at = now(), last_error = NULL WHERE id = $1::bigint", 9, p2) < 0)
 			goto fail;
 		/* A folder with messages the server would not deliver is incomplete: it says which,
 		 * and the next sync asks for them again. */
@@ -282,6 +291,8 @@ int control_cursor(struct writer *w, json_t *rec)
 	}
 	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
+	/* A job of this folder from a younger run may have waited for this one (jobs.c). */
+	jobs_enqueue_queued(w->pg, w->st->rc, &w->st->cfg, 0);
 	finish_and_notify(w, run_id, account_id);
 	rc = 1;
 	goto out;
@@ -290,5 +301,49 @@ fail:
 out:
 	free(uids);
 	free(miss);
+	return rc;
+}
+
+int control_backfill(struct writer *w, json_t *rec)
+{
+	char folder[24], uidv[24], below[24];
+	const char *error = json_string_value(json_object_get(rec, "error"));
+	size_t count = 0;
+	char *uids = uids_array(json_string_value(json_object_get(rec, "uids")), &count);
+	if (!uids)
+		return 1;
+	num(folder, sizeof(folder), jint(rec, "folder_id"));
+	num(uidv, sizeof(uidv), jint(rec, "uidvalidity"));
+	num(below, sizeof(below), jint(rec, "below"));
+	int rc = -EIO;
+	if (error || json_is_true(json_object_get(rec, "stale"))) {
+		/* Tried again in about a minute (a stale one: after the folder's own resync). */
+		const char *p[] = { folder };
+		if (error)
+			log_warn("folder=%s msg=\"backfill failed: %s\"", folder, error);
+		rc = pg_cmd(w->pg, "backfill retry later",
+			    "UPDATE email_folders SET backfill_enqueued_at = now() - interval '9 minutes' "
+			    "WHERE id = $1::bigint", 1, p) < 0 ? -EIO : 1;
+		goto out;
+	}
+	const char *p[] = { folder, uidv, uids };
+	PGresult *r = pg_exec(w->pg, "check backfill",
+			      "SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint "
+			      " AND uidvalidity = $2::bigint AND uid = ANY($3::bigint[])", 3, p);
+	if (!r)
+		goto out;
+	long long have = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (have < (long long)count) {
+		rc = 0; /* its messages are still on their way */
+		goto out;
+	}
+	const char *p2[] = { folder, uidv, below };
+	rc = pg_cmd(w->pg, "advance backfill",
+		    "UPDATE email_folders SET backfill_uid = CASE WHEN $3::bigint > 1 THEN $3::bigint END, "
+		    " backfill_enqueued_at = NULL WHERE id = $1::bigint AND uidvalidity = $2::bigint "
+		    " AND backfill_uid > $3::bigint", 3, p2) < 0 ? -EIO : 1;
+out:
+	free(uids);
 	return rc;
 }

@@ -11,11 +11,12 @@
 
 static volatile sig_atomic_t stopping;
 
-/* A cursor record that cannot be applied yet (its messages are not all committed): kept,
- * unacknowledged, and retried after the next batches. */
+/* A cursor or backfill record that cannot be applied yet (its messages are not all
+ * committed): kept, unacknowledged, and retried after the next batches. */
 struct deferred {
 	char *id;
 	json_t *rec;
+	int (*apply)(struct writer *w, json_t *rec);
 };
 
 static size_t entries_in(redisReply *r)
@@ -58,7 +59,7 @@ static void ack(struct writer *w, const char *id)
 static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
 {
 	for (size_t i = 0; i < *nd;) {
-		int rc = control_cursor(w, d[i].rec);
+		int rc = d[i].apply(w, d[i].rec);
 		if (rc == 1)
 			ack(w, d[i].id);
 		if (rc != 0) {
@@ -136,13 +137,16 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 			continue;
 		json_t *rec = data ? json_loads(data, 0, NULL) : NULL;
 		int res = -1;
+		int (*apply)(struct writer *, json_t *) = NULL;
 		if (!rec) {
 			log_error("entry=%s msg=\"control record without valid JSON, dropped\"", e[i].id);
 			res = 1;
 		} else if (strcmp(type, "folders") == 0) {
 			res = control_folders(w, rec) == 0 ? 1 : -1;
 		} else if (strcmp(type, "cursor") == 0) {
-			res = control_cursor(w, rec);
+			res = (apply = control_cursor)(w, rec);
+		} else if (strcmp(type, "backfill") == 0) {
+			res = (apply = control_backfill)(w, rec);
 		} else if (strcmp(type, "flags") == 0) {
 			res = mirror_flags(w, rec);
 		} else if (strcmp(type, "vanished") == 0) {
@@ -160,6 +164,7 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 			if (!dup) {
 				d[*nd].id = strdup(e[i].id);
 				d[*nd].rec = json_incref(rec);
+				d[*nd].apply = apply;
 				(*nd)++;
 			}
 		} else if (res < 0) {

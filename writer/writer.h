@@ -52,6 +52,10 @@ int thread_batch(PGconn *pg, const long long *account, json_t *const *keys, size
 /* Applies a `folders` record. 0 when committed. */
 int control_folders(struct writer *w, json_t *rec);
 
+/* Applies a `backfill` record (older mail below a first-sync window): 1 applied, 0 not yet
+ * (some UID it lists is not committed), <0 database error. */
+int control_backfill(struct writer *w, json_t *rec);
+
 /* mirror.c: apply a `flags` / `vanished` record, each in its own transaction: 1 applied,
  * <0 database error. */
 int mirror_flags(struct writer *w, json_t *rec);
