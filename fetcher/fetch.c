@@ -446,12 +446,9 @@ out:
 
 static int do_list(struct job *j)
 {
+	json_decref(j->folders);
 	j->folders = json_array();
-	int rc = job_command(j, "LIST \"\" \"*\"");
-	if (rc == -EREMOTEIO)
-		snprintf(j->error, sizeof(j->error), "LIST refused for account '%s': %s", j->account,
-			 j->wait_text);
-	return rc;
+	return mirror_list(j);
 }
 
 /* Fetches the UIDs of todo (which it may reorder and shrink) into {mp}:raw: sizes first,
@@ -789,6 +786,7 @@ static int emit_folders(struct job *j, const char *error)
 {
 	json_t *rec = job_record(j);
 	json_object_set_new(rec, "folders", j->folders ? json_incref(j->folders) : json_array());
+	json_object_set_new(rec, "condstore", json_boolean(j->condstore));
 	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
 	if (j->retry_after_ms)
 		json_object_set_new(rec, "retry_after_ms", json_integer(j->retry_after_ms));

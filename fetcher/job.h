@@ -92,6 +92,9 @@ int job_emit(struct job *j, const char *type, json_t *rec);
 json_t *job_record(struct job *j);
 
 /* mirror.c */
+/* A list job: LIST with every folder's STATUS (LIST-STATUS where offered), the answers kept
+ * in j->folders; 0, -EIO or -EREMOTEIO (j->error set). */
+int mirror_list(struct job *j);
 void mirror_init(struct job *j);
 void mirror_release(struct job *j);
 /* Asks STATUS of the folder; 0, or -EIO when the connection failed (a refusal is not an

@@ -5,6 +5,7 @@
  * writer applies (writer/mirror.c). Owns no connection and no new messages (fetch.c). */
 #include "job.h"
 #include "log.h"
+#include "quirks.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -42,10 +43,39 @@ void mirror_release(struct job *j)
 	uidset_release(&j->mirror.present);
 }
 
+
 static int has_status(const struct imap_value *list, const char *key, uint64_t *out)
 {
 	const struct imap_value *v = imap_list_get(list, key);
 	return v && imap_value_u64(v, out) == 0;
+}
+
+/* A list job's STATUS answers go with their folder in the `folders` record: the writer then
+ * queues jobs only for folders that changed. */
+static void list_status(struct job *j, const struct imap_response *r)
+{
+	const struct imap_value *name = &r->args[0], *l = &r->args[1];
+	if (!name->s)
+		return;
+	size_t i;
+	json_t *fo;
+	json_array_foreach(j->folders, i, fo) {
+		const char *wire = json_string_value(json_object_get(fo, "wire_name"));
+		if (!wire || strlen(wire) != name->len || memcmp(wire, name->s, name->len))
+			continue;
+		json_t *st = json_object();
+		static const char *const keys[] = { "MESSAGES", "UNSEEN", "UIDNEXT", "UIDVALIDITY",
+						    "HIGHESTMODSEQ" };
+		static const char *const names[] = { "messages", "unseen", "uidnext", "uidvalidity",
+						     "highestmodseq" };
+		for (size_t k = 0; k < 5; k++) {
+			uint64_t v;
+			if (has_status(l, keys[k], &v))
+				json_object_set_new(st, names[k], json_integer((json_int_t)v));
+		}
+		json_object_set_new(fo, "status", st);
+		return;
+	}
 }
 
 void mirror_on_status(struct job *j, const struct imap_response *r)
@@ -53,6 +83,10 @@ void mirror_on_status(struct job *j, const struct imap_response *r)
 	struct mirror_state *m = &j->mirror;
 	if (r->nargs < 2 || r->args[1].type != IMAP_V_LIST)
 		return;
+	if (j->folders) {
+		list_status(j, r);
+		return;
+	}
 	const struct imap_value *l = &r->args[1];
 	int ok = has_status(l, "MESSAGES", &m->messages) && has_status(l, "UNSEEN", &m->unseen) &&
 		 has_status(l, "UIDNEXT", &m->uidnext) && has_status(l, "UIDVALIDITY", &m->uidvalidity);
@@ -80,7 +114,7 @@ int mirror_status(struct job *j)
 int mirror_unchanged(const struct job *j)
 {
 	const struct mirror_state *m = &j->mirror;
-	if (!m->have_status || !j->last_uid || j->stored.n)
+	if (!m->have_status || !j->exp_uidvalidity || j->stored.n)
 		return 0;
 	if (m->uidvalidity != j->exp_uidvalidity || m->uidnext != m->stored_uidnext ||
 	    j->last_uid + 1 < m->uidnext || m->messages != m->stored_messages ||
@@ -221,4 +255,44 @@ void mirror_cursor_fields(struct job *j, json_t *rec)
 	json_object_set_new(rec, "server_unseen",
 			    m->have_status ? json_integer((json_int_t)m->unseen) : json_null());
 	json_object_set_new(rec, "flag_scanned", json_boolean(m->flag_scanned));
+}
+
+int mirror_list(struct job *j)
+{
+	const char *caps = session_capabilities(j->s);
+	json_t *acc = json_object_get(j->json, "account");
+	const char *prov = json_string_value(json_object_get(acc, "provider"));
+	j->condstore = quirks_use_condstore(quirks_for(prov), caps,
+					    json_is_true(json_object_get(acc, "no_condstore")));
+	const char *items = j->condstore ? "MESSAGES UNSEEN UIDNEXT UIDVALIDITY HIGHESTMODSEQ"
+					 : "MESSAGES UNSEEN UIDNEXT UIDVALIDITY";
+	char cmd[200];
+	int rc;
+	/* Every folder's STATUS with the list: in one command where LIST-STATUS (RFC 5819) is
+	 * offered, else one STATUS per folder, all sent at once and closed by a NOOP. */
+	int list_status_cmd = quirks_cap(caps, "LIST-STATUS");
+	if (list_status_cmd) {
+		snprintf(cmd, sizeof(cmd), "LIST \"\" \"*\" RETURN (STATUS (%s))", items);
+		rc = job_command(j, cmd);
+	} else {
+		rc = job_command(j, "LIST \"\" \"*\"");
+	}
+	if (rc == -EREMOTEIO)
+		snprintf(j->error, sizeof(j->error), "LIST refused for account '%s': %s", j->account,
+			 j->wait_text);
+	if (rc < 0 || list_status_cmd)
+		return rc;
+	size_t i;
+	json_t *fo;
+	json_array_foreach(j->folders, i, fo) {
+		char quoted[1100], line[1300];
+		const char *wire = json_string_value(json_object_get(fo, "wire_name"));
+		if (!json_is_true(json_object_get(fo, "selectable")) || !wire ||
+		    session_quote(quoted, sizeof(quoted), wire) < 0)
+			continue;
+		snprintf(line, sizeof(line), "STATUS %s (%s)", quoted, items);
+		session_send(j->s, line);
+	}
+	/* A folder whose STATUS is refused simply has none: it gets a job. */
+	return job_command(j, "NOOP");
 }

@@ -86,18 +86,39 @@ int control_folders(struct writer *w, json_t *rec)
 			   " email_folders.attributes) IS DISTINCT FROM (EXCLUDED.wire_name, EXCLUDED.delimiter, "
 			   " EXCLUDED.special_use, EXCLUDED.attributes)", 2, p) < 0)
 			goto fail;
-		/* The run's folders: this run's --folder filter, else the account's, else all. */
+		/* The run's folders: this run's --folder filter, else the account's, else all. A
+		 * folder whose STATUS (sent with the list) equals what is stored, with nothing below
+		 * its cursor still to fetch and its flags known current (CONDSTORE's modseq, or a
+		 * flag scan younger than the account's interval), is done at once: a no-change
+		 * poll of an account is one LIST and its STATUS answers, no SELECT and no job. */
+		const char *pq[] = { acc, folders, run,
+				     json_is_true(json_object_get(rec, "condstore")) ? "t" : "f" };
 		if (pg_cmd(w->pg, "queue folder jobs",
-			   "WITH listed AS (SELECT f.name FROM jsonb_to_recordset($2::jsonb) "
-			   "  AS f(name text, selectable boolean) WHERE f.selectable), "
+			   "WITH listed AS (SELECT f.name, f.status FROM jsonb_to_recordset($2::jsonb) "
+			   "  AS f(name text, selectable boolean, status jsonb) WHERE f.selectable), "
 			   "want AS (SELECT CASE WHEN cardinality(r.folder_filter) > 0 THEN r.folder_filter "
-			   "  ELSE a.folders END AS names FROM sync_runs r JOIN accounts a ON a.id = r.account_id "
-			   "  WHERE r.run_id = $3::bigint) "
-			   "INSERT INTO sync_run_folders (run_id, folder_id) "
-			   "SELECT $3::bigint, ef.id FROM email_folders ef, want "
-			   "WHERE ef.account_id = $1::bigint AND ef.name IN (SELECT name FROM listed) "
-			   "  AND (cardinality(want.names) = 0 OR ef.name = ANY(want.names)) "
-			   "ON CONFLICT DO NOTHING", 3, p) < 0)
+			   "  ELSE a.folders END AS names, coalesce((a.options->>'flag_scan_s')::int, 600) AS scan "
+			   "  FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.run_id = $3::bigint), "
+			   "pick AS (SELECT ef.id, ef.uidvalidity, ef.last_uid, "
+			   "  (l.status->>'uidvalidity')::bigint IS NOT DISTINCT FROM ef.uidvalidity "
+			   "  AND (l.status->>'uidnext')::bigint IS NOT DISTINCT FROM ef.uidnext "
+			   "  AND (l.status->>'messages')::int IS NOT DISTINCT FROM ef.message_count "
+			   "  AND (l.status->>'unseen')::int IS NOT DISTINCT FROM ef.unread_count "
+			   "  AND ef.uidvalidity IS NOT NULL AND ef.last_uid + 1 >= (l.status->>'uidnext')::bigint "
+			   "  AND CASE WHEN $4::boolean THEN (l.status->>'highestmodseq')::bigint "
+			   "    IS NOT DISTINCT FROM ef.highest_modseq AND ef.highest_modseq IS NOT NULL "
+			   "    ELSE ef.last_flag_scan_at > now() - make_interval(secs => want.scan) END "
+			   "  AS unchanged "
+			   "  FROM email_folders ef JOIN listed l ON l.name = ef.name, want "
+			   "  WHERE ef.account_id = $1::bigint "
+			   "  AND (cardinality(want.names) = 0 OR ef.name = ANY(want.names))), "
+			   "done AS (UPDATE email_folders ef SET last_synced_at = now(), last_error = NULL "
+			   "  FROM pick WHERE pick.id = ef.id AND pick.unchanged RETURNING ef.id) "
+			   "INSERT INTO sync_run_folders (run_id, folder_id, status, finished_at, uidvalidity, last_uid) "
+			   "SELECT $3::bigint, id, CASE WHEN unchanged THEN 'done' ELSE 'queued' END, "
+			   "  CASE WHEN unchanged THEN now() END, CASE WHEN unchanged THEN uidvalidity END, "
+			   "  CASE WHEN unchanged THEN last_uid END FROM pick "
+			   "ON CONFLICT DO NOTHING", 4, pq) < 0)
 			goto fail;
 		/* Folders the server no longer lists (deleted, or renamed: the new name arrives as a
 		 * new folder) go with their locations; messages left without one go too. A LIST

@@ -68,3 +68,4 @@ print(f"  {n} messages, {int(b)/1e6:.1f} MB in {t:.2f} s = {int(n)/t:.0f} msg/s,
 print(f"  no-change re-sync: {float(e2)-float(s2):.2f} s")
 PY
 "$ROOT/tests/bench/writer_bench.sh"
+"$ROOT/tests/bench/mirror_bench.sh"

@@ -41,4 +41,9 @@ mirror_steps() { # HOST PORT DELIMITER
 	before=$(snapshot)
 	sync_both "no change"
 	check "a sync with no change rewrites no row" [ "$(snapshot)" = "$before" ]
+	# ... and costs the CONDSTORE account no folder job at all: the list's STATUS answers
+	# showed nothing changed.
+	check "a no-change sync of cs queued no folder job" [ "$(sql "SELECT count(*) FROM sync_run_folders s
+		WHERE s.run_id = $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$MAILPIPE_STACK_DIR/cs.json")
+		AND s.enqueued_at IS NOT NULL")" = 0 ]
 }
