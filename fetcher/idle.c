@@ -331,21 +331,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 static size_t on_header(char *buf, size_t size, size_t n, void *data)
 {
 	struct watch *w = data;
-	size_t len = size * n;
-	char line[1200];
-	size_t l = len < sizeof(line) - 1 ? len : sizeof(line) - 1;
-	memcpy(line, buf, l);
-	line[l] = 0;
-	const char *cap = strstr(line, "CAPABILITY ");
-	if (cap) {
-		cap += 11;
-		size_t cl = strcspn(cap, "]\r\n");
-		if (cl >= sizeof(w->caps))
-			cl = sizeof(w->caps) - 1;
-		memcpy(w->caps, cap, cl);
-		w->caps[cl] = 0;
-	}
-	return len;
+	quirks_caps_from_line(w->caps, sizeof(w->caps), buf, size * n);
+	return size * n;
 }
 
 static const char *jstr(json_t *o, const char *key)

@@ -44,3 +44,18 @@ int quirks_use_condstore(const struct quirks *q, const char *caps, int account_o
 		return 0;
 	return quirks_cap(caps, "CONDSTORE") || quirks_cap(caps, "QRESYNC");
 }
+
+void quirks_caps_from_line(char *caps, size_t size, const char *line, size_t len)
+{
+	const char *cap = memmem(line, len, "CAPABILITY ", 11);
+	if (!cap || size == 0)
+		return;
+	cap += 11;
+	size_t left = len - (size_t)(cap - line), cl = 0;
+	while (cl < left && cap[cl] != ']' && cap[cl] != '\r' && cap[cl] != '\n')
+		cl++;
+	if (cl >= size)
+		cl = size - 1;
+	memcpy(caps, cap, cl);
+	caps[cl] = 0;
+}

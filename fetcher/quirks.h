@@ -5,6 +5,8 @@
 #ifndef MP_QUIRKS_H
 #define MP_QUIRKS_H
 
+#include <stddef.h>
+
 struct quirks {
 	const char *provider;	/* accounts.provider */
 	int no_condstore;	/* announced but not to be relied on */
@@ -24,5 +26,10 @@ int quirks_cap(const char *caps, const char *name);
 /* CONDSTORE is used when announced (or implied by QRESYNC), not refused by the table for this
  * provider, and not turned off for the account. */
 int quirks_use_condstore(const struct quirks *q, const char *caps, int account_off);
+
+/* Keeps the capability list of a server line that carries one ("* CAPABILITY ...", or
+ * "A1 OK [CAPABILITY ...] Logged in") in caps (size bytes, always terminated); lines
+ * without one leave caps alone. Reads len bytes of line, any length, no terminator needed. */
+void quirks_caps_from_line(char *caps, size_t size, const char *line, size_t len);
 
 #endif

@@ -3,6 +3,7 @@
  * URL mode is one message per request (LIBRARY-NOTES: 663 msg/s against 6,000+). */
 #include "session.h"
 #include "log.h"
+#include "quirks.h"
 #include "retry.h"
 
 #include <curl/curl.h>
@@ -81,15 +82,9 @@ static size_t on_header(char *buf, size_t size, size_t n, void *data)
 		l = sizeof(s->last_server_line) - 1;
 	memcpy(s->last_server_line, buf, l);
 	s->last_server_line[l] = 0;
-	const char *cap = strstr(s->last_server_line, "CAPABILITY ");
-	if (cap) {
-		cap += 11;
-		size_t cl = strcspn(cap, "]");
-		if (cl >= sizeof(s->caps))
-			cl = sizeof(s->caps) - 1;
-		memcpy(s->caps, cap, cl);
-		s->caps[cl] = 0;
-	}
+	/* From the whole line: Dovecot's capability list after login is longer than the copy
+	 * kept above, and LIST-STATUS sits near its end. */
+	quirks_caps_from_line(s->caps, sizeof(s->caps), buf, len);
 	return len;
 }
 

@@ -54,7 +54,7 @@ mailpipe sync big --folder INBOX --wait >/dev/null
 p1=$(date +%s.%N)
 c1=$(cpu "$fpid")
 cmds=$(tail -n +"$((mark + 1))" "$MAILPIPE_STACK_DIR/run.log" | grep -c 'stage=fetcher.*msg="C: M' || true)
-list=$(tail -n +"$((mark + 1))" "$MAILPIPE_STACK_DIR/run.log" | grep 'stage=fetcher.*msg="C: M' | sed 's/.*msg="C: M[0-9]* //; s/ .*//' | tr '\n' ' ')
+list=$(tail -n +"$((mark + 1))" "$MAILPIPE_STACK_DIR/run.log" | grep 'stage=fetcher.*msg="C: M' | sed 's/.*msg="C: M[0-9]* //; s/ .*//; s/"//g' | tr '\n' ' ')
 hz=$(getconf CLK_TCK)
 python3 - "$COUNT" "$t0" "$t1" "$p0" "$p1" "$c0" "$c1" "$hz" "$cmds" "$list" <<'PY'
 import sys

@@ -38,8 +38,33 @@ static void test_condstore(void)
 	CHECK(!quirks_use_condstore(g, "IMAP4rev1 XCONDSTORE", 0));
 }
 
+static void test_caps_line(void)
+{
+	char caps[4096] = "old";
+	/* Dovecot 2.3's reply to AUTHENTICATE: 500 bytes, LIST-STATUS near the end. */
+	const char *line = "A004 OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT "
+			   "SORT=DISPLAY THREAD=REFERENCES THREAD=REFS THREAD=ORDEREDSUBJECT MULTIAPPEND "
+			   "URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED "
+			   "I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH "
+			   "LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE "
+			   "SAVEDATE LITERAL+ NOTIFY SPECIAL-USE] Logged in\r\n";
+	quirks_caps_from_line(caps, sizeof(caps), line, strlen(line));
+	CHECK(quirks_cap(caps, "LIST-STATUS"));
+	CHECK(quirks_cap(caps, "SPECIAL-USE"));
+	CHECK(!quirks_cap(caps, "Logged"));
+	/* A line without a list leaves the last one. */
+	quirks_caps_from_line(caps, sizeof(caps), "* OK ready\r\n", 11);
+	CHECK(quirks_cap(caps, "IDLE"));
+	/* "* CAPABILITY" untagged, cut to the buffer, never overrun. */
+	char small[16];
+	const char *un = "* CAPABILITY IMAP4rev1 IDLE MOVE\r\n";
+	quirks_caps_from_line(small, sizeof(small), un, strlen(un));
+	CHECK_EQ_STR(small, "IMAP4rev1 IDLE ");
+}
+
 int main(void)
 {
+	TEST_RUN(test_caps_line);
 	TEST_RUN(test_lookup);
 	TEST_RUN(test_caps);
 	TEST_RUN(test_condstore);
