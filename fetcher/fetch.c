@@ -21,37 +21,6 @@
 #include <unistd.h>
 
 
-char *fetch_resolve_secret(const char *ref, char *err, size_t errlen)
-{
-	if (strncmp(ref, "env:", 4) == 0) {
-		const char *v = getenv(ref + 4);
-		if (!v || !*v) {
-			snprintf(err, errlen, "secret %s is not set in the fetcher's environment", ref);
-			return NULL;
-		}
-		return strdup(v);
-	}
-	if (strncmp(ref, "file:", 5) == 0) {
-		FILE *fp = fopen(ref + 5, "r");
-		char buf[8192];
-		if (!fp) {
-			snprintf(err, errlen, "secret %s cannot be read: %s", ref, strerror(errno));
-			return NULL;
-		}
-		size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-		fclose(fp);
-		buf[n] = 0;
-		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-			buf[--n] = 0;
-		if (!n) {
-			snprintf(err, errlen, "secret %s is empty", ref);
-			return NULL;
-		}
-		return strdup(buf);
-	}
-	snprintf(err, errlen, "secret reference '%.40s' is not env:VAR or file:PATH", ref);
-	return NULL;
-}
 
 static const char *jstr(json_t *o, const char *key)
 {
@@ -579,6 +548,28 @@ out:
 	return rc;
 }
 
+/* EXAMINE (read-only, so nothing is marked \Seen), with CONDSTORE where the job uses it. */
+static int examine(struct job *j, const char *quoted)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof(cmd), "EXAMINE %s%s", quoted, j->condstore ? " (CONDSTORE)" : "");
+	int rc = job_command(j, cmd);
+	if (rc == -EREMOTEIO)
+		snprintf(j->error, sizeof(j->error), "EXAMINE refused for account '%s' folder '%s': %s",
+			 j->account, j->folder, j->wait_text);
+	return rc;
+}
+
+/* A UID SEARCH whose answers go into j->search. */
+static int search(struct job *j, const char *cmd)
+{
+	int rc = job_command(j, cmd);
+	if (rc == -EREMOTEIO)
+		snprintf(j->error, sizeof(j->error), "SEARCH refused for account '%s' folder '%s': %s",
+			 j->account, j->folder, j->wait_text);
+	return rc;
+}
+
 static int do_sync(struct job *j)
 {
 	char cmd[1200], quoted[1100];
@@ -609,14 +600,7 @@ static int do_sync(struct job *j)
 		j->highest_modseq = m->modseq ? m->modseq : m->stored_modseq;
 		return 0;
 	}
-	snprintf(cmd, sizeof(cmd), "EXAMINE %s%s", quoted, j->condstore ? " (CONDSTORE)" : "");
-	rc = job_command(j, cmd);
-	if (rc == -EREMOTEIO) {
-		snprintf(j->error, sizeof(j->error), "EXAMINE refused for account '%s' folder '%s': %s",
-			 j->account, j->folder, j->wait_text);
-		return rc;
-	}
-	if (rc < 0)
+	if ((rc = examine(j, quoted)) < 0)
 		return rc;
 	if (j->exp_uidvalidity && j->uidvalidity != j->exp_uidvalidity) {
 		/* Invariant 4: old UIDs mean nothing now; the writer drops the old locations when
@@ -636,11 +620,7 @@ static int do_sync(struct job *j)
 		else
 			snprintf(cmd, sizeof(cmd), "UID SEARCH UID %llu:*",
 				 (unsigned long long)j->last_uid + 1);
-		rc = job_command(j, cmd);
-		if (rc == -EREMOTEIO)
-			snprintf(j->error, sizeof(j->error), "SEARCH refused for account '%s' folder '%s': %s",
-				 j->account, j->folder, j->wait_text);
-		if (rc < 0)
+		if ((rc = search(j, cmd)) < 0)
 			return rc;
 	}
 	uidset_normalize(&j->search);
@@ -678,12 +658,8 @@ static int do_backfill(struct job *j)
 		snprintf(j->error, sizeof(j->error), "folder name of '%s' cannot be quoted", j->folder);
 		return -EREMOTEIO;
 	}
-	snprintf(cmd, sizeof(cmd), "EXAMINE %s", quoted);
-	rc = job_command(j, cmd);
-	if (rc == -EREMOTEIO)
-		snprintf(j->error, sizeof(j->error), "EXAMINE refused for account '%s' folder '%s': %s",
-			 j->account, j->folder, j->wait_text);
-	if (rc < 0)
+	j->condstore = 0;
+	if ((rc = examine(j, quoted)) < 0)
 		return rc;
 	if (j->uidvalidity != j->exp_uidvalidity) {
 		/* The folder's own sync resets it and sets a new backfill point. */
@@ -693,11 +669,7 @@ static int do_backfill(struct job *j)
 	j->search.n = 0;
 	if (below > 1) {
 		snprintf(cmd, sizeof(cmd), "UID SEARCH UID 1:%llu", (unsigned long long)below - 1);
-		rc = job_command(j, cmd);
-		if (rc == -EREMOTEIO)
-			snprintf(j->error, sizeof(j->error), "SEARCH refused for account '%s' folder '%s': %s",
-				 j->account, j->folder, j->wait_text);
-		if (rc < 0)
+		if ((rc = search(j, cmd)) < 0)
 			return rc;
 	}
 	uidset_normalize(&j->search);
@@ -740,79 +712,8 @@ json_t *job_record(struct job *j)
 	return rec;
 }
 
-/* The end of a sync_folder job: what was fetched and where the cursor may go. With error set,
- * the writer records the failure and leaves the cursor where it was. */
-static int emit_cursor(struct job *j, const char *error)
-{
-	json_t *rec = job_record(j);
-	char *uids = uidset_format(&j->fetched);
-	uint64_t last = j->last_uid;
-	if (!error) {
-		if (j->uidnext > 0 && j->uidnext - 1 > last)
-			last = j->uidnext - 1;
-		if (j->search.n && j->search.v[j->search.n - 1] > last)
-			last = j->search.v[j->search.n - 1];
-		/* Invariant 1: never past a UID the server lists but did not deliver. */
-		if (j->missing.n && j->missing.v[0] - 1 < last)
-			last = j->missing.v[0] - 1 > j->last_uid ? j->missing.v[0] - 1 : j->last_uid;
-	}
-	char *missing = uidset_format(&j->missing);
-	json_object_set_new(rec, "folder_id", json_integer(j->folder_id));
-	json_object_set_new(rec, "folder", json_string(j->folder));
-	json_object_set_new(rec, "uidvalidity", json_integer((json_int_t)(j->uidvalidity ? j->uidvalidity : j->exp_uidvalidity)));
-	json_object_set_new(rec, "uidnext", json_integer((json_int_t)j->uidnext));
-	json_object_set_new(rec, "exists", json_integer((json_int_t)j->exists));
-	json_object_set_new(rec, "highest_modseq", json_integer((json_int_t)j->highest_modseq));
-	json_object_set_new(rec, "last_uid", json_integer((json_int_t)last));
-	json_object_set_new(rec, "uids", json_string(uids ? uids : ""));
-	json_object_set_new(rec, "fetched_count", json_integer((json_int_t)j->fetched.n));
-	json_object_set_new(rec, "missing", json_string(missing ? missing : ""));
-	if (!error)
-		mirror_cursor_fields(j, rec);
-	if (!error && j->window_used)
-		json_object_set_new(rec, "backfill_below", json_integer((json_int_t)j->window_low));
-	json_object_set_new(rec, "missing_count", json_integer((json_int_t)j->missing.n));
-	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
-	if (j->retry_after_ms)
-		json_object_set_new(rec, "retry_after_ms", json_integer(j->retry_after_ms));
-	free(uids);
-	free(missing);
-	int rc = job_emit(j, "cursor", rec);
-	json_decref(rec);
-	return rc;
-}
 
-static int emit_folders(struct job *j, const char *error)
-{
-	json_t *rec = job_record(j);
-	json_object_set_new(rec, "folders", j->folders ? json_incref(j->folders) : json_array());
-	json_object_set_new(rec, "condstore", json_boolean(j->condstore));
-	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
-	if (j->retry_after_ms)
-		json_object_set_new(rec, "retry_after_ms", json_integer(j->retry_after_ms));
-	int rc = job_emit(j, "folders", rec);
-	json_decref(rec);
-	return rc;
-}
 
-static int emit_backfill(struct job *j, const char *error)
-{
-	json_t *rec = job_record(j);
-	char *uids = uidset_format(&j->fetched), *missing = uidset_format(&j->missing);
-	json_object_set_new(rec, "folder_id", json_integer(j->folder_id));
-	json_object_set_new(rec, "folder", json_string(j->folder));
-	json_object_set_new(rec, "uidvalidity", json_integer((json_int_t)j->exp_uidvalidity));
-	json_object_set_new(rec, "uids", json_string(uids ? uids : ""));
-	json_object_set_new(rec, "missing", json_string(missing ? missing : ""));
-	json_object_set_new(rec, "below", json_integer((json_int_t)j->backfill_next));
-	json_object_set_new(rec, "stale", json_boolean(j->backfill_stale));
-	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
-	free(uids);
-	free(missing);
-	int rc = job_emit(j, "backfill", rec);
-	json_decref(rec);
-	return rc;
-}
 
 static int lock_folder(struct job *j)
 {

@@ -91,6 +91,11 @@ int job_emit(struct job *j, const char *type, json_t *rec);
 /* A new record with job_id, run_id and account_id; caller owns it. */
 json_t *job_record(struct job *j);
 
+/* records.c: the record that ends a job; error NULL when it succeeded. 0 or <0. */
+int emit_cursor(struct job *j, const char *error);
+int emit_folders(struct job *j, const char *error);
+int emit_backfill(struct job *j, const char *error);
+
 /* mirror.c */
 /* A list job: LIST with every folder's STATUS (LIST-STATUS where offered), the answers kept
  * in j->folders; 0, -EIO or -EREMOTEIO (j->error set). */
