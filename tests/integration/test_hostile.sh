@@ -62,6 +62,12 @@ verify calm --summary "$OUT/calm.json"
 
 python3 "$HERE/hostile_expect.py" --check "$OUT" || FAILS=$((FAILS + 1))
 
+# `mailpipe status` shows the failed folder's error to an operator, not only the summary.
+check "status shows INBOX's error for account unavailable" \
+	bash -c "mailpipe status unavailable | grep -q 'EXAMINE refused .*UNAVAILABLE'"
+check "status --json carries the run's missing UID" \
+	bash -c "mailpipe status missing --json | grep -q 'did not deliver 1 listed message'"
+
 # A later sync of an account whose folder failed starts a new run instead of joining a stuck
 # one, and the server that kept omitting UID 3 is asked for it (and only it) again.
 first=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$OUT/unavailable.json")
