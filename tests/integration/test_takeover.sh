@@ -139,8 +139,8 @@ held_job() { # prints the pid of a fetcher whose consumer holds a job
 	done
 	return 1
 }
-wait_for 60 held_job >/dev/null
-victim=$(held_job)
+# The pid as found the moment it held the job (a second look may come after the job ended).
+victim=$(wait_for 60 held_job | tail -1)
 check "a fetcher is mid-job" [ -n "$victim" ]
 victim_name=$(tr '\0' '\n' <"/proc/$victim/environ" | sed -n 's/^MAILPIPE_CONSUMER=//p')
 # Its job may be the folder list, which takes no lock: only a lock it held must be released.
