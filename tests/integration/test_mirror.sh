@@ -7,6 +7,7 @@
 # must hold together: no message without a location, conversations counting their messages.
 # Two accounts mirror the same mailbox: one through CONDSTORE (CHANGEDSINCE, HIGHESTMODSEQ),
 # one with it turned off, which scans every stored UID's flags, so both paths are proven.
+export MAILPIPE_IDLE=1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mirror_lib.sh"
 stack_up 60 11

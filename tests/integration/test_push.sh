@@ -4,6 +4,7 @@
 # the scheduler for a sync on {mp}:requests. Also: an account with --no-idle gets no watch,
 # the watch survives a renewal cycle (DONE, NOOP, IDLE), and when its fetcher is killed
 # another fetcher takes the lease over and push keeps working.
+export MAILPIPE_IDLE=1
 . "$(dirname "$0")/lib.sh"
 stack_up 40 13
 add_account pushy
