@@ -26,6 +26,9 @@
 #define IDLE_REFRESH_MS 2000
 /* Events arriving together (EXISTS, then RECENT, then FETCH) make one request. */
 #define IDLE_DEBOUNCE_MS 20
+/* Logins block this thread (up to MAILPIPE_FETCH_TIMEOUT_S each): a bounded number per
+ * refresh keeps the leases of the watches already open renewed in time. */
+#define IDLE_OPENS_PER_REFRESH 32
 
 enum watch_state {
 	W_SELECT,	/* EXAMINE sent */
@@ -486,6 +489,7 @@ static void on_refresh(uv_timer_t *t)
 	}
 	unsigned gen = ++id->generation;
 	long long now = stage_now_ms();
+	int opens = 0;
 	size_t i;
 	json_t *tg;
 	json_array_foreach(targets, i, tg) {
@@ -502,10 +506,11 @@ static void on_refresh(uv_timer_t *t)
 			continue;
 		}
 		struct backoff *b = backoff_of(id, acc);
-		if (b && b->until_ms > now)
+		if ((b && b->until_ms > now) || opens >= IDLE_OPENS_PER_REFRESH)
 			continue;
 		if (!lease_take(id, acc))
 			continue; /* another fetcher watches it */
+		opens++;
 		w = watch_open(id, tg);
 		if (w) {
 			w->seen = gen;

@@ -140,8 +140,7 @@ int control_folders(struct writer *w, json_t *rec)
 				 account_id, PQgetvalue(gone, 0, 1));
 		PQclear(gone);
 		if (ngone) {
-			const char *pl[] = { acc };
-			if (pg_cmd(w->pg, "account lock", "SELECT pg_advisory_xact_lock(1, $1::int)", 1, pl) < 0 ||
+			if (mirror_lock_account(w, account_id) < 0 ||
 			    mirror_drop_orphans(w, account_id, NULL) < 0)
 				goto fail;
 		}
@@ -185,6 +184,21 @@ static char *uids_array(const char *uids, size_t *count)
 	*count = set.n;
 	uidset_release(&set);
 	return arr;
+}
+
+/* How many of the record's UIDs (an array literal) have a location in the folder: all of
+ * them means every message the job delivered is committed. <0 on a database error. */
+static long long committed(struct writer *w, const char *folder, const char *uidv, const char *uids)
+{
+	const char *p[] = { folder, uidv, uids };
+	PGresult *r = pg_exec(w->pg, "check committed UIDs",
+			      "SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint "
+			      " AND uidvalidity = $2::bigint AND uid = ANY($3::bigint[])", 3, p);
+	if (!r)
+		return -EIO;
+	long long have = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return have;
 }
 
 int control_cursor(struct writer *w, json_t *rec)
@@ -239,14 +253,9 @@ int control_cursor(struct writer *w, json_t *rec)
 		    push_next_sync(w, account_id, rec) < 0)
 			goto fail;
 	} else {
-		const char *p[] = { folder, uidv, uids };
-		PGresult *r = pg_exec(w->pg, "check cursor",
-				      "SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint "
-				      " AND uidvalidity = $2::bigint AND uid = ANY($3::bigint[])", 3, p);
-		if (!r)
+		long long have = committed(w, folder, uidv, uids);
+		if (have < 0)
 			goto fail;
-		long long have = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		PQclear(r);
 		if (have < (long long)count) {
 			/* Some messages are still in the parser or in another writer's batch. */
 			PQclear(PQexec(w->pg, "ROLLBACK"));
@@ -347,14 +356,9 @@ int control_backfill(struct writer *w, json_t *rec)
 			    "WHERE id = $1::bigint", 1, p) < 0 ? -EIO : 1;
 		goto out;
 	}
-	const char *p[] = { folder, uidv, uids };
-	PGresult *r = pg_exec(w->pg, "check backfill",
-			      "SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint "
-			      " AND uidvalidity = $2::bigint AND uid = ANY($3::bigint[])", 3, p);
-	if (!r)
+	long long have = committed(w, folder, uidv, uids);
+	if (have < 0)
 		goto out;
-	long long have = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
 	if (have < (long long)count) {
 		rc = 0; /* its messages are still on their way */
 		goto out;

@@ -69,7 +69,7 @@ int mirror_drop_orphans(struct writer *w, long long account_id, const char *mess
 
 /* Every writer inserts an account's messages under this lock (store.c): deleting one while
  * another batch adds a location to it would lose that location. */
-static int lock_account(struct writer *w, long long account_id)
+int mirror_lock_account(struct writer *w, long long account_id)
 {
 	char acc[24];
 	snprintf(acc, sizeof(acc), "%lld", account_id);
@@ -134,7 +134,7 @@ int mirror_vanished(struct writer *w, json_t *rec)
 	const char *p[] = { folder, uidv, upto, present ? present : "" };
 	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
 		return -EIO;
-	if (lock_account(w, account_id) < 0)
+	if (mirror_lock_account(w, account_id) < 0)
 		goto fail;
 	/* present is a sequence set ("1:40,42"): its ranges expand in SQL into a hashed set. */
 	PGresult *r = pg_exec(

@@ -60,6 +60,9 @@ int control_backfill(struct writer *w, json_t *rec);
  * <0 database error. */
 int mirror_flags(struct writer *w, json_t *rec);
 int mirror_vanished(struct writer *w, json_t *rec);
+/* Takes the account's advisory lock for the caller's transaction, the one every batch of
+ * store.c holds: a message must not lose its last location while a batch adds one. 0/-EIO. */
+int mirror_lock_account(struct writer *w, long long account_id);
 /* Inside the caller's transaction (holding the account's advisory lock): deletes the given
  * messages (message_ids, a bigint[] literal; NULL = all of the account's) that have no
  * location left, or marks them deleted_at for keep_deleted accounts, and recomputes their
