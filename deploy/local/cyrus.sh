@@ -27,6 +27,8 @@ umask 022
 
 PROG=cyrus.sh
 HERE=$(cd "$(dirname "$0")" && pwd -P)
+DIR_HINT=DIR
+. "$HERE/svc.sh"
 CYRUS_HOME=${MP_CYRUS_HOME:-/usr/local/lib/mailpipe/cyrus-imapd}
 IMAPD=$CYRUS_HOME/usr/lib/cyrus/bin/imapd
 LIBEXEC=/usr/lib/cyrus/bin # cyrus-common: master, ctl_cyrusdb, ...
@@ -132,40 +134,6 @@ resolve_dir() {
 	fi
 }
 
-ensure_svc_user() {
-	if [ "$IS_ROOT" = 1 ] && ! getent passwd "$SVC_USER" >/dev/null; then
-		useradd --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin --comment "mailpipe local stack" "$SVC_USER" 2>/dev/null ||
-			getent passwd "$SVC_USER" >/dev/null || die "could not create system user $SVC_USER"
-	fi
-}
-
-as_svc() {
-	if [ "$IS_ROOT" = 1 ]; then
-		runuser -u "$SVC_USER" -- "$@"
-	else
-		"$@"
-	fi
-}
-
-# The service user must reach DIR (mktemp -d makes 0700 dirs): root-owned ancestors that are not
-# searchable get o+x (search only, no listing), as stack.sh does; others are an error.
-ensure_traversable() {
-	[ "$IS_ROOT" = 1 ] || return 0
-	runuser -u "$SVC_USER" -- test -x "$DIR/." 2>/dev/null && return 0
-	local p="" rest=${DIR#/} comp
-	while [ -n "$rest" ]; do
-		comp=${rest%%/*}
-		[ "$comp" = "$rest" ] && rest="" || rest=${rest#*/}
-		p=$p/$comp
-		runuser -u "$SVC_USER" -- test -x "$p/." 2>/dev/null && continue
-		[ "$(stat -c %u "$p")" = 0 ] ||
-			die "$SVC_USER cannot reach $p (not searchable); choose another DIR"
-		chmod o+x "$p"
-		echo "$PROG: made $p searchable (o+x) so $SVC_USER can reach Cyrus's files" >&2
-	done
-}
-
 # Prints master's pid when it runs.
 master_pid() {
 	local pid comm
@@ -174,18 +142,6 @@ master_pid() {
 	[ -n "$pid" ] || return 1
 	comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
 	case $comm in master* | cyrmaster*) printf '%s\n' "$pid" ;; *) return 1 ;; esac
-}
-
-port_open() {
-	(exec 8<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-imap_greets() {
-	(
-		exec 8<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		IFS= read -r -t 3 line <&8 || exit 1
-		case $line in '* OK'*) exit 0 ;; *) exit 1 ;; esac
-	) 2>/dev/null
 }
 
 state_get() { sed -n "s/^$1=//p" "$STATE" 2>/dev/null | head -n 1; }

@@ -24,6 +24,8 @@ umask 022
 
 PROG=stack.sh
 HERE=$(cd "$(dirname "$0")" && pwd -P)
+DIR_HINT=MAILPIPE_STACK_DIR
+. "$HERE/svc.sh"
 REPO=$(cd "$HERE/../.." && pwd -P)
 SERVERS="redis postgres dovecot"
 
@@ -150,46 +152,15 @@ recorded() {
 # ---------------------------------------------------------------------------------------------
 # Users, permissions, locking
 
+ensure_svc_ids() { # the user, and the ids the files are chowned to
+	ensure_svc_user
+	svc_ids
+}
+
 svc_ids() {
 	SVC_UID=$(id -u "$SVC_USER")
 	SVC_GID=$(id -g "$SVC_USER")
 	SVC_GROUP=$(id -gn "$SVC_USER")
-}
-
-ensure_svc_user() {
-	if [ "$IS_ROOT" = 1 ] && ! getent passwd "$SVC_USER" >/dev/null; then
-		useradd --system --user-group --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin --comment "mailpipe local stack" "$SVC_USER" 2>/dev/null ||
-			getent passwd "$SVC_USER" >/dev/null || die "could not create system user $SVC_USER"
-	fi
-	svc_ids
-}
-
-# Runs a command as the service user (initdb, postgres and redis refuse or should not run as root).
-as_svc() {
-	if [ "$IS_ROOT" = 1 ]; then
-		runuser -u "$SVC_USER" -- "$@"
-	else
-		"$@"
-	fi
-}
-
-# The service user must be able to reach the directory (mktemp -d makes 0700 dirs): ancestors
-# owned by root that are not searchable get o+x (search only, no listing); others are an error.
-ensure_traversable() {
-	[ "$IS_ROOT" = 1 ] || return 0
-	runuser -u "$SVC_USER" -- test -x "$DIR/." 2>/dev/null && return 0
-	local p="" rest=${DIR#/} comp
-	while [ -n "$rest" ]; do
-		comp=${rest%%/*}
-		[ "$comp" = "$rest" ] && rest="" || rest=${rest#*/}
-		p=$p/$comp
-		runuser -u "$SVC_USER" -- test -x "$p/." 2>/dev/null && continue
-		[ "$(stat -c %u "$p")" = 0 ] ||
-			die "$SVC_USER cannot reach $p (not searchable); choose another MAILPIPE_STACK_DIR"
-		chmod o+x "$p"
-		note "made $p searchable (o+x) so $SVC_USER can reach the stack"
-	done
 }
 
 # A non-empty dir without our marker. The marker is created before anything else, and "*" is
@@ -215,7 +186,7 @@ prepare_dir() {
 	lock
 }
 
-# Creates the directory layout (not the server data). Needs ensure_svc_user and prepare_dir.
+# Creates the directory layout (not the server data). Needs ensure_svc_ids and prepare_dir.
 init_layout() {
 	chmod 755 "$DIR"
 	: >>"$MARKER"
@@ -258,18 +229,6 @@ pid_alive() {
 redis_pid() { pid_alive "$REDIS_DIR/redis.pid" redis; }
 pg_pid() { pid_alive "$PGDATA/postmaster.pid" postgres; }
 dovecot_pid() { pid_alive "$DC_BASE/master.pid" dovecot; }
-
-port_open() {
-	(exec 8<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-imap_greets() {
-	(
-		exec 8<>"/dev/tcp/127.0.0.1/$1" || exit 1
-		IFS= read -r -t 3 line <&8 || exit 1
-		case $line in '* OK'*) exit 0 ;; *) exit 1 ;; esac
-	) 2>/dev/null
-}
 
 # wait_gone PID SECONDS
 wait_gone() {
@@ -622,7 +581,7 @@ cmd_start() {
 	[ -x "$PG_BIN/postgres" ] || die "postgres: no server binaries in '$PG_BIN' (set MP_PG_BIN)"
 	command -v redis-server >/dev/null || die "redis: redis-server not installed"
 	command -v dovecot >/dev/null || die "dovecot: dovecot not installed"
-	ensure_svc_user
+	ensure_svc_ids
 	prepare_dir
 	init_layout
 	load_settings
@@ -751,7 +710,7 @@ cmd_add_user() {
 		count=$4 seed=$5
 		case $count$seed in *[!0-9]*) die "add-user: COUNT and SEED must be non-negative integers" ;; esac
 	fi
-	ensure_svc_user
+	ensure_svc_ids
 	prepare_dir
 	init_layout
 	add_user "$1" "$2" "$count" "$seed"
