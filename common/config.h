@@ -31,8 +31,10 @@ struct mp_config {
 	long store_raw;		/* keep raw bytes in messages.raw */
 	char *fault_parser_abort; /* tests only: parsers abort() on raw containing this */
 	long idle;		/* fetchers keep IDLE connections on the accounts' INBOX */
-	long idle_renew_s;
-	long backfill_chunk;	/* UIDs per backfill job */	/* IDLE is ended and restarted (with a NOOP) this often */
+	long idle_renew_s;	/* IDLE is ended and restarted (with a NOOP) this often */
+	long backfill_chunk;	/* UIDs per backfill job */
+	long conn_idle_s;	/* a fetcher's parked account connection lives this long unused */
+	long conn_parked;	/* ... and it keeps at most this many */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];

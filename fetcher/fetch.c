@@ -3,6 +3,7 @@
  * messages go to {mp}:raw as they arrive, then one `cursor` record. The cursor record is
  * written only after every raw XADD was acknowledged by Redis, and the writer applies it only
  * once every UID it lists is committed (invariant 1). */
+#include "conn.h"
 #include "job.h"
 #include "log.h"
 #include "mutf7.h"
@@ -715,6 +716,25 @@ json_t *job_record(struct job *j)
 
 
 
+/* What this sync saw of its folder, for the account's IDLE watch when the job ran on its
+ * connection: the watch asks for another sync only if the folder changed since. */
+static void job_look(struct job *j, struct idle_seen *seen)
+{
+	if (strcmp(seen->wire, j->wire_name) != 0)
+		return;
+	if (j->uidnext) { /* EXAMINE */
+		seen->uidvalidity = j->uidvalidity;
+		seen->uidnext = j->uidnext;
+		seen->exists = j->exists;
+		seen->modseq = j->highest_modseq;
+	} else if (j->mirror.have_status) { /* STATUS showed nothing to do */
+		seen->uidvalidity = j->mirror.uidvalidity;
+		seen->uidnext = j->mirror.uidnext;
+		seen->exists = j->mirror.messages;
+		seen->modseq = j->mirror.modseq;
+	}
+}
+
 static int lock_folder(struct job *j)
 {
 	const char *key = j->lock_key;
@@ -816,6 +836,9 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	 * rather than restarts. A hint longer than we wait inline ends the job and pushes the
 	 * account's next sync past it. */
 	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)j.folder_id;
+	struct conn_use cu = { .account_id = j.account_id };
+	conn_key(cu.key, sizeof(cu.key), o.host, o.port, o.username, o.auth);
+	int stale_retried = 0;
 	for (long attempt = 0; attempt <= f->cfg->fetch_retries && !*f->stopping; attempt++) {
 		if (attempt) {
 			int64_t hint = retry_hint_ms(j.error);
@@ -851,7 +874,9 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		}
 		j.error[0] = 0;
 		j.wait_transient = 0;
-		j.s = session_open(&o, j.error, sizeof(j.error), &auth_failed);
+		j.s = f->conns ? conns_open(f->conns, &cu, &o, !is_backfill, j.error, sizeof(j.error),
+					    &auth_failed)
+			       : session_open(&o, j.error, sizeof(j.error), &auth_failed);
 		if (!j.s) {
 			if (auth_failed)
 				break;
@@ -863,8 +888,24 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		rc = is_backfill ? do_backfill(&j) : is_sync ? do_sync(&j) : do_list(&j);
 		if (rc == -EIO && !j.error[0])
 			snprintf(j.error, sizeof(j.error), "%s", session_error(j.s));
-		session_close(j.s);
+		if (rc == 0 && is_sync)
+			job_look(&j, &cu.seen);
+		/* A kept connection the server dropped meanwhile (its autologout, a restart)
+		 * fails before it answers anything: log in again at once; that is not the server
+		 * failing this job. */
+		int stale = rc == -EIO && cu.reused && session_responses(j.s) == 0;
+		if (f->conns)
+			conns_release(f->conns, &cu, j.s);
+		else
+			session_close(j.s);
 		j.s = NULL;
+		if (stale && !stale_retried) {
+			stale_retried = 1;
+			log_info("account=%s msg=\"kept connection gone (%s); logging in again\"", j.account,
+				 j.error);
+			attempt--;
+			continue;
+		}
 		if (rc != -EIO && !(rc == -EREMOTEIO && j.wait_transient))
 			break;
 	}

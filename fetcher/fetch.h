@@ -19,6 +19,7 @@ struct fetcher {
 	/* Reconnects rc after Redis went away (a restart mid-job); 0 when connected again. */
 	int (*reconnect)(struct fetcher *f);
 	void *data;		/* for reconnect */
+	struct conns *conns;	/* the accounts' connections kept between jobs (conn.c) */
 };
 
 /* Outcome of a job, for the caller's ack decision. */

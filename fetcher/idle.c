@@ -3,6 +3,7 @@
  * curl does the connection, TLS and login (blocking, bounded by MAILPIPE_FETCH_TIMEOUT_S);
  * after that the socket is watched with uv_poll and spoken to with curl_easy_send/recv. */
 #include "idle.h"
+#include "conn.h"
 #include "fetch.h"
 #include "imap_parser.h"
 #include "log.h"
@@ -14,6 +15,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,11 +38,24 @@ enum watch_state {
 	W_IDLING,	/* the server may speak at any time */
 	W_DONE,		/* DONE sent, waiting for IDLE's completion */
 	W_NOOP,		/* NOOP sent: the connection proves it is alive before the next IDLE */
+	W_LENDING,	/* DONE sent: the connection goes to a job of this process once IDLE ends */
+	W_LENT,		/* a job has the connection; it comes back through idle_give */
 	W_FAILED,
 };
 
 static const char *const watch_state_names[] = {
-	"select", "idle_start", "idling", "done", "noop", "failed",
+	"select", "idle_start", "idling", "done", "noop", "lending", "lent", "failed",
+};
+
+/* A call of the job thread (idle_borrow, idle_give), carried out on the watch thread. */
+struct handoff {
+	enum { H_BORROW, H_GIVE } kind;
+	long long account_id;
+	CURL *curl;		/* borrow: out; give: in (NULL = the lent connection died) */
+	char caps[4096];
+	struct idle_seen seen;	/* borrow: out (the watch's own look); give: in */
+	int taken;		/* give: the watch took the connection */
+	int done;
 };
 
 struct watch {
@@ -58,6 +73,9 @@ struct watch {
 	unsigned next_tag, wait_tag;
 	char caps[4096];
 	unsigned seen;		/* the refresh generation that last listed this account */
+	struct idle_seen look;	/* the folder as the last EXAMINE (or the last job) saw it */
+	struct idle_seen before; /* ... as known before the EXAMINE now running (0s = unknown) */
+	struct handoff *handoff; /* a job waits for this watch's connection */
 };
 
 struct backoff {
@@ -78,6 +96,17 @@ struct idler {
 	size_t nbackoff;
 	unsigned generation;
 	unsigned seed;
+	json_t *targets;	/* the last list read, for connections offered by jobs */
+	uv_async_t wake;	/* a handoff is waiting */
+	uv_mutex_t mu;
+	uv_cond_t cv;
+	struct handoff *pending;
+	int stopped;
+	/* The watch thread is logging in (blocking, up to MAILPIPE_FETCH_TIMEOUT_S each): a job
+	 * does not wait for it to lend a connection, it opens its own. */
+	atomic_int opening;
+	idle_source_fn source;	/* parked connections of the job thread (under mu) */
+	void *source_data;
 };
 
 static void set_state(struct watch *w, enum watch_state st)
@@ -136,9 +165,18 @@ static void on_handle_closed(uv_handle_t *h)
 	struct watch *w = h->data;
 	if (--w->open_handles > 0)
 		return;
-	curl_easy_cleanup(w->curl);
+	if (w->curl)
+		curl_easy_cleanup(w->curl);
 	imap_parser_free(w->parser);
 	free(w);
+}
+
+static void handoff_done(struct idler *id, struct handoff *h)
+{
+	uv_mutex_lock(&id->mu);
+	h->done = 1;
+	uv_cond_broadcast(&id->cv);
+	uv_mutex_unlock(&id->mu);
 }
 
 /* Unlinks and frees the watch (once its handles are closed). bye: say DONE and LOGOUT. */
@@ -150,7 +188,11 @@ static void watch_close(struct watch *w, int bye)
 			*p = w->next;
 			break;
 		}
-	if (bye && w->state != W_FAILED) {
+	if (w->handoff) { /* the job waiting for this connection opens its own */
+		handoff_done(id, w->handoff);
+		w->handoff = NULL;
+	}
+	if (bye && w->curl && w->state != W_FAILED && w->state != W_LENT) {
 		size_t sent;
 		const char *words = w->state == W_IDLING ? "DONE\r\nZ LOGOUT\r\n" : "Z LOGOUT\r\n";
 		curl_easy_send(w->curl, words, strlen(words), &sent);
@@ -238,6 +280,34 @@ static void on_debounce(uv_timer_t *t)
 	request_sync(t->data, "idle");
 }
 
+/* Whether the folder differs from what was known before this EXAMINE; unknown = changed. */
+static int look_changed(const struct idle_seen *before, const struct idle_seen *now)
+{
+	if (!before->uidnext)
+		return 1;
+	return before->uidvalidity != now->uidvalidity || before->uidnext != now->uidnext ||
+	       before->exists != now->exists ||
+	       (before->modseq && now->modseq && before->modseq != now->modseq);
+}
+
+/* IDLE ended for a job of this process: the connection goes to it, the lease stays ours. */
+static void lend(struct watch *w)
+{
+	struct handoff *h = w->handoff;
+	w->handoff = NULL;
+	uv_poll_stop(&w->poll);
+	uv_timer_stop(&w->timer);
+	set_state(w, W_LENT);
+	if (!h)
+		return;
+	h->curl = w->curl;
+	w->curl = NULL;
+	snprintf(h->caps, sizeof(h->caps), "%s", w->caps);
+	h->seen = w->look;
+	snprintf(h->seen.wire, sizeof(h->seen.wire), "%s", w->wire);
+	handoff_done(w->id, h);
+}
+
 static void on_response(struct watch *w, const struct imap_response *r)
 {
 	if (r->kind == IMAP_RESP_CONTINUE) {
@@ -254,6 +324,19 @@ static void on_response(struct watch *w, const struct imap_response *r)
 				 r->code ? r->code : "", r->code ? "] " : "", r->text ? r->text : "");
 			watch_fail(w, why);
 			return;
+		}
+		uint64_t v;
+		if (w->state == W_SELECT) {
+			if (r->status == IMAP_ST_OK && r->code) {
+				if (imap_response_code_u64(r, "UIDVALIDITY", &v) == 0)
+					w->look.uidvalidity = v;
+				else if (imap_response_code_u64(r, "UIDNEXT", &v) == 0)
+					w->look.uidnext = v;
+				else if (imap_response_code_u64(r, "HIGHESTMODSEQ", &v) == 0)
+					w->look.modseq = v;
+			} else if (r->name && r->has_number && !strcasecmp(r->name, "EXISTS")) {
+				w->look.exists = r->number;
+			}
 		}
 		/* New mail, expunges and flag changes all mean the folder differs from the
 		 * database; EXAMINE's own EXISTS does not. */
@@ -277,10 +360,15 @@ static void on_response(struct watch *w, const struct imap_response *r)
 	int rc = 0;
 	switch (w->state) {
 	case W_SELECT:
-		/* Mail that came while nobody watched is found by one sync now. */
-		request_sync(w, "watch_start");
+		/* Mail that came while nobody watched (or since the last job looked) is found by
+		 * one sync now. */
+		if (look_changed(&w->before, &w->look))
+			request_sync(w, w->before.uidnext ? "changed_while_lent" : "watch_start");
 		rc = watch_send(w, "IDLE", W_IDLE_START, 1);
 		break;
+	case W_LENDING:
+		lend(w);
+		return;
 	case W_DONE:
 		rc = watch_send(w, "NOOP", W_NOOP, 1);
 		break;
@@ -321,7 +409,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		int prc;
 		while ((prc = imap_parser_next(w->parser, &r)) == 1) {
 			on_response(w, r);
-			if (w->state == W_FAILED)
+			if (w->state == W_FAILED || w->state == W_LENT)
 				return;
 		}
 		if (prc < 0) {
@@ -333,8 +421,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 static size_t on_header(char *buf, size_t size, size_t n, void *data)
 {
-	struct watch *w = data;
-	quirks_caps_from_line(w->caps, sizeof(w->caps), buf, size * n);
+	quirks_caps_from_line(data, 4096, buf, size * n);
 	return size * n;
 }
 
@@ -344,38 +431,107 @@ static const char *jstr(json_t *o, const char *key)
 	return s ? s : "";
 }
 
-/* Connects, logs in and selects; the watch then runs on the loop. NULL when it cannot. */
-static struct watch *watch_open(struct idler *id, json_t *t)
+/* A watch over a logged-in connection (taken): EXAMINE, then IDLE on the loop. before is
+ * what was known of the folder (NULL = nothing: the first EXAMINE asks for a sync). */
+static struct watch *watch_begin(struct idler *id, json_t *t, CURL *curl, const char *caps,
+				 const struct idle_seen *before)
 {
-	char err[600], url[400], quoted[520], cmd[600];
+	char quoted[520], cmd[600];
 	struct watch *w = calloc(1, sizeof(*w));
-	if (!w)
-		return NULL;
-	w->id = id;
-	w->account_id = json_integer_value(json_object_get(t, "account_id"));
-	snprintf(w->account, sizeof(w->account), "%s", jstr(t, "name"));
-	snprintf(w->wire, sizeof(w->wire), "%s", jstr(t, "wire_name"));
-	char *secret = fetch_resolve_secret(jstr(t, "secret_ref"), err, sizeof(err));
 	struct imap_limits lim;
 	imap_limits_default(&lim);
 	lim.max_literal = 1 << 20; /* nothing big is expected on a watch */
 	lim.max_response = 2 << 20;
-	w->parser = imap_parser_new(&lim);
-	w->curl = curl_easy_init();
-	if (!secret || !w->parser || !w->curl) {
-		log_warn("account=%s msg=\"IDLE watch not opened: %s\"", w->account, secret ? "out of memory" : err);
+	if (w)
+		w->parser = imap_parser_new(&lim);
+	if (!w || !w->parser) {
+		free(w);
+		curl_easy_cleanup(curl);
+		return NULL;
+	}
+	w->id = id;
+	w->curl = curl;
+	w->account_id = json_integer_value(json_object_get(t, "account_id"));
+	snprintf(w->account, sizeof(w->account), "%s", jstr(t, "name"));
+	snprintf(w->wire, sizeof(w->wire), "%s", jstr(t, "wire_name"));
+	snprintf(w->caps, sizeof(w->caps), "%s", caps);
+	if (before)
+		w->before = *before;
+	long sock = -1;
+	curl_easy_getinfo(curl, CURLINFO_ACTIVESOCKET, &sock);
+	uv_poll_init_socket(&id->loop, &w->poll, (uv_os_sock_t)sock);
+	uv_timer_init(&id->loop, &w->timer);
+	uv_timer_init(&id->loop, &w->debounce);
+	w->poll.data = w->timer.data = w->debounce.data = w;
+	w->open_handles = 3;
+	w->next = id->watches;
+	id->watches = w;
+	if (session_quote(quoted, sizeof(quoted), w->wire) < 0)
+		snprintf(quoted, sizeof(quoted), "INBOX");
+	snprintf(cmd, sizeof(cmd), "EXAMINE %s", quoted);
+	w->state = W_SELECT;
+	if (watch_send(w, cmd, W_SELECT, 1) < 0) {
+		watch_fail(w, "send failed");
+		return NULL;
+	}
+	uv_poll_start(&w->poll, UV_READABLE, on_poll);
+	return w;
+}
+
+void idle_set_source(struct idler *id, idle_source_fn fn, void *data)
+{
+	if (!id)
+		return;
+	uv_mutex_lock(&id->mu);
+	id->source = fn;
+	id->source_data = data;
+	uv_mutex_unlock(&id->mu);
+}
+
+/* The account's connection parked by a job of this process, if there is one. */
+static CURL *take_parked(struct idler *id, json_t *t, char *caps, size_t capslen)
+{
+	char key[600];
+	uv_mutex_lock(&id->mu);
+	idle_source_fn fn = id->source;
+	void *data = id->source_data;
+	uv_mutex_unlock(&id->mu);
+	if (!fn)
+		return NULL;
+	conn_key(key, sizeof(key), jstr(t, "host"), (long)json_integer_value(json_object_get(t, "port")),
+		 jstr(t, "username"), jstr(t, "auth"));
+	return fn(data, json_integer_value(json_object_get(t, "account_id")), key, caps, capslen);
+}
+
+/* Connects and logs in (or takes the connection a job left), then begins the watch. NULL
+ * when it cannot. */
+static struct watch *watch_open(struct idler *id, json_t *t)
+{
+	char err[600], url[400], caps[4096] = "";
+	long long account_id = json_integer_value(json_object_get(t, "account_id"));
+	const char *account = jstr(t, "name");
+	CURL *parked = take_parked(id, t, caps, sizeof(caps));
+	if (parked) {
+		struct watch *w = watch_begin(id, t, parked, caps, NULL);
+		if (w)
+			log_info("account=%s msg=\"IDLE watch opened on the connection of the last job\"", account);
+		return w;
+	}
+	char *secret = fetch_resolve_secret(jstr(t, "secret_ref"), err, sizeof(err));
+	CURL *c = curl_easy_init();
+	if (!secret || !c) {
+		log_warn("account=%s msg=\"IDLE watch not opened: %s\"", account, secret ? "out of memory" : err);
 		goto fail;
 	}
 	const char *tls = jstr(t, "tls");
 	snprintf(url, sizeof(url), "%s://%s:%lld/", strcmp(tls, "implicit") ? "imap" : "imaps",
 		 jstr(t, "host"), (long long)json_integer_value(json_object_get(t, "port")));
-	CURL *c = w->curl;
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, id->cfg->fetch_timeout_s);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, w);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, caps);
 	/* A peer that vanished without a word is found by TCP keepalive between renewals. */
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 60L);
@@ -400,43 +556,26 @@ static struct watch *watch_open(struct idler *id, json_t *t)
 	free(secret);
 	secret = NULL;
 	if (rc != CURLE_OK) {
-		log_warn("account=%s msg=\"IDLE watch not opened: %s\"", w->account, curl_easy_strerror(rc));
+		log_warn("account=%s msg=\"IDLE watch not opened: %s\"", account, curl_easy_strerror(rc));
 		goto fail;
 	}
-	if (!quirks_cap(w->caps, "IDLE")) {
+	if (!quirks_cap(caps, "IDLE")) {
 		/* The account's poll interval is all there is; look again in a while. */
-		log_info("account=%s msg=\"server does not offer IDLE; polling only\"", w->account);
-		backoff_fail(id, w->account_id, 3600 * 1000);
+		log_info("account=%s msg=\"server does not offer IDLE; polling only\"", account);
+		backoff_fail(id, account_id, 3600 * 1000);
 		goto fail;
 	}
-	long sock = -1;
-	curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &sock);
-	uv_poll_init_socket(&id->loop, &w->poll, (uv_os_sock_t)sock);
-	uv_timer_init(&id->loop, &w->timer);
-	uv_timer_init(&id->loop, &w->debounce);
-	w->poll.data = w->timer.data = w->debounce.data = w;
-	w->open_handles = 3;
-	w->next = id->watches;
-	id->watches = w;
-	if (session_quote(quoted, sizeof(quoted), w->wire) < 0)
-		snprintf(quoted, sizeof(quoted), "INBOX");
-	snprintf(cmd, sizeof(cmd), "EXAMINE %s", quoted);
-	w->state = W_SELECT;
-	if (watch_send(w, cmd, W_SELECT, 1) < 0) {
-		watch_fail(w, "send failed");
-		return NULL;
-	}
-	uv_poll_start(&w->poll, UV_READABLE, on_poll);
-	log_info("account=%s msg=\"IDLE watch opened\"", w->account);
+	session_curl_logged_in(c);
+	struct watch *w = watch_begin(id, t, c, caps, NULL);
+	if (w)
+		log_info("account=%s msg=\"IDLE watch opened\"", account);
 	return w;
 fail:
 	if (secret) {
 		memset(secret, 0, strlen(secret));
 		free(secret);
 	}
-	curl_easy_cleanup(w->curl);
-	imap_parser_free(w->parser);
-	free(w);
+	curl_easy_cleanup(c);
 	return NULL;
 }
 
@@ -492,6 +631,8 @@ static void on_refresh(uv_timer_t *t)
 	int opens = 0;
 	size_t i;
 	json_t *tg;
+	json_decref(id->targets);
+	id->targets = json_incref(targets);
 	json_array_foreach(targets, i, tg) {
 		long long acc = json_integer_value(json_object_get(tg, "account_id"));
 		struct watch *w = id->watches;
@@ -511,7 +652,9 @@ static void on_refresh(uv_timer_t *t)
 		if (!lease_take(id, acc))
 			continue; /* another fetcher watches it */
 		opens++;
+		atomic_store(&id->opening, 1);
 		w = watch_open(id, tg);
+		atomic_store(&id->opening, 0);
 		if (w) {
 			w->seen = gen;
 			if (b)
@@ -533,15 +676,139 @@ static void on_refresh(uv_timer_t *t)
 	}
 }
 
+static struct watch *watch_of(struct idler *id, long long account_id)
+{
+	struct watch *w = id->watches;
+	while (w && w->account_id != account_id)
+		w = w->next;
+	return w;
+}
+
+static json_t *target_of(struct idler *id, long long account_id)
+{
+	size_t i;
+	json_t *tg;
+	json_array_foreach(id->targets, i, tg)
+		if (json_integer_value(json_object_get(tg, "account_id")) == account_id)
+			return tg;
+	return NULL;
+}
+
+/* A job wants the account's connection: an idling watch ends its IDLE and lends it (lend(),
+ * once the server confirms); any other watch state, or no watch, leaves the job to its own. */
+static void borrow(struct idler *id, struct handoff *h)
+{
+	struct watch *w = watch_of(id, h->account_id);
+	if (!w || w->state != W_IDLING || w->handoff) {
+		handoff_done(id, h);
+		return;
+	}
+	w->handoff = h;
+	if (watch_send(w, "DONE", W_LENDING, 0) < 0)
+		watch_fail(w, "send failed");
+}
+
+/* A job is done with a connection of the account: the lent one comes back (or a new one,
+ * if the lent one died and the job logged in again), or a job's connection becomes the
+ * watch of a target nobody watches yet, saving a login. */
+static void give(struct idler *id, struct handoff *h)
+{
+	struct watch *w = watch_of(id, h->account_id);
+	json_t *tg = target_of(id, h->account_id);
+	int lent = w && w->state == W_LENT;
+	if (w && !lent) {
+		handoff_done(id, h); /* watched already: the caller keeps its connection */
+		return;
+	}
+	if (lent)
+		watch_close(w, 0); /* a new watch takes over, with the lease */
+	if (!tg || !h->curl || (!lent && !lease_take(id, h->account_id))) {
+		if (lent)
+			lease_release(id, h->account_id);
+		handoff_done(id, h);
+		return;
+	}
+	h->taken = 1;
+	/* What the job saw counts only if it looked at the folder this watch watches. */
+	int looked = strcmp(h->seen.wire, jstr(tg, "wire_name")) == 0;
+	w = watch_begin(id, tg, h->curl, h->caps, looked ? &h->seen : NULL);
+	if (w)
+		w->seen = id->generation;
+	else
+		lease_release(id, h->account_id);
+	handoff_done(id, h);
+}
+
+static void on_wake(uv_async_t *a)
+{
+	struct idler *id = a->data;
+	uv_mutex_lock(&id->mu);
+	struct handoff *h = id->pending;
+	id->pending = NULL;
+	uv_mutex_unlock(&id->mu);
+	if (!h)
+		return;
+	if (id->stopped)
+		handoff_done(id, h);
+	else if (h->kind == H_BORROW)
+		borrow(id, h);
+	else
+		give(id, h);
+}
+
+/* Runs h on the watch thread and waits for it. The watch thread always answers: its own
+ * deadlines end every state that waits on a server. */
+static void handoff_run(struct idler *id, struct handoff *h)
+{
+	uv_mutex_lock(&id->mu);
+	id->pending = h;
+	uv_mutex_unlock(&id->mu);
+	uv_async_send(&id->wake);
+	uv_mutex_lock(&id->mu);
+	while (!h->done)
+		uv_cond_wait(&id->cv, &id->mu);
+	uv_mutex_unlock(&id->mu);
+}
+
+CURL *idle_borrow(struct idler *id, long long account_id, char *caps, size_t capslen,
+		  struct idle_seen *seen)
+{
+	if (!id || atomic_load(&id->opening))
+		return NULL;
+	struct handoff h = { .kind = H_BORROW, .account_id = account_id };
+	handoff_run(id, &h);
+	if (h.curl) {
+		snprintf(caps, capslen, "%s", h.caps);
+		*seen = h.seen;
+		log_debug("account_id=%lld msg=\"IDLE connection lent to a job\"", account_id);
+	}
+	return h.curl;
+}
+
+int idle_give(struct idler *id, long long account_id, CURL *curl, const char *caps,
+	      const struct idle_seen *seen)
+{
+	if (!id)
+		return 0;
+	struct handoff h = { .kind = H_GIVE, .account_id = account_id, .curl = curl };
+	snprintf(h.caps, sizeof(h.caps), "%s", caps ? caps : "");
+	if (seen)
+		h.seen = *seen;
+	handoff_run(id, &h);
+	return h.taken;
+}
+
 static void on_stop(uv_async_t *a)
 {
 	struct idler *id = a->data;
+	id->stopped = 1;
 	while (id->watches) {
 		lease_release(id, id->watches->account_id);
 		watch_close(id->watches, 1);
 	}
 	uv_close((uv_handle_t *)&id->refresh, NULL);
 	uv_close((uv_handle_t *)&id->stop, NULL);
+	uv_close((uv_handle_t *)&id->wake, NULL);
 }
 
 static void idle_main(void *arg)
@@ -559,6 +826,10 @@ struct idler *idle_start(const struct mp_config *cfg)
 	id->seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)id;
 	uv_loop_init(&id->loop);
 	uv_async_init(&id->loop, &id->stop, on_stop);
+	uv_async_init(&id->loop, &id->wake, on_wake);
+	uv_mutex_init(&id->mu);
+	uv_cond_init(&id->cv);
+	id->wake.data = id;
 	uv_timer_init(&id->loop, &id->refresh);
 	id->stop.data = id->refresh.data = id;
 	uv_timer_start(&id->refresh, on_refresh, 100, IDLE_REFRESH_MS);
@@ -566,7 +837,10 @@ struct idler *idle_start(const struct mp_config *cfg)
 		log_error("msg=\"IDLE watch thread not started\"");
 		uv_close((uv_handle_t *)&id->refresh, NULL);
 		uv_close((uv_handle_t *)&id->stop, NULL);
+		uv_close((uv_handle_t *)&id->wake, NULL);
 		uv_run(&id->loop, UV_RUN_DEFAULT);
+		uv_mutex_destroy(&id->mu);
+		uv_cond_destroy(&id->cv);
 		uv_loop_close(&id->loop);
 		free(id);
 		return NULL;
@@ -581,6 +855,9 @@ void idle_stop(struct idler *id)
 	uv_async_send(&id->stop);
 	uv_thread_join(&id->thread);
 	uv_loop_close(&id->loop);
+	uv_mutex_destroy(&id->mu);
+	uv_cond_destroy(&id->cv);
+	json_decref(id->targets);
 	redisFree(id->rc);
 	free(id->backoff);
 	free(id);

@@ -1,5 +1,6 @@
 /* mailpipe-fetcher: takes jobs from {mp}:jobs and runs them (fetch.c), one at a time; run
  * several fetchers for parallelism. Reads configuration and loops; nothing else. */
+#include "conn.h"
 #include "fetch.h"
 #include "idle.h"
 #include "log.h"
@@ -72,6 +73,9 @@ int main(int argc, char **argv)
 	/* Push: this process also keeps IDLE watches (a thread of their own), sharing the
 	 * accounts with the other fetchers by lease. */
 	struct idler *idler = st.cfg.idle ? idle_start(&st.cfg) : NULL;
+	/* One connection per account: a job runs on the account's watch connection or on the
+	 * one its last job left, so a poll costs no login. */
+	f.conns = conns_new(&st.cfg, idler);
 	/* Backfill jobs come from a stream of their own, read only when {mp}:jobs has nothing:
 	 * a poll or a push never waits behind older mail. bst keeps that stream's reading state
 	 * (own pending entries first, then reclaimed, then new) on the same connection. */
@@ -133,7 +137,9 @@ int main(int argc, char **argv)
 		}
 		free(e);
 		freeReplyObject(r);
+		conns_expire(f.conns);
 	}
+	conns_free(f.conns);
 	idle_stop(idler);
 	log_info("msg=\"stopped\"");
 	stage_release(&st);

@@ -42,6 +42,8 @@ struct session {
 	long long last_wait_ms;
 	volatile sig_atomic_t *stopping;	/* when on_wait last ran during login */
 	size_t since_progress;	/* bytes read since the last complete response */
+	unsigned pending;	/* commands sent and not yet completed */
+	unsigned long responses; /* commands the server completed */
 };
 
 /* A server must make progress within timeout_s: a complete response, or this many bytes of
@@ -122,6 +124,9 @@ static void dispatch(struct session *s)
 			unsigned tag = 0;
 			if (r->tag[0] == 'M')
 				tag = (unsigned)strtoul(r->tag + 1, NULL, 10);
+			if (tag && s->pending)
+				s->pending--;
+			s->responses++;
 			if (s->h.on_tagged)
 				s->h.on_tagged(s->h.data, tag, r);
 		} else if (r->kind == IMAP_RESP_UNTAGGED) {
@@ -228,22 +233,14 @@ static void update_poll(struct session *s)
 	s->poll_started = 1;
 }
 
-struct session *session_open(const struct session_opts *o, char *err, size_t errlen,
-			     int *auth_failed)
+/* A session without a connection yet: its parser and the job's bindings. */
+static struct session *session_new(const struct session_opts *o)
 {
 	struct session *s = calloc(1, sizeof(*s));
-	char url[400];
-	*auth_failed = 0;
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
+	if (!s)
 		return NULL;
-	}
-	s->account = o->account;
-	s->folder = o->folder ? o->folder : "";
+	session_rebind(s, o);
 	s->timeout_s = o->timeout_s;
-	s->on_wait = o->on_wait;
-	s->stopping = o->stopping;
-	s->wait_data = o->wait_data;
 	s->last_wait_ms = (long long)time(NULL) * 1000;
 	snprintf(s->where, sizeof(s->where), "%s:%ld", o->host, o->port);
 	struct imap_limits lim;
@@ -253,8 +250,44 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 	/* A SEARCH answer lists every UID on one line: a 1M-message folder is ~8 MB. */
 	lim.max_line = 32u << 20;
 	s->parser = imap_parser_new(&lim);
+	if (!s->parser) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* The logged-in socket joins the session's own loop, with its timers. */
+static int session_start(struct session *s)
+{
+	long sock = -1;
+	curl_easy_getinfo(s->curl, CURLINFO_ACTIVESOCKET, &sock);
+	s->sock = (curl_socket_t)sock;
+	uv_loop_init(&s->loop);
+	uv_poll_init_socket(&s->loop, &s->poll, s->sock);
+	s->poll.data = s;
+	uv_timer_init(&s->loop, &s->timer);
+	s->timer.data = s;
+	uv_timer_start(&s->timer, on_timeout, (uint64_t)s->timeout_s * 1000,
+		       (uint64_t)s->timeout_s * 1000);
+	uv_timer_init(&s->loop, &s->wait_timer);
+	s->wait_timer.data = s;
+	uv_timer_start(&s->wait_timer, on_wait_timer, 1000, 1000);
+	return 0;
+}
+
+struct session *session_open(const struct session_opts *o, char *err, size_t errlen,
+			     int *auth_failed)
+{
+	char url[400];
+	*auth_failed = 0;
+	struct session *s = session_new(o);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	s->curl = curl_easy_init();
-	if (!s->parser || !s->curl) {
+	if (!s->curl) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -274,6 +307,11 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_login_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
+	/* The connection may outlive this job (conn.c keeps it for the account's next job or
+	 * its IDLE watch): a peer that vanished without a word is found by TCP keepalive. */
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 60L);
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 30L);
 	if (strcmp(o->tls, "starttls") == 0) /* else curl would log in in clear text */
 		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
 	if (o->ca_file && *o->ca_file)
@@ -314,20 +352,8 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 		}
 		goto fail;
 	}
-	long sock = -1;
-	curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &sock);
-	s->sock = (curl_socket_t)sock;
-	uv_loop_init(&s->loop);
-	uv_poll_init_socket(&s->loop, &s->poll, s->sock);
-	s->poll.data = s;
-	uv_timer_init(&s->loop, &s->timer);
-	s->timer.data = s;
-	uv_timer_start(&s->timer, on_timeout, (uint64_t)o->timeout_s * 1000,
-		       (uint64_t)o->timeout_s * 1000);
-	uv_timer_init(&s->loop, &s->wait_timer);
-	s->wait_timer.data = s;
-	uv_timer_start(&s->wait_timer, on_wait_timer, 1000, 1000);
-	return s;
+	session_curl_logged_in(c);
+	return session_start(s) < 0 ? NULL : s;
 fail:
 	imap_parser_free(s->parser);
 	curl_easy_cleanup(s->curl);
@@ -335,9 +361,77 @@ fail:
 	return NULL;
 }
 
+void session_curl_logged_in(CURL *c)
+{
+	/* curl still reads the server's lines when it is cleaned up (its own LOGOUT) and hands
+	 * them to these: the memory they point at may be gone by then, since the connection
+	 * now outlives the session or watch that logged it in. */
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, NULL);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 1L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, NULL);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, NULL);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+}
+
+struct session *session_adopt(const struct session_opts *o, CURL *curl, const char *caps)
+{
+	struct session *s = session_new(o);
+	if (!s) {
+		curl_easy_cleanup(curl);
+		return NULL;
+	}
+	s->curl = curl;
+	snprintf(s->caps, sizeof(s->caps), "%s", caps);
+	if (session_start(s) < 0)
+		return NULL;
+	/* The last job (or the watch) left a folder selected, and STATUS of the selected
+	 * folder may answer what this connection last saw rather than what the folder holds
+	 * now (RFC 3501 6.3.10; Dovecot does): leave it first. Its answer is not waited for, and
+	 * a BAD when nothing was selected is harmless. */
+	session_send(s, quirks_cap(caps, "UNSELECT") ? "UNSELECT" : "CLOSE");
+	return s;
+}
+
+void session_rebind(struct session *s, const struct session_opts *o)
+{
+	s->account = o->account;
+	s->folder = o->folder ? o->folder : "";
+	s->on_wait = o->on_wait;
+	s->wait_data = o->wait_data;
+	s->stopping = o->stopping;
+	struct session_handler none = { 0 };
+	s->h = none;
+}
+
+unsigned long session_responses(const struct session *s)
+{
+	return s->responses;
+}
+
+int session_reusable(const struct session *s)
+{
+	return s && !s->failed && s->pending == 0 && s->out_len == 0;
+}
+
 static void on_closed(uv_handle_t *h)
 {
 	(void)h;
+}
+
+/* Frees everything but the connection, which it returns. */
+static CURL *session_free(struct session *s)
+{
+	CURL *curl = s->curl;
+	uv_close((uv_handle_t *)&s->poll, on_closed);
+	uv_close((uv_handle_t *)&s->timer, on_closed);
+	uv_close((uv_handle_t *)&s->wait_timer, on_closed);
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&s->loop);
+	imap_parser_free(s->parser);
+	free(s->out);
+	free(s);
+	return curl;
 }
 
 void session_close(struct session *s)
@@ -353,15 +447,19 @@ void session_close(struct session *s)
 		uv_timer_start(&s->timer, on_timeout, 1000, 0);
 		session_run_until(s, &done);
 	}
-	uv_close((uv_handle_t *)&s->poll, on_closed);
-	uv_close((uv_handle_t *)&s->timer, on_closed);
-	uv_close((uv_handle_t *)&s->wait_timer, on_closed);
-	uv_run(&s->loop, UV_RUN_DEFAULT);
-	uv_loop_close(&s->loop);
-	curl_easy_cleanup(s->curl);
-	imap_parser_free(s->parser);
-	free(s->out);
-	free(s);
+	curl_easy_cleanup(session_free(s));
+}
+
+CURL *session_detach(struct session *s, char *caps, size_t capslen)
+{
+	if (!s)
+		return NULL;
+	if (!session_reusable(s)) {
+		session_close(s);
+		return NULL;
+	}
+	snprintf(caps, capslen, "%s", s->caps);
+	return session_free(s);
 }
 
 void session_set_handler(struct session *s, const struct session_handler *h)

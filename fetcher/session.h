@@ -7,6 +7,8 @@
 
 #include "imap_parser.h"
 
+#include <curl/curl.h>
+
 #include <signal.h>
 #include <stddef.h>
 
@@ -48,6 +50,24 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 			     int *permanent);
 /* Sends LOGOUT (best effort), closes and frees. NULL is fine. */
 void session_close(struct session *s);
+
+/* A session over a connection that is already logged in (kept from an earlier job or lent
+ * by an IDLE watch; conn.c). Takes curl; NULL when out of memory (curl is then closed). */
+struct session *session_adopt(const struct session_opts *o, CURL *curl, const char *caps);
+/* Frees the session but keeps its connection, returned logged in, with no command
+ * outstanding, for another job; NULL (and the connection closed) when it is not reusable.
+ * caps receives the capabilities. NULL is fine. */
+CURL *session_detach(struct session *s, char *caps, size_t capslen);
+/* After curl logged in: its callbacks no longer point at the memory of whoever opened it. */
+void session_curl_logged_in(CURL *c);
+/* Commands the server completed (tagged answers) since the session began or was adopted:
+ * 0 on a kept connection that failed means the server had dropped it meanwhile. */
+unsigned long session_responses(const struct session *s);
+/* 1 when no command is outstanding and the connection has not failed. */
+int session_reusable(const struct session *s);
+/* Binds the session to another job: its names for messages, callbacks, stop flag; the
+ * handler is cleared. */
+void session_rebind(struct session *s, const struct session_opts *o);
 
 void session_set_handler(struct session *s, const struct session_handler *h);
 

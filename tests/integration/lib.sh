@@ -106,8 +106,9 @@ finish() {
 			bash -c "! grep -E 'ERROR: [A-Za-z]+Sanitizer|runtime error:' '$RUN_LOG'"
 	fi
 	if [ "$FAILS" -gt 0 ]; then
-		echo "--- last lines of mailpipe run's log:"
+		echo "--- last lines of mailpipe run's log (whole log kept in ${TMPDIR:-/tmp}/mailpipe-failed-run.log):"
 		tail -n 30 "${RUN_LOG:-/dev/null}" 2>/dev/null
+		cp "${RUN_LOG:-/dev/null}" "${TMPDIR:-/tmp}/mailpipe-failed-run.log" 2>/dev/null
 		exit 1
 	fi
 	exit 0
