@@ -571,6 +571,8 @@ static int search(struct job *j, const char *cmd)
 	return rc;
 }
 
+static int recheck_status(struct job *j, const char *caps);
+
 static int do_sync(struct job *j)
 {
 	char cmd[1200], quoted[1100];
@@ -643,6 +645,30 @@ static int do_sync(struct job *j)
 
 	rc = fetch_todo(j, &todo, j->last_uid == 0);
 	uidset_release(&todo);
+	if (rc == 0)
+		rc = recheck_status(j, caps);
+	return rc;
+}
+
+/* The folder's counts come from STATUS, asked before EXAMINE. When EXAMINE then saw another
+ * folder (mail came in between, or the server answered STATUS from a view it had not yet
+ * brought up to date: Dovecot, on a long-lived connection, right after a UIDVALIDITY change
+ * says MESSAGES 0), the counts are asked again, with the folder no longer selected; if they
+ * still contradict EXAMINE, the writer counts our own rows instead. */
+static int recheck_status(struct job *j, const char *caps)
+{
+	struct mirror_state *m = &j->mirror;
+	if (!m->have_status || (m->uidvalidity == j->uidvalidity && m->uidnext == j->uidnext &&
+				m->messages == j->exists))
+		return 0;
+	log_info("account=%s folder=\"%s\" msg=\"STATUS (uidvalidity %llu, %llu messages) disagreed "
+		 "with EXAMINE (%llu, %llu); asking again\"", j->account, j->folder,
+		 (unsigned long long)m->uidvalidity, (unsigned long long)m->messages,
+		 (unsigned long long)j->uidvalidity, (unsigned long long)j->exists);
+	session_send(j->s, quirks_cap(caps, "UNSELECT") ? "UNSELECT" : "CLOSE");
+	int rc = mirror_status(j);
+	if (rc == 0 && m->have_status && m->uidvalidity != j->uidvalidity)
+		m->have_status = 0;
 	return rc;
 }
 
