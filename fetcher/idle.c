@@ -136,6 +136,7 @@ static void on_handle_closed(uv_handle_t *h)
 	struct watch *w = h->data;
 	if (--w->open_handles > 0)
 		return;
+	metrics_add(MX_IMAP_CONNECTIONS_IDLE, -1);
 	curl_easy_cleanup(w->curl);
 	imap_parser_free(w->parser);
 	free(w);
@@ -165,6 +166,7 @@ static void watch_fail(struct watch *w, const char *why)
 {
 	log_warn("account=%s msg=\"IDLE watch ended: %s; reopening later\"", w->account, why);
 	set_state(w, W_FAILED);
+	metrics_add(MX_IMAP_RECONNECTS_IDLE, 1);
 	lease_release(w->id, w->account_id);
 	backoff_fail(w->id, w->account_id, retry_hint_ms(why));
 	watch_close(w, 0);
@@ -416,6 +418,7 @@ static struct watch *watch_open(struct idler *id, json_t *t)
 	uv_timer_init(&id->loop, &w->debounce);
 	w->poll.data = w->timer.data = w->debounce.data = w;
 	w->open_handles = 3;
+	metrics_add(MX_IMAP_CONNECTIONS_IDLE, 1);
 	w->next = id->watches;
 	id->watches = w;
 	if (session_quote(quoted, sizeof(quoted), w->wire) < 0)

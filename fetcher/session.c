@@ -3,6 +3,7 @@
  * URL mode is one message per request (LIBRARY-NOTES: 663 msg/s against 6,000+). */
 #include "session.h"
 #include "log.h"
+#include "metrics.h"
 #include "quirks.h"
 #include "retry.h"
 
@@ -303,9 +304,11 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 			       rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_USE_SSL_FAILED ||
 			       rc == CURLE_URL_MALFORMAT;
 		if (busy) {
+			metrics_add(MX_IMAP_THROTTLED, 1);
 			snprintf(err, errlen, "login refused for account '%s' at %s: %s", o->account,
 				 s->where, words);
 		} else if (rc == CURLE_LOGIN_DENIED) {
+			metrics_add(MX_IMAP_AUTH_FAILURES, 1);
 			snprintf(err, errlen, "auth failed for account '%s' at %s: %s", o->account,
 				 s->where, words);
 		} else {
@@ -314,6 +317,7 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 		}
 		goto fail;
 	}
+	metrics_add(MX_IMAP_CONNECTIONS_JOB, 1);
 	long sock = -1;
 	curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &sock);
 	s->sock = (curl_socket_t)sock;
@@ -344,6 +348,7 @@ void session_close(struct session *s)
 {
 	if (!s)
 		return;
+	metrics_add(MX_IMAP_CONNECTIONS_JOB, -1);
 	if (!s->failed) {
 		int done = 0;
 		struct session_handler none = { 0 };
