@@ -88,8 +88,9 @@ static const struct series series[MX_COUNT] = {
 	[MX_STREAM_CONSUMERS_RAW] = GROUP("stream_consumers", "raw", "parsers", NULL),
 	[MX_STREAM_CONSUMERS_PARSED] = GROUP("stream_consumers", "parsed", "writers", NULL),
 	[MX_STREAM_CONSUMERS_REQUESTS] = GROUP("stream_consumers", "requests", "schedulers", NULL),
-	[MX_JOBS_ENQUEUED] = COUNTER("jobs_enqueued_total", S_SCHED, NULL,
-				     "Fetch jobs (folder syncs, folder lists, backfills) queued."),
+	[MX_JOBS_ENQUEUED] = COUNTER("jobs_enqueued_total", S_SCHED | S_WRITE, NULL,
+				     "Fetch jobs queued: by the scheduler (due and requested syncs, "
+				     "backfills) and by the writer (a run's folder jobs after its folder list)."),
 };
 
 struct hist_def {

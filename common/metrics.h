@@ -55,7 +55,7 @@ enum mx_id {
 	MX_STREAM_CONSUMERS_RAW,
 	MX_STREAM_CONSUMERS_PARSED,
 	MX_STREAM_CONSUMERS_REQUESTS,
-	MX_JOBS_ENQUEUED,	/* scheduler */
+	MX_JOBS_ENQUEUED,	/* scheduler and writer */
 	MX_COUNT
 };
 
