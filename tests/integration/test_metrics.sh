@@ -133,6 +133,33 @@ else
 		check "promtool check metrics on $(basename "$f"): exit 0, no output" bash -c "[ $rc = 0 ] && [ -z '$out' ]"
 		[ -z "$out" ] || echo "$out" | head -5
 	done
+	# The README's example alerts are valid PromQL over these names.
+	rules=$MAILPIPE_STACK_DIR/alerts.yml
+	python3 - "$ROOT/README.md" "$rules" <<'PY'
+import sys
+s = open(sys.argv[1]).read()
+block = s[s.index("Example alerts (PromQL):"):]
+block = block[block.index("```") + 4:]
+block = block[:block.index("```")]
+exprs, cur = [], ""
+for line in block.splitlines():
+    if line.startswith("#"):
+        if cur:
+            exprs.append(cur)
+        cur = ""
+    else:
+        cur += (" " if cur else "") + line.strip()
+exprs.append(cur)
+with open(sys.argv[2], "w") as f:
+    f.write("groups:\n- name: mailpipe\n  rules:\n")
+    for i, e in enumerate(exprs):
+        f.write("  - alert: A%d\n    expr: '%s'\n" % (i, e))
+PY
+	out=$("$PROMTOOL" check rules "$rules" 2>&1)
+	check "promtool check rules accepts the README's example alerts" grep -q "SUCCESS: [1-9][0-9]* rules found" <<<"$out"
+	names=$(grep -o 'mailpipe_[a-z_]*' "$rules" | sed 's/_bucket$//' | sort -u)
+	check "every metric the alerts name is served ($(echo $names))" bash -c "
+		for n in $(echo $names); do cat $MAILPIPE_STACK_DIR/*[0-9].prom | grep -q \"^# TYPE \$n \" || exit 1; done"
 fi
 
 # A stage restarted by run takes its own port again.
