@@ -20,78 +20,96 @@ enum { S_SCHED = 1, S_FETCH = 2, S_PARSE = 4, S_WRITE = 8, S_ALL = 15 };
 
 struct series {
 	const char *name;
-	const char *type;	/* "counter" or "gauge" */
+	const char *type; /* "counter" or "gauge" */
 	unsigned stages;
-	const char *labels;	/* rendered label pairs, or NULL; values need no escaping */
-	const char *help;	/* on the family's first series */
+	const char *labels; /* rendered label pairs, or NULL; values need no escaping */
+	const char *help;   /* on the family's first series */
 };
 
-#define COUNTER(n, st, l, h) { "mailpipe_" n, "counter", st, l, h }
-#define GAUGE(n, st, l, h) { "mailpipe_" n, "gauge", st, l, h }
+/* clang-format off: one series a line reads better than the formatter's layout */
+#define COUNTER(n, st, l, h)                                                                       \
+	{                                                                                          \
+		"mailpipe_" n, "counter", st, l, h                                                 \
+	}
+#define GAUGE(n, st, l, h)                                                                         \
+	{                                                                                          \
+		"mailpipe_" n, "gauge", st, l, h                                                   \
+	}
 #define ERR(kind, st, h) COUNTER("errors_total", st, "kind=\"" kind "\"", h)
 #define STREAM(key, h) GAUGE("stream_length", S_SCHED, "stream=\"" key "\"", h)
 #define GROUP(n, key, grp, h) GAUGE(n, S_SCHED, "stream=\"" key "\",group=\"" grp "\"", h)
 
 static const struct series series[MX_COUNT] = {
-	[MX_FETCHED_MESSAGES] = COUNTER("fetched_messages_total", S_FETCH, NULL,
-					"Messages downloaded from IMAP servers."),
-	[MX_FETCHED_BYTES] = COUNTER("fetched_bytes_total", S_FETCH, NULL,
-				     "Bytes of messages downloaded from IMAP servers."),
-	[MX_IMAP_CONNECTIONS_JOB] = GAUGE("imap_connections", S_FETCH, "kind=\"job\"",
-					  "IMAP connections open, by use (a fetch job or an IDLE watch)."),
-	[MX_IMAP_CONNECTIONS_IDLE] = GAUGE("imap_connections", S_FETCH, "kind=\"idle\"", NULL),
-	[MX_IMAP_RECONNECTS_JOB] = COUNTER("imap_reconnects_total", S_FETCH, "kind=\"job\"",
-					   "IMAP connections opened again after one broke or was refused."),
-	[MX_IMAP_RECONNECTS_IDLE] = COUNTER("imap_reconnects_total", S_FETCH, "kind=\"idle\"", NULL),
-	[MX_IMAP_THROTTLED] = COUNTER("imap_throttled_total", S_FETCH, NULL,
-				      "Logins and commands a server refused as busy ([THROTTLED], [LIMIT], ...)."),
-	[MX_IMAP_AUTH_FAILURES] = COUNTER("imap_auth_failures_total", S_FETCH, NULL,
-					  "Logins refused for the credentials."),
-	[MX_ERRORS_FETCH] = ERR("fetch", S_FETCH, "Errors, by kind: fetch (a job that ended failed), "
-				"parse (a message stored with parse_error), dead_letter, rejected (the "
-				"database refused a parsed message), database and redis (connection lost)."),
-	[MX_PARSED_MESSAGES] = COUNTER("parsed_messages_total", S_PARSE, NULL,
-				       "Messages parsed and passed on to the writers."),
-	[MX_PARSED_BYTES] = COUNTER("parsed_bytes_total", S_PARSE, NULL, "Raw bytes of the messages parsed."),
-	[MX_ERRORS_PARSE] = ERR("parse", S_PARSE, NULL),
-	[MX_ERRORS_DEAD_LETTER] = ERR("dead_letter", S_PARSE, NULL),
-	[MX_WRITTEN_MESSAGES] = COUNTER("written_messages_total", S_WRITE, NULL,
-					"Parsed messages committed to PostgreSQL (new rows and new locations "
-					"of stored ones)."),
-	[MX_WRITTEN_BYTES] = COUNTER("written_bytes_total", S_WRITE, NULL,
-				     "Raw bytes of the messages committed."),
-	[MX_ERRORS_REJECTED] = ERR("rejected", S_WRITE, NULL),
-	[MX_ERRORS_DATABASE] = ERR("database", S_WRITE, NULL),
-	[MX_ERRORS_REDIS] = ERR("redis", S_ALL, NULL),
-	[MX_STREAM_LENGTH_JOBS] = STREAM("jobs",
-					 "Entries in the stream (entries leave it when acknowledged)."),
-	[MX_STREAM_LENGTH_BACKFILL] = STREAM("jobs:backfill", NULL),
-	[MX_STREAM_LENGTH_RAW] = STREAM("raw", NULL),
-	[MX_STREAM_LENGTH_PARSED] = STREAM("parsed", NULL),
-	[MX_STREAM_LENGTH_REQUESTS] = STREAM("requests", NULL),
-	[MX_STREAM_LENGTH_DEAD] = STREAM("dead", NULL),
-	[MX_STREAM_PENDING_JOBS] = GROUP("stream_pending", "jobs", "fetchers",
-					  "Entries delivered to a consumer and not yet acknowledged."),
-	[MX_STREAM_PENDING_BACKFILL] = GROUP("stream_pending", "jobs:backfill", "fetchers", NULL),
-	[MX_STREAM_PENDING_RAW] = GROUP("stream_pending", "raw", "parsers", NULL),
-	[MX_STREAM_PENDING_PARSED] = GROUP("stream_pending", "parsed", "writers", NULL),
-	[MX_STREAM_PENDING_REQUESTS] = GROUP("stream_pending", "requests", "schedulers", NULL),
-	[MX_STREAM_LAG_JOBS] = GROUP("stream_lag", "jobs", "fetchers",
-				      "Entries not yet delivered to the group (XINFO GROUPS lag)."),
-	[MX_STREAM_LAG_BACKFILL] = GROUP("stream_lag", "jobs:backfill", "fetchers", NULL),
-	[MX_STREAM_LAG_RAW] = GROUP("stream_lag", "raw", "parsers", NULL),
-	[MX_STREAM_LAG_PARSED] = GROUP("stream_lag", "parsed", "writers", NULL),
-	[MX_STREAM_LAG_REQUESTS] = GROUP("stream_lag", "requests", "schedulers", NULL),
-	[MX_STREAM_CONSUMERS_JOBS] = GROUP("stream_consumers", "jobs", "fetchers",
-					    "Consumers known to the group (dead ones stay until removed)."),
-	[MX_STREAM_CONSUMERS_BACKFILL] = GROUP("stream_consumers", "jobs:backfill", "fetchers", NULL),
-	[MX_STREAM_CONSUMERS_RAW] = GROUP("stream_consumers", "raw", "parsers", NULL),
-	[MX_STREAM_CONSUMERS_PARSED] = GROUP("stream_consumers", "parsed", "writers", NULL),
-	[MX_STREAM_CONSUMERS_REQUESTS] = GROUP("stream_consumers", "requests", "schedulers", NULL),
-	[MX_JOBS_ENQUEUED] = COUNTER("jobs_enqueued_total", S_SCHED | S_WRITE, NULL,
-				     "Fetch jobs queued: by the scheduler (due and requested syncs, "
-				     "backfills) and by the writer (a run's folder jobs after its folder list)."),
+    [MX_FETCHED_MESSAGES] =
+	COUNTER("fetched_messages_total", S_FETCH, NULL, "Messages downloaded from IMAP servers."),
+    [MX_FETCHED_BYTES] = COUNTER("fetched_bytes_total", S_FETCH, NULL,
+				 "Bytes of messages downloaded from IMAP servers."),
+    [MX_IMAP_CONNECTIONS_JOB] =
+	GAUGE("imap_connections", S_FETCH, "kind=\"job\"",
+	      "IMAP connections open, by use (a fetch job or an IDLE watch)."),
+    [MX_IMAP_CONNECTIONS_IDLE] = GAUGE("imap_connections", S_FETCH, "kind=\"idle\"", NULL),
+    [MX_IMAP_RECONNECTS_JOB] =
+	COUNTER("imap_reconnects_total", S_FETCH, "kind=\"job\"",
+		"IMAP connections opened again after one broke or was refused."),
+    [MX_IMAP_RECONNECTS_IDLE] = COUNTER("imap_reconnects_total", S_FETCH, "kind=\"idle\"", NULL),
+    [MX_IMAP_THROTTLED] =
+	COUNTER("imap_throttled_total", S_FETCH, NULL,
+		"Logins and commands a server refused as busy ([THROTTLED], [LIMIT], ...)."),
+    [MX_IMAP_AUTH_FAILURES] =
+	COUNTER("imap_auth_failures_total", S_FETCH, NULL, "Logins refused for the credentials."),
+    [MX_ERRORS_FETCH] =
+	ERR("fetch", S_FETCH,
+	    "Errors, by kind: fetch (a job that ended failed), "
+	    "parse (a message stored with parse_error), dead_letter, rejected (the "
+	    "database refused a parsed message), database and redis (connection lost)."),
+    [MX_PARSED_MESSAGES] = COUNTER("parsed_messages_total", S_PARSE, NULL,
+				   "Messages parsed and passed on to the writers."),
+    [MX_PARSED_BYTES] =
+	COUNTER("parsed_bytes_total", S_PARSE, NULL, "Raw bytes of the messages parsed."),
+    [MX_ERRORS_PARSE] = ERR("parse", S_PARSE, NULL),
+    [MX_ERRORS_DEAD_LETTER] = ERR("dead_letter", S_PARSE, NULL),
+    [MX_WRITTEN_MESSAGES] =
+	COUNTER("written_messages_total", S_WRITE, NULL,
+		"Parsed messages committed to PostgreSQL (new rows and new locations "
+		"of stored ones)."),
+    [MX_WRITTEN_BYTES] =
+	COUNTER("written_bytes_total", S_WRITE, NULL, "Raw bytes of the messages committed."),
+    [MX_ERRORS_REJECTED] = ERR("rejected", S_WRITE, NULL),
+    [MX_ERRORS_DATABASE] = ERR("database", S_WRITE, NULL),
+    [MX_ERRORS_REDIS] = ERR("redis", S_ALL, NULL),
+    [MX_STREAM_LENGTH_JOBS] =
+	STREAM("jobs", "Entries in the stream (entries leave it when acknowledged)."),
+    [MX_STREAM_LENGTH_BACKFILL] = STREAM("jobs:backfill", NULL),
+    [MX_STREAM_LENGTH_RAW] = STREAM("raw", NULL),
+    [MX_STREAM_LENGTH_PARSED] = STREAM("parsed", NULL),
+    [MX_STREAM_LENGTH_REQUESTS] = STREAM("requests", NULL),
+    [MX_STREAM_LENGTH_DEAD] = STREAM("dead", NULL),
+    [MX_STREAM_PENDING_JOBS] = GROUP("stream_pending", "jobs", "fetchers",
+				     "Entries delivered to a consumer and not yet acknowledged."),
+    [MX_STREAM_PENDING_BACKFILL] = GROUP("stream_pending", "jobs:backfill", "fetchers", NULL),
+    [MX_STREAM_PENDING_RAW] = GROUP("stream_pending", "raw", "parsers", NULL),
+    [MX_STREAM_PENDING_PARSED] = GROUP("stream_pending", "parsed", "writers", NULL),
+    [MX_STREAM_PENDING_REQUESTS] = GROUP("stream_pending", "requests", "schedulers", NULL),
+    [MX_STREAM_LAG_JOBS] = GROUP("stream_lag", "jobs", "fetchers",
+				 "Entries not yet delivered to the group (XINFO GROUPS lag)."),
+    [MX_STREAM_LAG_BACKFILL] = GROUP("stream_lag", "jobs:backfill", "fetchers", NULL),
+    [MX_STREAM_LAG_RAW] = GROUP("stream_lag", "raw", "parsers", NULL),
+    [MX_STREAM_LAG_PARSED] = GROUP("stream_lag", "parsed", "writers", NULL),
+    [MX_STREAM_LAG_REQUESTS] = GROUP("stream_lag", "requests", "schedulers", NULL),
+    [MX_STREAM_CONSUMERS_JOBS] =
+	GROUP("stream_consumers", "jobs", "fetchers",
+	      "Consumers known to the group (dead ones stay until removed)."),
+    [MX_STREAM_CONSUMERS_BACKFILL] = GROUP("stream_consumers", "jobs:backfill", "fetchers", NULL),
+    [MX_STREAM_CONSUMERS_RAW] = GROUP("stream_consumers", "raw", "parsers", NULL),
+    [MX_STREAM_CONSUMERS_PARSED] = GROUP("stream_consumers", "parsed", "writers", NULL),
+    [MX_STREAM_CONSUMERS_REQUESTS] = GROUP("stream_consumers", "requests", "schedulers", NULL),
+    [MX_JOBS_ENQUEUED] =
+	COUNTER("jobs_enqueued_total", S_SCHED | S_WRITE, NULL,
+		"Fetch jobs queued: by the scheduler (due and requested syncs, "
+		"backfills) and by the writer (a run's folder jobs after its folder list)."),
 };
+
+/* clang-format on */
 
 struct hist_def {
 	const char *name;
@@ -102,25 +120,27 @@ struct hist_def {
 };
 
 #define MH_MAX_BOUNDS 16
-static const double batch_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-				       0.25,  0.5,    1,     2.5,  5,     10 };
-static const double first_bounds[] = { 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600 };
-static const double push_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+static const double batch_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+				      0.25,  0.5,    1,	    2.5,  5,	 10};
+static const double first_bounds[] = {0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
+static const double push_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define BOUNDS(b) b, sizeof(b) / sizeof(b[0])
 
 static const struct hist_def hists[MH_COUNT] = {
-	[MH_PARSER_BATCH] = { "mailpipe_parser_batch_seconds",
-			      "Time to parse one read of raw messages and pass it on.", S_PARSE,
-			      BOUNDS(batch_bounds) },
-	[MH_WRITER_COMMIT] = { "mailpipe_writer_commit_seconds",
-			       "Time to write and commit one batch of messages.", S_WRITE,
-			       BOUNDS(batch_bounds) },
-	[MH_FIRST_MESSAGES] = { "mailpipe_first_messages_seconds",
-				"Time from an account's first sync start to its first 50 messages "
-				"committed.", S_WRITE, BOUNDS(first_bounds) },
-	[MH_PUSH] = { "mailpipe_push_latency_seconds",
-		      "Time from an IDLE watch's sync request (queued on a server event) to the "
-		      "sync's jobs being queued.", S_SCHED, BOUNDS(push_bounds) },
+    [MH_PARSER_BATCH] = {"mailpipe_parser_batch_seconds",
+			 "Time to parse one read of raw messages and pass it on.", S_PARSE,
+			 BOUNDS(batch_bounds)},
+    [MH_WRITER_COMMIT] = {"mailpipe_writer_commit_seconds",
+			  "Time to write and commit one batch of messages.", S_WRITE,
+			  BOUNDS(batch_bounds)},
+    [MH_FIRST_MESSAGES] = {"mailpipe_first_messages_seconds",
+			   "Time from an account's first sync start to its first 50 messages "
+			   "committed.",
+			   S_WRITE, BOUNDS(first_bounds)},
+    [MH_PUSH] = {"mailpipe_push_latency_seconds",
+		 "Time from an IDLE watch's sync request (queued on a server event) to the "
+		 "sync's jobs being queued.",
+		 S_SCHED, BOUNDS(push_bounds)},
 };
 
 static _Atomic int64_t values[MX_COUNT];
@@ -134,7 +154,7 @@ static double start_time;
 
 void metrics_setup(const char *stage, const char *consumer)
 {
-	static const char *const names[] = { "scheduler", "fetcher", "parser", "writer" };
+	static const char *const names[] = {"scheduler", "fetcher", "parser", "writer"};
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	start_time = (double)ts.tv_sec + ts.tv_nsec / 1e9;
@@ -212,7 +232,8 @@ void metrics_write_histogram(FILE *out, const char *name, const char *help, cons
 	write_header(out, name, "histogram", help);
 	for (size_t i = 0; i < nb; i++) {
 		total += counts[i];
-		fprintf(out, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], (unsigned long long)total);
+		fprintf(out, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+			(unsigned long long)total);
 	}
 	total += counts[nb];
 	fprintf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)total);
@@ -242,7 +263,7 @@ void metrics_render(FILE *out)
 
 	/* A family's series may lie apart in the table: each family is written once, whole,
 	 * where its first series of this stage comes. */
-	unsigned char done[MX_COUNT] = { 0 };
+	unsigned char done[MX_COUNT] = {0};
 	for (size_t i = 0; i < MX_COUNT; i++) {
 		if (done[i] || !(series[i].stages & own_stages))
 			continue;
@@ -256,7 +277,8 @@ void metrics_render(FILE *out)
 			if (v == MX_ABSENT)
 				continue;
 			if (series[k].labels)
-				fprintf(out, "%s{%s} %lld\n", series[k].name, series[k].labels, (long long)v);
+				fprintf(out, "%s{%s} %lld\n", series[k].name, series[k].labels,
+					(long long)v);
 			else
 				fprintf(out, "%s %lld\n", series[k].name, (long long)v);
 		}
@@ -269,8 +291,11 @@ void metrics_render(FILE *out)
 		/* Buckets are read one by one while others add: _count is their sum, so the
 		 * cumulative buckets, +Inf and _count always agree. */
 		for (size_t b = 0; b <= h->nb; b++)
-			counts[b] = atomic_load_explicit(&hist_values[i].counts[b], memory_order_relaxed);
-		double sum = (double)atomic_load_explicit(&hist_values[i].sum_ns, memory_order_relaxed) / 1e9;
+			counts[b] =
+			    atomic_load_explicit(&hist_values[i].counts[b], memory_order_relaxed);
+		double sum =
+		    (double)atomic_load_explicit(&hist_values[i].sum_ns, memory_order_relaxed) /
+		    1e9;
 		metrics_write_histogram(out, h->name, h->help, h->bounds, h->nb, counts, sum);
 	}
 }
@@ -337,7 +362,7 @@ struct metrics_server {
 struct client {
 	struct metrics_server *ms;
 	uv_tcp_t tcp;
-	uv_timer_t timer;	/* a client that does not finish its request in time is dropped */
+	uv_timer_t timer; /* a client that does not finish its request in time is dropped */
 	uv_write_t wr;
 	int open_handles;
 	int closing;
@@ -387,9 +412,11 @@ static char *build_response(int found, size_t *len)
 		free(body);
 		return NULL;
 	}
-	int n = asprintf(&resp, "HTTP/1.1 %s\r\nContent-Type: text/plain; %scharset=utf-8\r\n"
+	int n = asprintf(&resp,
+			 "HTTP/1.1 %s\r\nContent-Type: text/plain; %scharset=utf-8\r\n"
 			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-			 found ? "200 OK" : "404 Not Found", found ? "version=0.0.4; " : "", blen, body);
+			 found ? "200 OK" : "404 Not Found", found ? "version=0.0.4; " : "", blen,
+			 body);
 	free(body);
 	if (n < 0)
 		return NULL;
@@ -400,8 +427,8 @@ static char *build_response(int found, size_t *len)
 static void respond(struct client *c)
 {
 	size_t len = 0;
-	int found = !strncmp(c->req, "GET /metrics", 12) &&
-		    (c->req[12] == ' ' || c->req[12] == '?');
+	int found =
+	    !strncmp(c->req, "GET /metrics", 12) && (c->req[12] == ' ' || c->req[12] == '?');
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	uv_timer_stop(&c->timer);
 	c->resp = build_response(found, &len);
@@ -490,8 +517,9 @@ static void serve(void *arg)
 /* A listening socket on the first free port of [lo, hi]; -1 when none could be bound. */
 static int bind_first_free(const char *host, int lo, int hi, char *bound, size_t boundlen)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	for (int port = lo; port <= hi; port++) {
 		char ps[8];
 		struct addrinfo *ai = NULL;
@@ -500,11 +528,13 @@ static int bind_first_free(const char *host, int lo, int hi, char *bound, size_t
 			return -1;
 		int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		int ok = fd >= 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0;
+		int ok =
+		    fd >= 0 && bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 64) == 0;
 		int again = errno == EADDRINUSE;
 		if (ok) {
 			char hs[NI_MAXHOST] = "";
-			getnameinfo(ai->ai_addr, ai->ai_addrlen, hs, sizeof(hs), NULL, 0, NI_NUMERICHOST);
+			getnameinfo(ai->ai_addr, ai->ai_addrlen, hs, sizeof(hs), NULL, 0,
+				    NI_NUMERICHOST);
 			snprintf(bound, boundlen, strchr(hs, ':') ? "[%s]:%d" : "%s:%d", hs, port);
 		}
 		freeaddrinfo(ai);
@@ -529,7 +559,8 @@ struct metrics_server *metrics_start(const char *addr, int *err)
 	*err = -EINVAL;
 	if (metrics_parse_addr(addr, host, sizeof(host), &lo, &hi) < 0) {
 		log_error("addr=\"%s\" msg=\"MAILPIPE_METRICS_ADDR is not host:port or "
-			  "host:port-port\"", addr);
+			  "host:port-port\"",
+			  addr);
 		return NULL;
 	}
 	struct metrics_server *ms = calloc(1, sizeof(*ms));

@@ -55,7 +55,7 @@ enum mx_id {
 	MX_STREAM_CONSUMERS_RAW,
 	MX_STREAM_CONSUMERS_PARSED,
 	MX_STREAM_CONSUMERS_REQUESTS,
-	MX_JOBS_ENQUEUED,	/* scheduler and writer */
+	MX_JOBS_ENQUEUED, /* scheduler and writer */
 	MX_COUNT
 };
 
@@ -63,10 +63,10 @@ enum mx_id {
 enum mx_stream { MXS_JOBS, MXS_BACKFILL, MXS_RAW, MXS_PARSED, MXS_REQUESTS, MXS_COUNT };
 
 enum mh_id {
-	MH_PARSER_BATCH,	/* one read of {mp}:raw parsed and passed on */
-	MH_WRITER_COMMIT,	/* one batch of messages written and committed */
-	MH_FIRST_MESSAGES,	/* an account's first sync start to its 50th committed message */
-	MH_PUSH,		/* an IDLE watch's sync request to its jobs being enqueued */
+	MH_PARSER_BATCH,   /* one read of {mp}:raw parsed and passed on */
+	MH_WRITER_COMMIT,  /* one batch of messages written and committed */
+	MH_FIRST_MESSAGES, /* an account's first sync start to its 50th committed message */
+	MH_PUSH,	   /* an IDLE watch's sync request to its jobs being enqueued */
 	MH_COUNT
 };
 

@@ -52,10 +52,10 @@ static void sample_length(redisContext *rc, const char *key, enum mx_id id)
 
 void streams_sample(redisContext *rc, const struct mp_config *cfg)
 {
-	static const char *const groups[MXS_COUNT] = { "fetchers", "fetchers", "parsers", "writers",
-						       "schedulers" };
-	const char *const keys[MXS_COUNT] = { cfg->key_jobs, cfg->key_backfill, cfg->key_raw,
-					      cfg->key_parsed, cfg->key_requests };
+	static const char *const groups[MXS_COUNT] = {"fetchers", "fetchers", "parsers", "writers",
+						      "schedulers"};
+	const char *const keys[MXS_COUNT] = {cfg->key_jobs, cfg->key_backfill, cfg->key_raw,
+					     cfg->key_parsed, cfg->key_requests};
 	for (int s = 0; s < MXS_COUNT; s++) {
 		sample_length(rc, keys[s], (enum mx_id)(MX_STREAM_LENGTH_JOBS + s));
 		sample_group(rc, keys[s], groups[s], (enum mx_stream)s);

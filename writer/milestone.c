@@ -59,12 +59,13 @@ int milestone_check(struct writer *w)
 		char acc[24], created[16];
 		snprintf(acc, sizeof(acc), "%lld", w->milestone_batch[i].account);
 		snprintf(created, sizeof(created), "%d", w->milestone_batch[i].created);
-		const char *p[] = { acc, created };
-		PGresult *r = pg_exec(w->pg, "first messages",
-				      "SELECT (SELECT count(*) FROM (SELECT 1 FROM messages WHERE account_id = "
-				      "$1::bigint LIMIT 50 + $2::int) s), coalesce((SELECT extract(epoch FROM "
-				      "min(started_at)) FROM sync_runs WHERE account_id = $1::bigint), -1)",
-				      2, p);
+		const char *p[] = {acc, created};
+		PGresult *r = pg_exec(
+		    w->pg, "first messages",
+		    "SELECT (SELECT count(*) FROM (SELECT 1 FROM messages WHERE account_id = "
+		    "$1::bigint LIMIT 50 + $2::int) s), coalesce((SELECT extract(epoch FROM "
+		    "min(started_at)) FROM sync_runs WHERE account_id = $1::bigint), -1)",
+		    2, p);
 		if (!r)
 			return -1;
 		long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);

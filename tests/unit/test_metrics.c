@@ -37,10 +37,11 @@ static void test_escaping(void)
 
 static void write_hist(FILE *f, void *arg)
 {
-	static const double bounds[] = { 0.1, 1 };
+	static const double bounds[] = {0.1, 1};
 	(void)arg;
-	const uint64_t counts[] = { 2, 3, 1 };
-	metrics_write_histogram(f, "x_seconds", "Help with \\ and\nnewline.", bounds, 2, counts, 4.5);
+	const uint64_t counts[] = {2, 3, 1};
+	metrics_write_histogram(f, "x_seconds", "Help with \\ and\nnewline.", bounds, 2, counts,
+				4.5);
 }
 
 static void test_histogram_format(void)
@@ -119,8 +120,8 @@ static void test_parse_addr(void)
 	CHECK_EQ_STR(host, "::1");
 	CHECK_EQ_INT(metrics_parse_addr(":9100", host, sizeof(host), &lo, &hi), 0);
 	CHECK_EQ_STR(host, "");
-	static const char *const bad[] = { "9100", "host", "h:0", "h:65536", "h:9100-9000", "h:91a",
-					   "::1:9100", "h:9100-", "h:", "[::1]9100" };
+	static const char *const bad[] = {"9100",  "host",     "h:0",	  "h:65536", "h:9100-9000",
+					  "h:91a", "::1:9100", "h:9100-", "h:",	     "[::1]9100"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_EQ_INT(metrics_parse_addr(bad[i], host, sizeof(host), &lo, &hi), -EINVAL);
 }
@@ -128,7 +129,7 @@ static void test_parse_addr(void)
 /* An HTTP exchange on loopback: the status line and the whole response. */
 static int http_get(int port, const char *request, char *resp, size_t size)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -156,7 +157,7 @@ static void test_server(void)
 
 	/* Hold one port of a range: the server must take the next. */
 	int busy = socket(AF_INET, SOCK_STREAM, 0), port = 0;
-	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct sockaddr_in sa = {.sin_family = AF_INET};
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	socklen_t sl = sizeof(sa);
 	for (int p = 28000 + getpid() % 4000; p < 32700 && !port; p += 7) { /* not ephemeral */
@@ -178,7 +179,8 @@ static void test_server(void)
 	CHECK_EQ_STR(metrics_server_addr(ms), want);
 
 	char resp[65536];
-	CHECK(http_get(port + 1, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof(resp)) > 0);
+	CHECK(http_get(port + 1, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof(resp)) >
+	      0);
 	CHECK(!strncmp(resp, "HTTP/1.1 200 OK\r\n", 17));
 	CHECK(strstr(resp, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
 	CHECK(strstr(resp, "\nmailpipe_parsed_messages_total 4\n"));
