@@ -5,6 +5,7 @@
  * entries at once instead of waiting for them to be reclaimed. */
 #include "cli.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@ struct child {
 	int slot;
 	char path[PATH_MAX + 32];
 	char consumer[128];
+	char metrics_env[320];	/* MAILPIPE_METRICS_ADDR=... for this slot, or empty */
 	uv_process_t proc;
 	uv_timer_t restart;
 	int running;
@@ -80,15 +82,18 @@ static void spawn_child(struct child *ch)
 	size_t n = 0;
 	while (environ[n])
 		n++;
-	char **env = calloc(n + 2, sizeof(*env));
+	char **env = calloc(n + 3, sizeof(*env));
 	if (!env)
 		return;
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (strncmp(environ[i], "MAILPIPE_CONSUMER=", 18) != 0)
+		if (strncmp(environ[i], "MAILPIPE_CONSUMER=", 18) != 0 &&
+		    (!*ch->metrics_env || strncmp(environ[i], "MAILPIPE_METRICS_ADDR=", 22) != 0))
 			env[k++] = environ[i];
 	snprintf(consumer_env, sizeof(consumer_env), "MAILPIPE_CONSUMER=%s", ch->consumer);
 	env[k++] = consumer_env;
+	if (*ch->metrics_env)
+		env[k++] = ch->metrics_env;
 	uv_stdio_container_t stdio[3] = {
 		{ .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = 1 },
 		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
@@ -176,6 +181,21 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	size_t total = 0;
 	for (size_t i = 0; i < 4; i++)
 		total += (size_t)plan[i].count;
+	/* Metrics: every stage needs a port of its own, so the address must be a range. */
+	char mhost[256] = "";
+	int mlo = 0, mhi = 0;
+	const char *maddr = c->cfg.metrics_addr;
+	if (*maddr && metrics_parse_addr(maddr, mhost, sizeof(mhost), &mlo, &mhi) < 0) {
+		fprintf(stderr, "mailpipe: MAILPIPE_METRICS_ADDR='%s' is not host:port or host:port-port\n",
+			maddr);
+		return 1;
+	}
+	if (*maddr && (size_t)(mhi - mlo + 1) < total) {
+		fprintf(stderr, "mailpipe: MAILPIPE_METRICS_ADDR='%s' has %d port%s for %zu stages: give a "
+			"range of at least %zu, e.g. %s:%d-%zu\n", maddr, mhi - mlo + 1,
+			mhi > mlo ? "s" : "", total, total, mhost, mlo, (size_t)mlo + total - 1);
+		return 1;
+	}
 	struct supervisor sv = { .loop = uv_default_loop() };
 	sv.children = calloc(total, sizeof(*sv.children));
 	if (!sv.children)
@@ -188,6 +208,13 @@ int cmd_run(struct cli *c, int argc, char **argv)
 			snprintf(ch->stage, sizeof(ch->stage), "%s", plan[i].stage);
 			snprintf(ch->path, sizeof(ch->path), "%s/mailpipe-%s", self, plan[i].stage);
 			snprintf(ch->consumer, sizeof(ch->consumer), "%s-%s-%ld", plan[i].stage, host, s);
+			/* Each slot prefers a port of its own, the same across restarts; one taken by
+			 * something else sends it on to the next free one of the range. */
+			if (*maddr)
+				snprintf(ch->metrics_env, sizeof(ch->metrics_env),
+					 strchr(mhost, ':') ? "MAILPIPE_METRICS_ADDR=[%s]:%d-%d"
+							    : "MAILPIPE_METRICS_ADDR=%s:%d-%d",
+					 mhost, mlo + (int)(sv.n - 1), mhi);
 			uv_timer_init(sv.loop, &ch->restart);
 			ch->restart.data = ch;
 			if (access(ch->path, X_OK) != 0) {

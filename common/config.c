@@ -29,6 +29,8 @@ static const struct opt opts[] = {
 	  "redis://host:port/db or unix:///path" },
 	{ "MAILPIPE_REDIS_PREFIX", STR(redis_prefix), "mp", 0, 0, "hash-tagged key prefix" },
 	{ "MAILPIPE_LOG", STR(log_level), "info", 0, 0, "error, warn, info or debug" },
+	{ "MAILPIPE_METRICS_ADDR", STR(metrics_addr), "", 0, 0,
+	  "Prometheus endpoint host:port, or host:port-port for one port per process (empty = off)" },
 	{ "MAILPIPE_CONSUMER", STR(consumer), "", 0, 0,
 	  "stream consumer name (default host-pid; `run` sets stage-host-slot)" },
 	{ "MAILPIPE_FETCH_BATCH", NUM(fetch_batch), "500", 1, 100000, "UIDs per UID FETCH" },

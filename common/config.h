@@ -10,6 +10,7 @@ struct mp_config {
 	char *redis_url;
 	char *redis_prefix;
 	char *log_level;
+	char *metrics_addr;	/* host:port or host:port-port; empty = no metrics endpoint */
 	char *consumer;		/* stream consumer name; stable per supervised slot */
 	long fetch_batch;	/* UIDs per UID FETCH command */
 	long fetch_pipeline;	/* UID FETCH commands in flight */

@@ -2,6 +2,7 @@
  * (json_build_object) from the rows, so the job always matches the committed folder state. */
 #include "jobs.h"
 #include "log.h"
+#include "metrics.h"
 #include "pg.h"
 #include "rstream.h"
 
@@ -28,7 +29,10 @@ static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult 
 		const char *vals[] = { PQgetvalue(r, i, 0) };
 		rstream_append_add(rc, cfg->key_jobs, 1, names, vals, NULL);
 	}
-	return rstream_collect(rc, (size_t)n) < 0 ? -EIO : n;
+	if (rstream_collect(rc, (size_t)n) < 0)
+		return -EIO;
+	metrics_add(MX_JOBS_ENQUEUED, n);
+	return n;
 }
 
 long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
@@ -224,6 +228,7 @@ int jobs_enqueue_backfill(PGconn *pg, redisContext *rc, const struct mp_config *
 	PQclear(r);
 	if (rstream_collect(rc, (size_t)n) < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
+	metrics_add(MX_JOBS_ENQUEUED, n);
 	return n;
 fail:
 	PQclear(PQexec(pg, "ROLLBACK"));

@@ -41,6 +41,8 @@ int stage_reconnect_once(struct stage *st)
 	redisFree(st->rc);
 	st->rc = redis_connect_url(st->cfg.redis_url);
 	if (st->rc && create_groups(st) == 0) {
+		if (st->connects++)
+			metrics_add(MX_ERRORS_REDIS, 1);
 		st->own_pending_done = 0;
 		return 0;
 	}
@@ -70,6 +72,11 @@ int stage_init(struct stage *st, const char *name, volatile sig_atomic_t *stoppi
 	if (config_load(&st->cfg) < 0)
 		return -EINVAL;
 	log_setup(name, st->cfg.log_level);
+	metrics_setup(name, st->cfg.consumer);
+	int err;
+	st->metrics = metrics_start(st->cfg.metrics_addr, &err);
+	if (err < 0)
+		return -EINVAL;
 	stage_stop_flag = stopping;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -85,6 +92,8 @@ int stage_init(struct stage *st, const char *name, volatile sig_atomic_t *stoppi
 
 void stage_release(struct stage *st)
 {
+	metrics_stop(st->metrics);
+	st->metrics = NULL;
 	redisFree(st->rc);
 	st->rc = NULL;
 	config_release(&st->cfg);

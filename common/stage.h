@@ -5,6 +5,7 @@
 #define MP_STAGE_H
 
 #include "config.h"
+#include "metrics.h"
 #include "rstream.h"
 
 #include <signal.h>
@@ -20,9 +21,11 @@ struct stage {
 	/* Re-read pending entries one at a time: where one input can crash the process, the
 	 * entries behind it must not be delivered (and counted) again with it. */
 	int redeliver_singly;
+	struct metrics_server *metrics;	/* NULL when MAILPIPE_METRICS_ADDR is empty */
+	unsigned connects;		/* Redis connections made; all but the first follow a loss */
 };
 
-/* Loads configuration, sets up logs and SIGTERM/SIGINT, connects to Redis (retrying until it
+/* Loads configuration, sets up logs, metrics (MAILPIPE_METRICS_ADDR) and SIGTERM/SIGINT, connects to Redis (retrying until it
  * answers or a signal arrives) and creates the consumer groups. stopping must outlive st.
  * 0, or <0 after logging. */
 int stage_init(struct stage *st, const char *name, volatile sig_atomic_t *stopping);

@@ -13,6 +13,10 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
+# --- Issue 10: promtool (lints the metrics in test_metrics.sh), unpacked into ~/.cache, never a
+# service. Before the early exit below, so that it is fetched on machines that have the rest.
+"$(dirname "$0")/local/promtool.sh" install || echo "install-deps: promtool not installed; test_metrics.sh will SKIP its lint" >&2
+
 [ -z "$missing" ] && exit 0
 
 SUDO=""

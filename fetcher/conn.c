@@ -3,6 +3,7 @@
  * next command, which then logs in again at once without counting as a retry). */
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "stage.h"
 
 #include <stdio.h>
@@ -52,6 +53,7 @@ struct conns *conns_new(const struct mp_config *cfg, struct idler *idler)
 static void unpark(struct conns *c, size_t i)
 {
 	curl_easy_cleanup(c->v[i].curl);
+	metrics_add(MX_IMAP_CONNECTIONS_PARKED, -1);
 	c->v[i] = c->v[--c->n];
 }
 
@@ -92,6 +94,7 @@ static CURL *take(struct conns *c, long long account_id, const char *key, char *
 			curl = c->v[i].curl;
 			snprintf(caps, capslen, "%s", c->v[i].caps);
 			c->v[i] = c->v[--c->n];
+			metrics_add(MX_IMAP_CONNECTIONS_PARKED, -1);
 		} else {
 			unpark(c, i);
 		}
@@ -164,6 +167,7 @@ void conns_release(struct conns *c, struct conn_use *u, struct session *s)
 	p->curl = curl;
 	memcpy(p->caps, caps, sizeof(caps));
 	p->since_ms = stage_now_ms();
+	metrics_add(MX_IMAP_CONNECTIONS_PARKED, 1);
 	uv_mutex_unlock(&c->mu);
 	log_debug("account_id=%lld msg=\"connection kept for the account's next job\"", u->account_id);
 }

@@ -165,6 +165,8 @@ static void emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch
 	const char *vals[] = { m, body->s ? body->s : "" };
 	size_t lens[] = { strlen(m), body->s ? body->len : 0 };
 	rstream_append_add(j->f->rc, j->f->cfg->key_raw, 2, names, vals, lens);
+	metrics_add(MX_FETCHED_MESSAGES, 1);
+	metrics_add(MX_FETCHED_BYTES, (int64_t)lens[1]);
 	free(m);
 	uidset_add(&j->appended, uid);
 	j->unchecked_bytes += lens[1];
@@ -867,6 +869,8 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	int stale_retried = 0;
 	for (long attempt = 0; attempt <= f->cfg->fetch_retries && !*f->stopping; attempt++) {
 		if (attempt) {
+			metrics_add(MX_IMAP_RECONNECTS_JOB, 1);
+			metrics_add(MX_IMAP_THROTTLED, j.wait_transient != 0);
 			int64_t hint = retry_hint_ms(j.error);
 			if (hint > f->cfg->retry_max_ms) {
 				j.retry_after_ms = hint;

@@ -7,6 +7,7 @@
 #include "fetch.h"
 #include "imap_parser.h"
 #include "log.h"
+#include "metrics.h"
 #include "quirks.h"
 #include "retry.h"
 #include "rstream.h"
@@ -165,8 +166,10 @@ static void on_handle_closed(uv_handle_t *h)
 	struct watch *w = h->data;
 	if (--w->open_handles > 0)
 		return;
-	if (w->curl)
+	if (w->curl) {
 		curl_easy_cleanup(w->curl);
+		metrics_add(MX_IMAP_CONNECTIONS_IDLE, -1);
+	}
 	imap_parser_free(w->parser);
 	free(w);
 }
@@ -207,6 +210,7 @@ static void watch_fail(struct watch *w, const char *why)
 {
 	log_warn("account=%s msg=\"IDLE watch ended: %s; reopening later\"", w->account, why);
 	set_state(w, W_FAILED);
+	metrics_add(MX_IMAP_RECONNECTS_IDLE, 1);
 	lease_release(w->id, w->account_id);
 	backoff_fail(w->id, w->account_id, retry_hint_ms(why));
 	watch_close(w, 0);
@@ -302,6 +306,7 @@ static void lend(struct watch *w)
 		return;
 	h->curl = w->curl;
 	w->curl = NULL;
+	metrics_add(MX_IMAP_CONNECTIONS_IDLE, -1);
 	snprintf(h->caps, sizeof(h->caps), "%s", w->caps);
 	h->seen = w->look;
 	snprintf(h->seen.wire, sizeof(h->seen.wire), "%s", w->wire);
@@ -464,6 +469,7 @@ static struct watch *watch_begin(struct idler *id, json_t *t, CURL *curl, const 
 	uv_timer_init(&id->loop, &w->debounce);
 	w->poll.data = w->timer.data = w->debounce.data = w;
 	w->open_handles = 3;
+	metrics_add(MX_IMAP_CONNECTIONS_IDLE, 1);
 	w->next = id->watches;
 	id->watches = w;
 	if (session_quote(quoted, sizeof(quoted), w->wire) < 0)

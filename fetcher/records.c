@@ -3,6 +3,7 @@
  * list, with each folder's STATUS) and `backfill` (older mail below a window). The writer
  * applies them (writer/control.c). Called by fetch.c at the end of a job. */
 #include "job.h"
+#include "metrics.h"
 
 #include <stdlib.h>
 
@@ -43,6 +44,7 @@ int emit_cursor(struct job *j, const char *error)
 		json_object_set_new(rec, "retry_after_ms", json_integer(j->retry_after_ms));
 	free(uids);
 	free(missing);
+	metrics_add(MX_ERRORS_FETCH, error != NULL);
 	int rc = job_emit(j, "cursor", rec);
 	json_decref(rec);
 	return rc;
@@ -56,6 +58,7 @@ int emit_folders(struct job *j, const char *error)
 	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
 	if (j->retry_after_ms)
 		json_object_set_new(rec, "retry_after_ms", json_integer(j->retry_after_ms));
+	metrics_add(MX_ERRORS_FETCH, error != NULL);
 	int rc = job_emit(j, "folders", rec);
 	json_decref(rec);
 	return rc;
@@ -75,6 +78,7 @@ int emit_backfill(struct job *j, const char *error)
 	json_object_set_new(rec, "error", error ? json_string(error) : json_null());
 	free(uids);
 	free(missing);
+	metrics_add(MX_ERRORS_FETCH, error != NULL);
 	int rc = job_emit(j, "backfill", rec);
 	json_decref(rec);
 	return rc;

@@ -3,6 +3,7 @@
  * URL mode is one message per request (LIBRARY-NOTES: 663 msg/s against 6,000+). */
 #include "session.h"
 #include "log.h"
+#include "metrics.h"
 #include "quirks.h"
 #include "retry.h"
 
@@ -273,6 +274,7 @@ static int session_start(struct session *s)
 	uv_timer_init(&s->loop, &s->wait_timer);
 	s->wait_timer.data = s;
 	uv_timer_start(&s->wait_timer, on_wait_timer, 1000, 1000);
+	metrics_add(MX_IMAP_CONNECTIONS_JOB, 1);
 	return 0;
 }
 
@@ -341,9 +343,11 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 			       rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_USE_SSL_FAILED ||
 			       rc == CURLE_URL_MALFORMAT;
 		if (busy) {
+			metrics_add(MX_IMAP_THROTTLED, 1);
 			snprintf(err, errlen, "login refused for account '%s' at %s: %s", o->account,
 				 s->where, words);
 		} else if (rc == CURLE_LOGIN_DENIED) {
+			metrics_add(MX_IMAP_AUTH_FAILURES, 1);
 			snprintf(err, errlen, "auth failed for account '%s' at %s: %s", o->account,
 				 s->where, words);
 		} else {
@@ -423,6 +427,7 @@ static void on_closed(uv_handle_t *h)
 static CURL *session_free(struct session *s)
 {
 	CURL *curl = s->curl;
+	metrics_add(MX_IMAP_CONNECTIONS_JOB, -1);
 	uv_close((uv_handle_t *)&s->poll, on_closed);
 	uv_close((uv_handle_t *)&s->timer, on_closed);
 	uv_close((uv_handle_t *)&s->wait_timer, on_closed);

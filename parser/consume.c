@@ -30,6 +30,7 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 {
 	struct rentry *e = NULL;
 	size_t n = 0, appended = 0;
+	int64_t done = 0, done_bytes = 0, unparsed = 0, dead = 0; /* for the metrics, once acked */
 	const struct mp_config *cfg = &st->cfg;
 	struct extract_limits lim;
 	int rc = 0;
@@ -63,6 +64,7 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 			 * list of them, kept to its latest entries so Redis stays bounded. */
 			rstream_append_add_capped(st->rc, cfg->key_dead, 100000, 4, names, vals, lens);
 			appended++;
+			dead++;
 		} else {
 			/* Fault injection for the dead-letter test: crash on a marked message. */
 			if (*cfg->fault_parser_abort &&
@@ -86,6 +88,7 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 			msg = NULL;
 		}
 		json_decref(meta_json);
+		unparsed += json_is_string(json_object_get(msg, "parse_error"));
 		char *msg_json = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
 		json_decref(msg);
 		if (!msg_json) {
@@ -98,12 +101,20 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 		size_t lens[] = { 7, meta_len, strlen(msg_json), raw_len };
 		rstream_append_add(st->rc, cfg->key_parsed, 4, names, vals, lens);
 		appended++;
+		done++;
+		done_bytes += (int64_t)raw_len;
 		free(msg_json);
 	}
 	if (rstream_collect(st->rc, appended) < 0)
 		rc = -1;
 	if (rc == 0 && n > 0)
 		rc = rstream_ack(st->rc, cfg->key_raw, "parsers", ids, n);
+	if (rc == 0) {
+		metrics_add(MX_PARSED_MESSAGES, done);
+		metrics_add(MX_PARSED_BYTES, done_bytes);
+		metrics_add(MX_ERRORS_PARSE, unparsed);
+		metrics_add(MX_ERRORS_DEAD_LETTER, dead);
+	}
 	free(ids);
 	free(e);
 	return rc;

@@ -53,8 +53,13 @@ int main(int argc, char **argv)
 				break;
 			continue;
 		}
-		if (parser_handle(&st, r, redelivered) < 0 && st.rc->err)
-			stage_reconnect(&st);
+		double t0 = metrics_clock();
+		if (parser_handle(&st, r, redelivered) < 0) {
+			if (st.rc->err)
+				stage_reconnect(&st);
+		} else {
+			metrics_observe(MH_PARSER_BATCH, metrics_clock() - t0);
+		}
 		freeReplyObject(r);
 	}
 	log_info("msg=\"stopped\"");

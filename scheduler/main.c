@@ -6,6 +6,7 @@
 #include "requests.h"
 #include "schedule.h"
 #include "stage.h"
+#include "streams.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct sched {
 	uv_timer_t timer;
 	uv_signal_t sigterm, sigint;
 	struct backoff pg_retry, redis_retry;
+	uint64_t sampled_at;	/* loop time of the last stream sample for the metrics */
 };
 
 /* Both servers are reconnected one attempt per tick, never in a loop inside the callback: the
@@ -90,6 +92,11 @@ static void on_tick(uv_timer_t *t)
 	if (s->st.cfg.idle)
 		requests_publish_targets(s->pg, s->st.rc, &s->st.cfg);
 	jobs_enqueue_backfill(s->pg, s->st.rc, &s->st.cfg);
+	/* At most once a second, and only when someone may scrape. */
+	if (s->st.metrics && uv_now(t->loop) - s->sampled_at >= 1000) {
+		streams_sample(s->st.rc, &s->st.cfg);
+		s->sampled_at = uv_now(t->loop);
+	}
 }
 
 static void on_stop(uv_signal_t *h, int sig)

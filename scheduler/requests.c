@@ -3,6 +3,7 @@
 #include "requests.h"
 #include "jobs.h"
 #include "log.h"
+#include "metrics.h"
 #include "pg.h"
 #include "rstream.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -82,6 +84,14 @@ static int handle(struct requests *rq, const struct rentry *e)
 		return -EIO;
 	log_info("request=%s account_id=%lld run=%lld msg=\"requested sync started\"", rid ? rid : "?",
 		 account_id, run);
+	/* Push latency: an entry's id is the Redis clock's time (ms) when the watch queued it. */
+	const char *reason = rentry_get(e, "reason", NULL);
+	if (reason && strcmp(reason, "idle") == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		double age = (double)ts.tv_sec + ts.tv_nsec / 1e9 - strtoll(e->id, NULL, 10) / 1e3;
+		metrics_observe(MH_PUSH, age > 0 ? age : 0);
+	}
 	return 0;
 }
 

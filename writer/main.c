@@ -122,10 +122,18 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 		nm++;
 	}
 	if (nm) {
+		double t0 = metrics_clock();
 		if (store_messages(w, m, nm) < 0) {
+			metrics_add(MX_ERRORS_DATABASE, 1);
 			rc = -1; /* nothing acknowledged: the entries come back after reconnecting */
 			goto out;
 		}
+		metrics_observe(MH_WRITER_COMMIT, metrics_clock() - t0);
+		int64_t bytes = 0;
+		for (size_t i = 0; i < nm; i++)
+			bytes += (int64_t)m[i].raw_len;
+		metrics_add(MX_WRITTEN_MESSAGES, (int64_t)nm);
+		metrics_add(MX_WRITTEN_BYTES, bytes);
 		for (size_t i = 0; i < nm; i++)
 			ids[i] = m[i].entry_id;
 		rstream_ack(w->st->rc, w->st->cfg.key_parsed, "writers", ids, nm);

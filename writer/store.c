@@ -750,6 +750,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		goto out;
 	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
 		goto out;
+	milestone_reset(w);
 	for (size_t i = 0; i < n; i++) {
 		long long account = jint(m[i].meta, "account_id");
 		it[i].a = account_get(w, account);
@@ -812,6 +813,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 				  jint(m[i].meta, "account_id"), jint(m[i].meta, "folder_id"),
 				  jint(m[i].meta, "uid"));
 			unparsed = 1;
+			metrics_add(MX_ERRORS_REJECTED, 1);
 			x->created = x->located = -1;
 			x->conv = x->id = 0;
 			goto again;
@@ -829,6 +831,8 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 			convs[nconvs++] = x->conv;
 		if (x->created == 1)
 			collect_contacts(contacts, &m[i], jint(m[i].meta, "account_id"));
+		if (x->created == 1)
+			milestone_note(w, jint(m[i].meta, "account_id"));
 		if (x->located == 1) {
 			struct counter *c = counter_get(counters, &ncounters, jint(m[i].meta, "run_id"),
 							jint(m[i].meta, "folder_id"));
@@ -860,8 +864,9 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		if (pg_cmd_prepared(w->pg, "count run", "count_run", 4, p) < 0)
 			goto fail;
 	}
-	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
+	if (milestone_check(w) < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
+	milestone_committed(w);
 	rc = 0;
 	goto out;
 fail:

@@ -20,6 +20,12 @@ struct writer {
 		int subject_days;	/* subject grouping window, 0 = off (the default) */
 	} accounts[64];
 	size_t naccounts;
+	/* milestone.c: accounts seen past their first 50 messages, and this batch's new messages
+	 * per account (start: its first sync's start, Unix seconds, when the batch reaches 50). */
+	long long milestone_done[256];
+	size_t nmilestone_done;
+	struct { long long account; int created; double start; } milestone_batch[64];
+	size_t nmilestone_batch;
 };
 
 /* One parsed message of a batch; pointers borrow from the stream reply. */
@@ -72,6 +78,14 @@ int mirror_drop_orphans(struct writer *w, long long account_id, const char *mess
 /* Applies a `cursor` record: 1 applied, 0 not yet (some UID it lists is not committed: keep
  * it pending and retry), <0 database error. */
 int control_cursor(struct writer *w, json_t *rec);
+
+/* milestone.c, called by store.c for mailpipe_first_messages_seconds: reset at a transaction's
+ * start, note each new message, check before COMMIT (0 or -1: the transaction fails), report
+ * once committed. */
+void milestone_reset(struct writer *w);
+void milestone_note(struct writer *w, long long account);
+int milestone_check(struct writer *w);
+void milestone_committed(struct writer *w);
 
 /* Converts an IMAP INTERNALDATE ("17-Jul-1996 02:44:25 -0700") to ISO 8601 in buf; 0 or
  * -EINVAL. */
