@@ -188,6 +188,19 @@ function checkK8s() {
     }
   }
   check("k8s: KEDA triggers use only redis-streams keys, with mailpipe's real stream and group names", kedaProblems);
+  // The stage feeding {mp}:raw or {mp}:parsed pauses at MAILPIPE_RAW_BUDGET entries: a lag
+  // above it never happens, so replicas that need more are never reached.
+  const budget = Number(byKind("ConfigMap").map((m) => m.data?.MAILPIPE_RAW_BUDGET).find((v) => v) || facts.rawBudget);
+  const reach = [];
+  for (const so of byKind("ScaledObject")) {
+    for (const t of so.spec.triggers || []) {
+      const m = t.metadata || {};
+      if (["{mp}:raw", "{mp}:parsed"].includes(m.stream) && Number(m.lagCount) * so.spec.maxReplicaCount > budget) {
+        reach.push(`${so.metadata.name}: lagCount ${m.lagCount} x ${so.spec.maxReplicaCount} replicas > budget ${budget}`);
+      }
+    }
+  }
+  check(`k8s: maxReplicaCount is reachable under the stream budget (${budget} entries)`, reach);
   const want = { fetcher: "{mp}:jobs", parser: "{mp}:raw", writer: "{mp}:parsed" };
   check(`k8s: fetchers, parsers and writers each scale on their stream's lag (${JSON.stringify(scaled)})`,
     Object.entries(want).filter(([s, st]) => scaled[s] !== st).map(([s, st]) => `${s} not on ${st}`));

@@ -77,10 +77,12 @@ build=$(sed -n '/^PKGS="/,/"$/p' "$ROOT/deploy/install-deps.sh" | tr -d '"' | se
 echo "  streams: $groups"
 echo "  runtime packages of the linked libraries:" $runtime
 python3 - "$tmp/facts.json" "$ROOT" "$groups" "$names" "$runtime" "$build" "$R/usr/local/bin" <<'EOF'
-import json, os, sys
+import json, os, re, sys
 out, root, groups, names, runtime, build, bindir = sys.argv[1:]
 json.dump({"root": root, "groups": json.loads(groups), "configNames": sorted(set(names.split())),
            "runtimePackages": runtime.split(), "buildPackages": build.split(), "metricsPort": 9100,
+           "rawBudget": int(re.search(r'"MAILPIPE_RAW_BUDGET", NUM\(raw_budget\), "(\d+)"',
+                                      open(f"{root}/common/config.c").read()).group(1)),
            "binaries": sorted(os.listdir(bindir))}, open(out, "w"), indent=1)
 EOF
 check "the stages' streams and groups were found in the sources" python3 -c "
@@ -109,11 +111,15 @@ else
 fi
 node "$HERE/deploy_check.js" "$tmp/facts.json" $rendered
 check "deploy_check.js found nothing wrong" [ $? = 0 ]
+if [ -n "$rendered" ]; then # the path a machine without kubectl takes
+	node "$HERE/deploy_check.js" "$tmp/facts.json" >"$tmp/own.out" 2>&1
+	check "deploy_check.js reading kustomization.yaml's resources itself agrees" [ $? = 0 ]
+fi
 
 # The checks can fail: a copy of deploy/ with a wrong group, an extra key, an unquoted stream.
 mkdir -p "$tmp/bad"
 cp -r "$ROOT/deploy" "$tmp/bad/"
-sed -i 's/consumerGroup: parsers/consumerGroup: parser/; s/lagCount: "2000"/lagCount: "2000"\n        listLength: "5"/' \
+sed -i 's/consumerGroup: parsers/consumerGroup: parser/; s/lagCount: "400"/lagCount: "400"\n        listLength: "5"/' \
 	"$tmp/bad/deploy/k8s/keda.yaml"
 python3 -c "
 import json, sys
