@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 10, queries: `mailpipe export ID --format eml` gives back every message exactly as Dovecot
 # serves it (the sample mailbox plus hand-made malformed ones: bare LF, mixed line ends, raw
-# 8-bit, NUL bytes, no final newline, no body); `--format json` the parsed message; an unknown
+# 8-bit, NUL bytes, no final newline, no body), and as the scripted server of test_hostile.sh
+# serves its Raw folder (NUL and bare LF sent as they are); `--format json` the parsed message; an unknown
 # format is a usage error; `folders` filters by --account/--folder/--limit; every listing and
 # show command takes --json.
 . "$(dirname "$0")/lib.sh"
@@ -33,6 +34,18 @@ for i, (k, raw) in enumerate(msgs.items()):
     os.chown(path, st.st_uid, st.st_gid)
 EOF
 add_account ex
+# Dovecot rewrites NUL and bare LF (below), so the scripted server sends them as they are.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+HPORT=$(free_port)
+python3 "$ROOT/tests/integration/hostile_imap.py" --port "$HPORT" --messages 2 --raw-folder \
+	--log "$MAILPIPE_STACK_DIR/hostile.jsonl" --ready-file "$MAILPIPE_STACK_DIR/hostile.ready" \
+	>"$MAILPIPE_STACK_DIR/hostile.out" 2>&1 &
+HOSTILE_PID=$!
+trap 'kill $HOSTILE_PID 2>/dev/null; stack_down' EXIT
+for _ in $(seq 100); do [ -f "$MAILPIPE_STACK_DIR/hostile.ready" ] && break; sleep 0.1; done
+export HOSTILE_PW=pw
+mailpipe account add raw --host 127.0.0.1 --port "$HPORT" --tls none --username good \
+	--secret env:HOSTILE_PW --interval 0 --initial-window-days 0 >/dev/null
 run_start
 mailpipe sync ex --wait --timeout 120 >"$MAILPIPE_STACK_DIR/summary.json"
 check "sync of the sample mailbox and the malformed messages exits 0" [ $? -eq 0 ]
@@ -50,6 +63,18 @@ d = dict((k, int(v)) for k, v in re.findall(r'(CR-LF|bare LF|8-bit|NUL) (\\d+)',
 assert int(sys.argv[1].split()[1]) == int(sys.argv[2]) and d['8-bit'] > 0, (d, sys.argv[2])" \
 	"$summary" "$(sql "SELECT count(*) FROM message_locations l JOIN email_folders f ON f.id = l.folder_id
 	       JOIN accounts a ON a.id = f.account_id WHERE a.name = 'ex'")"
+
+mailpipe sync raw --wait --timeout 60 >"$MAILPIPE_STACK_DIR/raw.json"
+check "sync of the scripted server's Raw folder (NUL, bare LF, bare CR, 8-bit headers) exits 0" [ $? -eq 0 ]
+python3 "$ROOT/tests/integration/export_compare.py" raw 127.0.0.1 "$HPORT" good pw >"$out"
+cmp_rc=$?
+cat "$out"
+check "export_compare.py found no difference on the scripted server either" [ "$cmp_rc" = 0 ]
+summary=$(grep '^compared' "$out")
+check "those messages carried bare LF and NUL bytes ($summary)" python3 -c "
+import re, sys
+d = dict((k, int(v)) for k, v in re.findall(r'(CR-LF|bare LF|8-bit|NUL) (\\d+)', sys.argv[1]))
+assert d['bare LF'] >= 2 and d['NUL'] >= 1 and d['8-bit'] >= 2, d" "$summary"
 
 # Dovecot serves a stored NUL as 0x80 and a bare LF as CR-LF (BODY[] is not BINARY[]), so from
 # it mailpipe receives, and must keep, those bytes instead: the comparison above covers 8-bit
@@ -96,7 +121,7 @@ assert {x['account'] for x in f} == {'ex'} and len(f) == int(sys.argv[1]), f" \
 check "folders --folder INBOX gives INBOX of each account, with its counts" python3 -c "
 import json, subprocess, sys
 f = json.loads(subprocess.run(['mailpipe', 'folders', '--folder', 'INBOX', '--json'], capture_output=True, check=True).stdout)
-assert sorted(x['account'] for x in f) == ['ex', 'other'] and {x['name'] for x in f} == {'INBOX'}, f
+assert sorted(x['account'] for x in f) == ['ex', 'other', 'raw'] and {x['name'] for x in f} == {'INBOX'}, f
 ex, = [x for x in f if x['account'] == 'ex']
 assert ex['message_count'] == int(sys.argv[1]), (ex, sys.argv[1])" \
 	"$(sql "SELECT message_count FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = 'ex' AND f.name = 'INBOX'")"
