@@ -7,8 +7,20 @@ SANITIZER ?=
 OPT ?= -O2 -g
 WERROR ?= -Werror
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_CONFIG ?= pkg-config
+
+# Without the -dev packages the compiler would stop at "libpq-fe.h: No such file or directory":
+# say instead, in one line, what is missing and what to run. Goals that compile nothing (or
+# install the packages first) pass.
+ifneq ($(filter-out deps check demo demo-stop bench clean lint,$(or $(MAKECMDGOALS),all)),)
+PKG_MISSING := $(strip $(shell for p in $(PKGS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || echo $$p; done))
+ifneq ($(PKG_MISSING),)
+$(error missing build dependencies ($(PKG_CONFIG) finds no $(PKG_MISSING)): run `make deps` (Debian 12) or install their -dev packages)
+endif
+endif
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 override CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Wno-format-truncation $(WERROR) -Icommon -Itests/unit \
 	$(PKG_CFLAGS) $(if $(SANITIZER),-fsanitize=$(SANITIZER) -fno-omit-frame-pointer)
 override LDFLAGS += $(if $(SANITIZER),-fsanitize=$(SANITIZER))
@@ -17,7 +29,7 @@ LDLIBS := $(PKG_LIBS) -lcrypto -lm
 # allocator Redis ships with, the parser runs about 11% faster than with glibc's malloc
 # (make bench). Sanitizer builds keep their own allocator, and unit tests glibc's, so that
 # ASan and valgrind see every allocation.
-MALLOC_LIBS := $(if $(SANITIZER),,$(shell pkg-config --libs jemalloc 2>/dev/null))
+MALLOC_LIBS := $(if $(SANITIZER),,$(shell $(PKG_CONFIG) --libs jemalloc 2>/dev/null))
 
 STAGES := scheduler fetcher parser writer cli
 COMMON_OBJ := $(patsubst %.c,build/%.o,$(wildcard common/*.c)) build/migrations.o

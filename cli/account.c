@@ -1,5 +1,6 @@
-/* mailpipe account add|list|show|remove. Provider presets fill host, port and TLS; explicit
- * flags override them. Secrets are accepted only as references (invariant 7). */
+/* mailpipe account add|list|show|remove. Provider presets (and --from-env, cli/from_env.c)
+ * fill host, port and TLS; explicit flags override them. Secrets are accepted only as
+ * references (invariant 7). */
 #include "cli.h"
 #include "pg.h"
 
@@ -52,9 +53,11 @@ static char *str_list_json(char **items, int n)
 
 static int account_add(struct cli *c, int argc, char **argv)
 {
-	const char *name = NULL, *provider = "imap", *host = NULL, *port = NULL, *tls = NULL;
-	const char *username = NULL, *auth = "password", *secret = NULL, *email = NULL;
-	const char *interval = "60", *window = "30", *ca_file = NULL, *subject_days = "0";
+	/* NULL until a flag (or --from-env) sets it: the defaults come after both. */
+	const char *name = NULL, *provider = NULL, *host = NULL, *port = NULL, *tls = NULL;
+	const char *username = NULL, *auth = NULL, *secret = NULL, *email = NULL;
+	const char *interval = NULL, *window = "30", *ca_file = NULL, *subject_days = "0";
+	const char *from_env = NULL;
 	char *folders[64], *clean_off[8];
 	int nfolders = 0, nclean_off = 0, insecure = 0, keep_deleted = 0, no_condstore = 0;
 	int no_idle = 0, backfill = 0;
@@ -75,6 +78,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 		else if (!strcmp(a, "--email")) dst = &email;
 		else if (!strcmp(a, "--interval")) dst = &interval;
 		else if (!strcmp(a, "--initial-window-days")) dst = &window;
+		else if (!strcmp(a, "--from-env")) dst = &from_env;
 		else if (!strcmp(a, "--ca-file")) dst = &ca_file;
 		else if (!strcmp(a, "--subject-threading")) dst = &subject_days;
 		else if (!strcmp(a, "--flag-scan-interval")) dst = &flag_scan;
@@ -117,6 +121,18 @@ static int account_add(struct cli *c, int argc, char **argv)
 	}
 	if (!name)
 		return usage_error("%s", "account add needs a NAME");
+	if (from_env) {
+		struct account_spec s = { provider, host, port, tls, username, auth, secret, email,
+					  interval };
+		if (from_env_fill(from_env, &s))
+			return 2;
+		provider = s.provider, host = s.host, port = s.port, tls = s.tls;
+		username = s.username, auth = s.auth, secret = s.secret, email = s.email;
+		interval = s.interval;
+	}
+	provider = provider ? provider : "imap";
+	auth = auth ? auth : "password";
+	interval = interval ? interval : "60";
 	const struct preset *p = NULL;
 	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
 		if (!strcmp(presets[i].provider, provider))

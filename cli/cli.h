@@ -18,12 +18,23 @@ void cli_usage(void);
 /* The value of "--flag VALUE" at argv[*i], advancing *i; NULL (with usage) when missing. */
 const char *cli_arg(int argc, char **argv, int *i);
 
+/* What `account add` takes from flags, or from a seed's environment (cli/from_env.c). */
+struct account_spec {
+	const char *provider, *host, *port, *tls, *username, *auth, *secret, *email, *interval;
+};
+/* --from-env KIND (icloud or mailatlas): fills each field of s still NULL from that setup's
+ * variables; values are borrowed from the environment. 0, or 2 after one line naming the
+ * missing or malformed variable. */
+int from_env_fill(const char *kind, struct account_spec *s);
+
 int cmd_db(struct cli *c, int argc, char **argv);
 int cmd_account(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);
 int cmd_run(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_folders(struct cli *c, int argc, char **argv);
+/* folders [--account NAME] [--folder F] [--limit N] [--json] (cli/query.c; `folders` runs this) */
+int cmd_list_folders(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_conversations(struct cli *c, int argc, char **argv);
 int cmd_search(struct cli *c, int argc, char **argv);

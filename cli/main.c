@@ -18,16 +18,17 @@ void cli_usage(void)
 	      "                       [--subject-threading DAYS] [--keep-deleted] [--no-condstore]\n"
 	      "                       [--no-idle] [--backfill]\n"
 	      "                       [--flag-scan-interval S]\n"
+	      "  mailpipe account add NAME --from-env icloud|mailatlas [flags above override]\n"
 	      "  mailpipe account list [--json] | show NAME [--json] | remove NAME\n"
 	      "  mailpipe sync NAME [--folder F]... [--wait] [--timeout S]\n"
 	      "  mailpipe run\n"
 	      "  mailpipe status [NAME] [--json]\n"
-	      "  mailpipe folders [--account NAME] [--json]\n"
+	      "  mailpipe folders [--account NAME] [--folder F] [--limit N] [--json]\n"
 	      "  mailpipe list [--account NAME] [--folder F] [--limit N] [--json]\n"
 	      "  mailpipe conversations [--account NAME] [--limit N] [--json]\n"
 	      "  mailpipe search QUERY [--account NAME] [--limit N] [--json]\n"
 	      "  mailpipe contacts [FRAGMENT] [--account NAME] [--limit N] [--json]\n"
-	      "  mailpipe show ID [--json] | export ID [--format eml|json]\n"
+	      "  mailpipe show ID [--json] | export ID [--format eml|json] [--json]\n"
 	      "providers: icloud, gmail, fastmail, imap (explicit flags override a preset)\n",
 	      stderr);
 	config_print_help(stderr);
@@ -81,7 +82,7 @@ int main(int argc, char **argv)
 		int (*fn)(struct cli *, int, char **);
 	} cmds[] = {
 		{ "db", cmd_db },	  { "account", cmd_account }, { "sync", cmd_sync },
-		{ "run", cmd_run },	  { "status", cmd_status },   { "folders", cmd_folders },
+		{ "run", cmd_run },	  { "status", cmd_status },   { "folders", cmd_list_folders },
 		{ "list", cmd_list },	  { "conversations", cmd_conversations },
 		{ "search", cmd_search }, { "show", cmd_show },	      { "export", cmd_show },
 		{ "contacts", cmd_contacts },

@@ -1,5 +1,5 @@
-/* Read-only views of what was synced: mailpipe list, conversations, show, export and search.
- * Every listing takes --json; text output is one line per row. */
+/* Read-only views of what was synced: mailpipe folders, list, conversations, contacts, show,
+ * export and search. Every listing takes --json; text output is one line per row. */
 #include "cli.h"
 #include "pg.h"
 
@@ -14,12 +14,14 @@ struct qopts {
 };
 
 /* Parses the shared flags; the one positional argument goes to o->arg (want_arg: 0 none,
- * 1 required, 2 optional). 0, or 2 (usage). */
+ * 1 required, 2 optional). Only export takes --format, eml or json (json is --json's
+ * meaning there too). 0, or 2 (usage). */
 static int parse_opts(int argc, char **argv, struct qopts *o, int want_arg)
 {
+	int export = !strcmp(argv[0], "export");
 	memset(o, 0, sizeof(*o));
-	o->limit = "50";
-	o->format = "json";
+	/* Folders are few and an operator wants them all; messages are many. */
+	o->limit = !strcmp(argv[0], "folders") ? "100000" : "50";
 	for (int i = 1; i < argc; i++) {
 		const char **dst = NULL;
 		if (!strcmp(argv[i], "--json")) {
@@ -32,7 +34,7 @@ static int parse_opts(int argc, char **argv, struct qopts *o, int want_arg)
 			dst = &o->folder;
 		else if (!strcmp(argv[i], "--limit"))
 			dst = &o->limit;
-		else if (!strcmp(argv[i], "--format"))
+		else if (!strcmp(argv[i], "--format") && export)
 			dst = &o->format;
 		else if (argv[i][0] != '-' && want_arg && !o->arg) {
 			o->arg = argv[i];
@@ -53,6 +55,16 @@ static int parse_opts(int argc, char **argv, struct qopts *o, int want_arg)
 		cli_usage();
 		return 2;
 	}
+	if (export && o->format && strcmp(o->format, "eml") && strcmp(o->format, "json")) {
+		fprintf(stderr, "mailpipe: --format takes eml or json (got '%s')\n", o->format);
+		return 2;
+	}
+	if (export && o->json && o->format && strcmp(o->format, "json")) {
+		fprintf(stderr, "mailpipe: --json and --format %s disagree\n", o->format);
+		return 2;
+	}
+	if (!o->format)
+		o->format = "json";
 	return 0;
 }
 
@@ -113,6 +125,25 @@ int cmd_list(struct cli *c, int argc, char **argv)
 		" WHERE l.message_id = m.id AND f.name = $2)) "
 		"ORDER BY coalesce(m.sent_at, m.received_at) DESC NULLS LAST, m.id DESC LIMIT $3::int",
 		3, params), o.json);
+}
+
+int cmd_list_folders(struct cli *c, int argc, char **argv)
+{
+	struct qopts o;
+	int rc;
+	PGconn *pg = open_query(c, argc, argv, &o, 0, &rc);
+	if (!pg)
+		return rc;
+	const char *params[] = { o.account, o.folder, o.limit };
+	return print_result(pg_exec(pg, "list folders",
+		"SELECT json_build_object('account', a.name, 'name', f.name, 'special_use', f.special_use, "
+		" 'message_count', f.message_count, 'unread_count', f.unread_count, "
+		" 'uidvalidity', f.uidvalidity, 'last_uid', f.last_uid, "
+		" 'last_synced_at', f.last_synced_at, 'last_error', f.last_error)::text, "
+		" format('%-20s %-32s %6s messages %6s unread', a.name, f.name, f.message_count, f.unread_count) "
+		"FROM email_folders f JOIN accounts a ON a.id = f.account_id "
+		"WHERE ($1::text IS NULL OR a.name = $1) AND ($2::text IS NULL OR f.name = $2) "
+		"ORDER BY a.name, f.name LIMIT $3::int", 3, params), o.json);
 }
 
 int cmd_conversations(struct cli *c, int argc, char **argv)
@@ -197,6 +228,7 @@ int cmd_show(struct cli *c, int argc, char **argv)
 		return 1;
 	}
 	json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	/* The bytes exactly as the server sent them: bytea (lz4 TOAST is lossless). */
 	if (strcmp(argv[0], "export") == 0 && strcmp(o.format, "eml") == 0) {
 		if (PQgetisnull(r, 0, 1)) {
 			fprintf(stderr, "mailpipe: message %s has no raw copy (MAILPIPE_STORE_RAW=0)\n", o.arg);
@@ -204,7 +236,10 @@ int cmd_show(struct cli *c, int argc, char **argv)
 		} else {
 			size_t n;
 			unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &n);
-			fwrite(raw, 1, n, stdout);
+			if (!raw || fwrite(raw, 1, n, stdout) != n || fflush(stdout)) {
+				fprintf(stderr, "mailpipe: message %s not written to stdout\n", o.arg);
+				rc = 1;
+			}
 			PQfreemem(raw);
 		}
 	} else if (o.json || strcmp(argv[0], "export") == 0) {

@@ -2,6 +2,9 @@
 # Installs the Debian packages mailpipe needs to build, test and run; does nothing when all are
 # present. Called by `make demo`, `make check` and .ci/run; safe to run by hand.
 set -eu
+# Issue 10: npm packages test_deploy.sh validates deploy/ with, into a cache dir; first, since
+# the early exit below skips what follows once the Debian packages are present. Optional.
+"$(dirname "$0")/npm-deps.sh" install || echo "install-deps: deploy validators not installed; test_deploy.sh will SKIP them" >&2
 
 PKGS="build-essential pkg-config libhiredis-dev libcurl4-openssl-dev libpq-dev libgmime-3.0-dev
 libuv1-dev libjansson-dev libglib2.0-dev libxml2-dev libjemalloc-dev redis-server postgresql postgresql-contrib dovecot-imapd

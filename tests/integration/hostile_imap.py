@@ -3,7 +3,7 @@
 It owns the scenarios (SCENARIOS, keyed by the login name) and the JSON-lines log tests read;
 it is no general IMAP server. Started by tests/integration/*.sh and hostile_selftest.py.
 
-    hostile_imap.py --port P --log FILE [--messages N] [--ready-file F]
+    hostile_imap.py --port P --log FILE [--messages N] [--ready-file F] [--raw-folder]
                     [--scenario-port NAME=PORT ...]
 
 The login name picks the scenario. Scenarios that misbehave before any login (nogreeting,
@@ -48,13 +48,19 @@ class Message:
     flags: str
     internaldate: datetime
 
+    def _body_at(self) -> int:
+        """Where the body starts: after the first empty line, CR-LF or bare LF (the Raw
+        folder's messages have either, or none)."""
+        ends = [i + n for i, n in ((self.raw.find(b"\r\n\r\n"), 4), (self.raw.find(b"\n\n"), 2)) if i >= 0]
+        return min(ends) if ends else len(self.raw)
+
     @property
     def header(self) -> bytes:
-        return self.raw[: self.raw.index(b"\r\n\r\n") + 4]
+        return self.raw[: self._body_at()]
 
     @property
     def text(self) -> bytes:
-        return self.raw[self.raw.index(b"\r\n\r\n") + 4:]
+        return self.raw[self._body_at():]
 
 
 def make_message(folder: str, uid: int) -> Message:
@@ -96,11 +102,28 @@ class Folder:
         return (self.messages[-1].uid if self.messages else 0) + 1
 
 
-def make_folders(n_inbox: int) -> dict:
-    return {
+# --raw-folder: bytes servers send although RFC 3501 says they should not (a NUL in a literal,
+# bare LF line ends, 8-bit headers), which a store must keep exactly (test_export.sh).
+RAW_MESSAGES = [
+    b"From: Bare LF <lf@hostile.test>\nSubject: bare LF\nMessage-ID: <raw-lf@hostile.test>\n\n"
+    b"one\ntwo \xc3\xa9t\xc3\xa9 without charset\n",
+    b"From: Nul <nul@hostile.test>\r\nSubject: NUL bytes\r\nMessage-ID: <raw-nul@hostile.test>\r\n\r\n"
+    b"before\x00after\r\n\x00\x00\r\n",
+    b"From: Mixed <mixed@hostile.test>\r\nSubject: caf\xe9\nMessage-ID: <raw-mixed@hostile.test>\r\n\r\n"
+    b"crlf\r\nlf\nlone cr\rend without newline",
+    b"Subject: header only, no empty line, no newline",
+]
+
+
+def make_folders(n_inbox: int, raw: bool = False) -> dict:
+    folders = {
         "INBOX": Folder("INBOX", 1, [make_message("INBOX", u) for u in range(1, n_inbox + 1)]),
         "Archive": Folder("Archive", 7, [make_message("Archive", u) for u in range(1, 4)]),
     }
+    if raw:
+        folders["Raw"] = Folder("Raw", 11, [Message(u, b, "", BASE_DATE + timedelta(hours=u))
+                                            for u, b in enumerate(RAW_MESSAGES, 1)])
+    return folders
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +142,7 @@ class UserState:
 
 class Server:
     def __init__(self, args):
-        self.folders = make_folders(args.messages)
+        self.folders = make_folders(args.messages, args.raw_folder)
         self.users: dict = {}
         self.next_conn = 0
         self.log_file = open(args.log, "a", buffering=1, encoding="utf-8")
@@ -890,6 +913,8 @@ def parse_args(argv):
     p.add_argument("--log", required=True)
     p.add_argument("--messages", type=int, default=12)
     p.add_argument("--ready-file")
+    p.add_argument("--raw-folder", action="store_true",
+                   help="add a folder Raw of messages with NUL bytes, bare LF and 8-bit headers")
     p.add_argument("--scenario-port", action="append", default=[], metavar="NAME=PORT",
                    help="an extra listener where every connection plays NAME (e.g. nogreeting)")
     args = p.parse_args(argv)
