@@ -44,11 +44,17 @@ function sql(q) {
 const ints = (q) => sql(q).map(Number);
 const acct = (name) => `(SELECT id FROM accounts WHERE name = '${name}')`;
 
-async function connect(accounts) {
-	const args = ['mcp'];
+// MCP_TEST_WRAP (e.g. "valgrind -q --error-exitcode=9") runs every server under a checker.
+const wrap = (process.env.MCP_TEST_WRAP || '').split(' ').filter((w) => w);
+function server(accounts) {
+	const args = [...wrap.slice(1), 'mailpipe', 'mcp'];
 	for (const a of accounts) args.push('--account', a);
-	const transport = new StdioClientTransport({ command: 'mailpipe', args, env: process.env,
-		stderr: 'pipe' });
+	return { command: wrap.length ? wrap[0] : args.shift(), args };
+}
+
+async function connect(accounts) {
+	const { command, args } = server(accounts);
+	const transport = new StdioClientTransport({ command, args, env: process.env, stderr: 'inherit' });
 	const client = new Client({ name: 'mailpipe-test', version: '1.0.0' });
 	await client.connect(transport);
 	return client;
@@ -86,9 +92,8 @@ const scopeSet = () => ({ accounts: new Set(), message: new Set(), conversation:
 
 // Raw JSON-RPC over the server's stdio: what the SDK would not send.
 async function raw(lines, accounts = [A]) {
-	const args = ['mcp'];
-	for (const a of accounts) args.push('--account', a);
-	const p = spawn('mailpipe', args, { stdio: ['pipe', 'pipe', 'pipe'],
+	const { command, args } = server(accounts);
+	const p = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'],
 		env: { ...process.env, MAILPIPE_LOG: 'info' } });
 	let out = '', err = '';
 	p.stdout.on('data', (d) => (out += d));
