@@ -60,6 +60,10 @@ static PGresult *query(struct call *k, const char *what, const char *sql, int n,
 		return NULL;
 	}
 	PGresult *r = pg_exec(pg, what, sql, n, params);
+	/* Postgres restarted since the last call: every tool only reads before it writes, so the
+	 * query is asked again, once, on a new connection. */
+	if (!r && pg_broken(pg) && (pg = db(k)) != NULL)
+		r = pg_exec(pg, what, sql, n, params);
 	if (!r)
 		fail(k, "%s failed: %s", what, pg_last_error());
 	return r;
@@ -393,8 +397,8 @@ static const struct tool {
 	  OBJ(P_ACCOUNT ",'folders':{'type':'array','items':{'type':'string'},'maxItems':64,"
 	      "'description':'Only these folders (default: all).'},"
 	      "'wait':{'type':'boolean','default':false,'description':'Wait for the run to end.'},"
-	      "'timeout_s':{'type':'integer','minimum':1,'maximum':3600,'default':120,"
-	      "'description':'Longest wait in seconds.'}", ""),
+	      "'timeout_s':{'type':'integer','minimum':1,'maximum':3600,'default':50,"
+	      "'description':'Longest wait in seconds (many clients give up on a request after 60).'}", ""),
 	  OBJ("'account':" STR ",'run_id':" INT ",'status':" STR ",'finished':{'type':'boolean'},"
 	      "'timed_out':{'type':'boolean'},'summary':{'type':'object'}",
 	      "'account','run_id','status','finished','timed_out','summary'"), tool_sync_now },

@@ -3,7 +3,7 @@
 // PostgreSQL. Called by test_mcp.sh after two accounts (A, B) were synced from Dovecot.
 //
 // usage: node mcp_client.mjs SDK_DIR ACCOUNT_A ACCOUNT_B
-// env: MAILPIPE_DATABASE_URL (psql), MP_IMAP_PORT and MP_A_USER/MP_A_PASSWORD (to APPEND to
+// env: MAILPIPE_DATABASE_URL (psql), MP_STACK_SCRIPT (restarts Postgres), MP_IMAP_PORT and MP_A_USER/MP_A_PASSWORD (to APPEND to
 // A's INBOX before sync_now). Prints PASS/FAIL lines; exits 1 when any check failed.
 import { createRequire } from 'node:module';
 import { execFileSync, spawn } from 'node:child_process';
@@ -146,6 +146,14 @@ await check('list_conversations: the 10 most recent conversations of A', async (
 		.map((l) => l.split('|').map(Number)));
 });
 
+await check('list_conversations: folder filter gives the conversations with a message in Sent', async () => {
+	const r = await call(a, 'list_conversations', { folder: 'Sent', limit: 1000 });
+	collect(r, seenA);
+	eq(r.conversations.map((c) => c.id).sort((x, y) => x - y), ints(`SELECT DISTINCT m.conversation_id
+		FROM messages m JOIN message_locations l ON l.message_id = m.id JOIN email_folders f ON f.id = l.folder_id
+		WHERE m.account_id = ${acct(A)} AND f.name = 'Sent' ORDER BY 1`));
+});
+
 await check('list_messages: every message of A in INBOX, newest first', async () => {
 	const r = await call(a, 'list_messages', { folder: 'INBOX', limit: 1000 });
 	collect(r, seenA);
@@ -284,6 +292,11 @@ await check('sync_now without wait returns the run at once', async () => {
 	const r = await call(a, 'sync_now', { folders: ['INBOX'] });
 	ok(r.run_id > 0 && r.account === A && typeof r.finished === 'boolean', JSON.stringify(r));
 	eq(sql(`SELECT account_id = ${acct(A)} FROM sync_runs WHERE run_id = ${r.run_id}`), ['t']);
+});
+await check('a restarted Postgres does not end the session: the next call reconnects', async () => {
+	execFileSync(process.env.MP_STACK_SCRIPT, ['restart', 'postgres'], { stdio: 'ignore' });
+	const r = await call(a, 'list_folders', { folder: 'INBOX' });
+	eq(r.folders.map((f) => f.name), ['INBOX']);
 });
 await a.close();
 
