@@ -65,6 +65,15 @@ static int send_error(json_t *id, int code, const char *fmt, ...)
 				      id ? id : json_null(), "error", "code", code, "message", text));
 }
 
+void mcp_notify_progress(struct mcp *m, double progress, double total, const char *message)
+{
+	if (!m->progress_token)
+		return;
+	send_message(json_pack("{s:s, s:s, s:{s:O, s:f, s:f, s:s}}", "jsonrpc", "2.0", "method",
+			       "notifications/progress", "params", "progressToken", m->progress_token,
+			       "progress", progress, "total", total, "message", message));
+}
+
 static int on_initialize(struct mcp *m, json_t *id, json_t *params)
 {
 	const char *asked = json_string_value(json_object_get(params, "protocolVersion"));
@@ -99,7 +108,10 @@ static int on_tools_call(struct mcp *m, json_t *id, json_t *params)
 		return send_error(id, RPC_INVALID_PARAMS, "params.arguments must be an object");
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	json_t *token = json_object_get(json_object_get(params, "_meta"), "progressToken");
+	m->progress_token = json_is_string(token) || json_is_integer(token) ? token : NULL;
 	json_t *result = mcp_tools_call(m, name, json_is_object(args) ? args : NULL);
+	m->progress_token = NULL;
 	if (!result)
 		return send_error(id, RPC_INVALID_PARAMS, "unknown tool '%s'", name);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -14,7 +14,12 @@ struct mcp {
 	char *scope;
 	int scope_count;	/* accounts named at start; 0 = all */
 	int initialized;	/* notifications/initialized seen */
+	json_t *progress_token;	/* of the request being answered (borrowed), or NULL */
 };
+
+/* Sends notifications/progress for the request being answered, when it asked for progress
+ * (params._meta.progressToken). progress must grow from one call to the next. */
+void mcp_notify_progress(struct mcp *m, double progress, double total, const char *message);
 
 /* The tools/list result (new reference): every tool with its inputSchema and outputSchema. */
 json_t *mcp_tools_list(void);

@@ -19,6 +19,7 @@ struct call {
 	struct mcp *m;
 	json_t *args;	/* checked against the inputSchema, defaults filled in */
 	char err[512];	/* the one-line message of a failed call */
+	long progress;	/* the last progress sent (seconds waited by sync_now) */
 };
 
 /* Returns the structured result (new reference), or NULL with k->err set. */
@@ -259,6 +260,28 @@ static json_t *tool_sync_status(struct call *k)
 		"FROM accounts a WHERE " FILTERS " ORDER BY a.name LIMIT $5::int", NULL);
 }
 
+/* While sync_now waits: progress is the seconds waited out of timeout_s, so that a client
+ * which resets its request timeout on progress keeps waiting, and the message says how far
+ * the run is. */
+static void on_sync_tick(void *arg, long waited_s, json_t *summary)
+{
+	struct call *k = arg;
+	if (waited_s <= k->progress)
+		return; /* events wake the wait more often than once a second */
+	k->progress = waited_s;
+	size_t i, done = 0, n = json_array_size(json_object_get(summary, "folders"));
+	json_t *f;
+	json_array_foreach(json_object_get(summary, "folders"), i, f)
+		done += strcmp(json_string_value(json_object_get(f, "status")) ?: "", "pending") != 0;
+	char text[160];
+	snprintf(text, sizeof(text), "run %" JSON_INTEGER_FORMAT ": %zu of %zu folders done, %"
+		 JSON_INTEGER_FORMAT " messages ingested",
+		 json_integer_value(json_object_get(summary, "run_id")), done, n,
+		 json_integer_value(json_object_get(summary, "ingested_count")));
+	mcp_notify_progress(k->m, (double)waited_s,
+			    (double)json_integer_value(json_object_get(k->args, "timeout_s")), text);
+}
+
 static json_t *tool_sync_now(struct call *k)
 {
 	struct cli *c = k->m->cli;
@@ -300,7 +323,7 @@ static json_t *tool_sync_now(struct call *k)
 	int wait = json_is_true(json_object_get(k->args, "wait")), err = 0;
 	if (wait)
 		err = sync_wait(c, &rc, run_id, json_integer_value(json_object_get(k->args, "timeout_s")),
-				last_event, sizeof(last_event), &summary);
+				last_event, sizeof(last_event), &summary, on_sync_tick, k);
 	else if (db(k))
 		summary = sync_summary(c->pg, run_id);
 	if (!summary) {

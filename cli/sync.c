@@ -121,11 +121,11 @@ long long sync_start(struct cli *c, redisContext *rc, long long account_id, cons
 }
 
 int sync_wait(struct cli *c, redisContext **rc, long long run_id, long timeout_s,
-	      char *last_event, size_t size, json_t **summary)
+	      char *last_event, size_t size, json_t **summary, sync_tick_fn tick, void *arg)
 {
 	/* The run goes on without us while Postgres or Redis restarts: both are waited out until
 	 * the deadline, Postgres reconnected after 2, 4, then every 5 s. */
-	time_t deadline = time(NULL) + timeout_s, next_pg = 0;
+	time_t start = time(NULL), deadline = start + timeout_s, next_pg = 0;
 	unsigned pg_delay = 1;
 	*summary = NULL;
 	for (;;) {
@@ -137,6 +137,8 @@ int sync_wait(struct cli *c, redisContext **rc, long long run_id, long timeout_s
 			return -EIO; /* the query failed on a live connection: not an outage */
 		if (time(NULL) >= deadline)
 			return -ETIMEDOUT;
+		if (tick)
+			tick(arg, (long)(time(NULL) - start), *summary);
 		if (st == -2 && time(NULL) >= next_pg) {
 			PQfinish(c->pg);
 			c->pg = pg_connect(c->cfg.database_url);
@@ -227,7 +229,7 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	json_t *summary;
-	int err = sync_wait(c, &rc, run_id, timeout_s, last_id, sizeof(last_id), &summary);
+	int err = sync_wait(c, &rc, run_id, timeout_s, last_id, sizeof(last_id), &summary, NULL, NULL);
 	if (err == -ETIMEDOUT)
 		fprintf(stderr, "mailpipe: sync of account '%s' (run %lld) did not finish within %lds; "
 				"is `mailpipe run` running?\n", name, run_id, timeout_s);

@@ -3,7 +3,8 @@
 // PostgreSQL. Called by test_mcp.sh after two accounts (A, B) were synced from Dovecot.
 //
 // usage: node mcp_client.mjs SDK_DIR ACCOUNT_A ACCOUNT_B
-// env: MAILPIPE_DATABASE_URL (psql), MP_STACK_SCRIPT (restarts Postgres), MP_IMAP_PORT and MP_A_USER/MP_A_PASSWORD (to APPEND to
+// env: MAILPIPE_DATABASE_URL (psql), MP_STACK_SCRIPT (restarts Postgres), MP_RUN_PID (the
+// stages are stopped and resumed), MP_IMAP_PORT and MP_A_USER/MP_A_PASSWORD (to APPEND to
 // A's INBOX before sync_now). Prints PASS/FAIL lines; exits 1 when any check failed.
 import { createRequire } from 'node:module';
 import { execFileSync, spawn } from 'node:child_process';
@@ -293,6 +294,30 @@ await check('sync_now without wait returns the run at once', async () => {
 	ok(r.run_id > 0 && r.account === A && typeof r.finished === 'boolean', JSON.stringify(r));
 	eq(sql(`SELECT account_id = ${acct(A)} FROM sync_runs WHERE run_id = ${r.run_id}`), ['t']);
 });
+await check('sync_now: with the stages stopped the wait times out, sending progress that keeps the client waiting; resumed, the run finishes', async () => {
+	const pids = execFileSync('pgrep', ['-P', process.env.MP_RUN_PID], { encoding: 'utf8' })
+		.split('\n').filter((l) => l).map(Number);
+	ok(pids.length >= 4, `stages of mailpipe run: ${pids}`);
+	const progress = [];
+	let r;
+	for (const pid of pids) process.kill(pid, 'SIGSTOP');
+	try {
+		// A 1.5 s request timeout outlives the 3 s wait only if progress resets it.
+		r = await a.callTool({ name: 'sync_now', arguments: { wait: true, timeout_s: 3 } }, undefined,
+			{ onprogress: (p) => progress.push(p), resetTimeoutOnProgress: true, timeout: 1500 });
+	} finally {
+		for (const pid of pids) process.kill(pid, 'SIGCONT');
+	}
+	const s = r.structuredContent;
+	eq([s.account, s.status, s.finished, s.timed_out], [A, 'running', false, true]);
+	ok(progress.length >= 2, `progress notifications: ${JSON.stringify(progress)}`);
+	ok(progress.every((p, i) => p.total === 3 && (i === 0 || p.progress > progress[i - 1].progress)),
+		`progress grows towards the timeout: ${JSON.stringify(progress)}`);
+	ok(/^run \d+: \d+ of \d+ folders done, \d+ messages ingested$/.test(progress[0].message), progress[0].message);
+	const again = await call(a, 'sync_now', { wait: true, timeout_s: 60 });
+	eq([again.run_id, again.status, again.finished], [s.run_id, 'ok', true], 'the same run, joined');
+});
+
 await check('a restarted Postgres does not end the session: the next call reconnects', async () => {
 	execFileSync(process.env.MP_STACK_SCRIPT, ['restart', 'postgres'], { stdio: 'ignore' });
 	const r = await call(a, 'list_folders', { folder: 'INBOX' });

@@ -33,7 +33,7 @@ check "an unknown --account exits 2 with one line ($err)" \
 err=$(mailpipe mcp --bogus </dev/null 2>&1 >/dev/null)
 check "a bad flag exits 2 with one line ($err)" [ $? -eq 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ]
 
-MP_A_USER=demo MP_A_PASSWORD=demo MP_STACK_SCRIPT=$ROOT/deploy/local/stack.sh node "$ROOT/tests/integration/mcp_client.mjs" "$SDK_DIR" alice bob ||
+MP_A_USER=demo MP_A_PASSWORD=demo MP_STACK_SCRIPT=$ROOT/deploy/local/stack.sh MP_RUN_PID=$RUN_PID node "$ROOT/tests/integration/mcp_client.mjs" "$SDK_DIR" alice bob ||
 	FAILS=$((FAILS + 1))
 check "no entry left pending in Redis" no_pending
 finish
