@@ -307,9 +307,30 @@ static json_t *tool_sync_now(struct call *k)
 
 	const char *folders[64];
 	size_t nfolders = 0, i;
-	json_t *v, *out = NULL, *summary = NULL;
-	json_array_foreach(json_object_get(k->args, "folders"), i, v)
+	json_t *v, *out = NULL, *summary = NULL, *names = json_object_get(k->args, "folders");
+	json_array_foreach(names, i, v)
 		folders[nfolders++] = json_string_value(v);
+	if (nfolders) {
+		/* A run of folder names the account does not have ends "ok" having done nothing: a
+		 * typo must not read as success. A folder new on the server is known after a full
+		 * sync (no folders given), which lists them. */
+		char id[24], *list = json_dumps(names, JSON_COMPACT);
+		snprintf(id, sizeof(id), "%lld", account_id);
+		const char *fparams[] = { id, list };
+		r = query(k, "check folders",
+			  "SELECT n FROM json_array_elements_text($2::json) n WHERE NOT EXISTS (SELECT 1 "
+			  " FROM email_folders f WHERE f.account_id = $1::bigint AND f.name = n) LIMIT 1",
+			  2, fparams);
+		free(list);
+		if (!r)
+			return NULL;
+		if (PQntuples(r)) {
+			fail(k, "folder '%s' not found in account '%s'", PQgetvalue(r, 0, 0), name);
+			PQclear(r);
+			return NULL;
+		}
+		PQclear(r);
+	}
 	redisContext *rc = redis_connect_url(c->cfg.redis_url);
 	if (!rc)
 		return fail(k, "cannot reach Redis (MAILPIPE_REDIS_URL) to start a sync");
@@ -478,7 +499,7 @@ static json_t *check_args(struct call *k, json_t *in, json_t *args)
 		}
 		if (json_is_null(v))
 			continue;
-		const char *type = json_string_value(json_object_get(p, "type"));
+		const char *type = json_string_value(json_object_get(p, "type")) ?: "";
 		json_t *min = json_object_get(p, "minimum"), *max = json_object_get(p, "maximum");
 		json_t *minlen = json_object_get(p, "minLength"), *maxitems = json_object_get(p, "maxItems");
 		size_t i;

@@ -240,6 +240,9 @@ await check('bad arguments come back as tool errors naming the argument', async 
 	eq(await callError(a, 'get_message', {}), 'id is required');
 	eq(await callError(a, 'search_messages', { query: '' }), 'query must be a non-empty string');
 	eq(await callError(a, 'list_folders', { folder: 'No Such Folder' }), "folder 'No Such Folder' not found");
+	eq(await callError(a, 'sync_now', { folders: ['INBOX', 'Nope'] }), `folder 'Nope' not found in account '${A}'`);
+	eq(await callError(a, 'sync_now', { wait: 'yes' }), 'wait must be true or false');
+	eq(await callError(a, 'sync_now', { folders: 'INBOX' }), 'folders must be a list of at most 64 strings');
 });
 
 await check('an unknown tool is a protocol error -32602', async () => {
