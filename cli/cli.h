@@ -42,5 +42,7 @@ int cmd_search(struct cli *c, int argc, char **argv);
 int cmd_contacts(struct cli *c, int argc, char **argv);
 /* show ID [--json]; export ID [--format eml|json] */
 int cmd_show(struct cli *c, int argc, char **argv);
+/* mcp [--account NAME]...: MCP server on stdio until end of input (cli/mcp.c) */
+int cmd_mcp(struct cli *c, int argc, char **argv);
 
 #endif

@@ -29,6 +29,7 @@ void cli_usage(void)
 	      "  mailpipe search QUERY [--account NAME] [--limit N] [--json]\n"
 	      "  mailpipe contacts [FRAGMENT] [--account NAME] [--limit N] [--json]\n"
 	      "  mailpipe show ID [--json] | export ID [--format eml|json] [--json]\n"
+	      "  mailpipe mcp [--account NAME]...   (MCP server on stdio)\n"
 	      "providers: icloud, gmail, fastmail, imap (explicit flags override a preset)\n",
 	      stderr);
 	config_print_help(stderr);
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
 		{ "list", cmd_list },	  { "conversations", cmd_conversations },
 		{ "search", cmd_search }, { "show", cmd_show },	      { "export", cmd_show },
 		{ "contacts", cmd_contacts },
+		{ "mcp", cmd_mcp },
 	};
 	struct cli c = { 0 };
 	int rc = 2;

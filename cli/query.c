@@ -2,6 +2,7 @@
  * export and search. Every listing takes --json; text output is one line per row. */
 #include "cli.h"
 #include "pg.h"
+#include "query.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -102,10 +103,7 @@ static int print_result(PGresult *r, int json)
 }
 
 #define MESSAGE_ROW                                                                             \
-	"json_build_object('id', m.id, 'account', a.name, 'date', coalesce(m.sent_at, m.received_at), " \
-	" 'from', m.from_email, 'from_name', m.from_name, 'subject', m.subject, "                  \
-	" 'snippet', m.snippet, 'conversation_id', m.conversation_id, 'direction', m.direction, "  \
-	" 'parse_error', m.parse_error)::text, "                                                   \
+	QUERY_MESSAGE_JSON "::text, "                                                              \
 	"format('%s  %s  %-30s  %s', m.id, to_char(coalesce(m.sent_at, m.received_at), "           \
 	" 'YYYY-MM-DD HH24:MI'), left(coalesce(m.from_name, m.from_email, '?'), 30), "            \
 	" coalesce(m.subject, '(no subject)'))"
@@ -155,9 +153,7 @@ int cmd_conversations(struct cli *c, int argc, char **argv)
 		return rc;
 	const char *params[] = { o.account, o.limit };
 	return print_result(pg_exec(pg, "list conversations",
-		"SELECT json_build_object('id', v.id, 'account', a.name, 'display_name', v.display_name, "
-		" 'message_count', v.message_count, 'unread_count', v.unread_count, "
-		" 'participants', v.participants, 'last_message_at', v.last_message_at)::text, "
+		"SELECT " QUERY_CONVERSATION_JSON "::text, "
 		" format('%s  %s  %3s msgs %3s unread  %s', v.id, to_char(v.last_message_at, 'YYYY-MM-DD HH24:MI'), "
 		"  v.message_count, v.unread_count, coalesce(v.display_name, '(no subject)')) "
 		"FROM conversations v JOIN accounts a ON a.id = v.account_id "
@@ -211,14 +207,7 @@ int cmd_show(struct cli *c, int argc, char **argv)
 		return rc;
 	const char *params[] = { o.arg };
 	PGresult *r = pg_exec(pg, "show message",
-		"SELECT json_build_object('id', m.id, 'account', a.name, 'message_id', m.message_id, "
-		" 'subject', m.subject, 'from', json_build_object('name', m.from_name, 'email', m.from_email), "
-		" 'to', m.\"to\", 'cc', m.cc, 'date', m.sent_at, 'received_at', m.received_at, "
-		" 'direction', m.direction, 'conversation_id', m.conversation_id, "
-		" 'folders', (SELECT json_agg(json_build_object('folder', f.name, 'uid', l.uid, 'flags', l.flags)) "
-		"   FROM message_locations l JOIN email_folders f ON f.id = l.folder_id WHERE l.message_id = m.id), "
-		" 'attachments', m.attachments, 'parse_error', m.parse_error, 'body_clean', m.body_clean, "
-		" 'body_text', m.body_text)::text, m.raw "
+		"SELECT " QUERY_MESSAGE_FULL_JSON("2147483647") "::text, m.raw "
 		"FROM messages m JOIN accounts a ON a.id = m.account_id WHERE m.id = $1::bigint", 1, params);
 	if (!r)
 		return 1;

@@ -2,6 +2,7 @@
  * sync, how far each folder is, what failed, and how much waits in each stream. */
 #include "cli.h"
 #include "pg.h"
+#include "query.h"
 #include "rstream.h"
 
 #include <jansson.h>
@@ -137,9 +138,7 @@ int cmd_folders(struct cli *c, int argc, char **argv)
 		return 1;
 	const char *params[] = { account };
 	PGresult *r = pg_exec(pg, "list folders",
-		"SELECT json_build_object('account', a.name, 'name', f.name, 'special_use', f.special_use, "
-		" 'message_count', f.message_count, 'unread_count', f.unread_count, "
-		" 'uidvalidity', f.uidvalidity, 'last_uid', f.last_uid)::text, "
+		"SELECT " QUERY_FOLDER_JSON "::text, "
 		" format('%-20s %-32s %6s messages %6s unread', a.name, f.name, f.message_count, f.unread_count) "
 		"FROM email_folders f JOIN accounts a ON a.id = f.account_id "
 		"WHERE $1::text IS NULL OR a.name = $1 ORDER BY a.name, f.name", 1, params);

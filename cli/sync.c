@@ -6,6 +6,7 @@
 #include "jobs.h"
 #include "pg.h"
 #include "rstream.h"
+#include "sync.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -33,34 +34,31 @@ static const char *SQL_SUMMARY =
 	"  WHERE s.run_id = r.run_id), '[]'::json))::text, r.status "
 	"FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.run_id = $1::bigint";
 
-/* Prints the run's summary; returns the exit status it implies, -1 while still running, or
- * -2 when Postgres could not be asked. */
-static int print_summary(PGconn *pg, long long run_id, int final)
+/* Reads run_id's summary into *out (new reference). Returns 0 when the run is finished, 1 while
+ * it is running, -1 when there is no such run, -2 when Postgres could not be asked. */
+static int read_summary(PGconn *pg, long long run_id, json_t **out)
 {
 	char run[24];
 	snprintf(run, sizeof(run), "%lld", run_id);
 	const char *params[] = { run };
+	*out = NULL;
 	PGresult *r = pg_exec(pg, "read run summary", SQL_SUMMARY, 1, params);
 	if (!r)
 		return -2;
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		return 1;
+	int st = -1;
+	if (PQntuples(r) == 1) {
+		*out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+		st = strcmp(PQgetvalue(r, 0, 1), "running") == 0 ? 1 : 0;
 	}
-	const char *status = PQgetvalue(r, 0, 1);
-	if (!final && !strcmp(status, "running")) {
-		PQclear(r);
-		return -1;
-	}
-	json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-	char *out = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	if (out)
-		puts(out);
-	free(out);
-	json_decref(j);
-	int rc = !strcmp(status, "ok") ? 0 : 1;
 	PQclear(r);
-	return rc;
+	return *out ? st : (st == -1 ? -1 : -2);
+}
+
+json_t *sync_summary(PGconn *pg, long long run_id)
+{
+	json_t *j;
+	read_summary(pg, run_id, &j);
+	return j;
 }
 
 /* Waits up to a second for anything on {mp}:events: an event may be our run's end. A Redis
@@ -92,6 +90,73 @@ static void wait_events(struct cli *c, redisContext **rc, char *last_id, size_t 
 		snprintf(last_id, size, "%s", e[n - 1].id);
 	free(e);
 	freeReplyObject(ev);
+}
+
+long long sync_start(struct cli *c, redisContext *rc, long long account_id, const char *name,
+		     const char *const *folders, size_t nfolders, char *last_event, size_t size)
+{
+	char id[24];
+	snprintf(id, sizeof(id), "%lld", account_id);
+	const char *params[] = { id };
+	PGresult *r = pg_exec(c->pg, "find running run",
+			      "SELECT max(run_id) FROM sync_runs WHERE account_id = $1::bigint "
+			      " AND status = 'running' AND cardinality(folder_filter) = 0", 1, params);
+	if (!r)
+		return -EIO;
+	long long run_id = 0;
+	/* A whole-account run already in progress is joined rather than doubled. */
+	if (nfolders == 0 && !PQgetisnull(r, 0, 0))
+		run_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (rstream_group_create(rc, c->cfg.key_jobs, "fetchers") < 0 ||
+	    rstream_last_id(rc, c->cfg.key_events, last_event, size) < 0)
+		return -EIO;
+	if (!run_id)
+		run_id = jobs_start_run(c->pg, rc, &c->cfg, account_id, folders, nfolders);
+	if (run_id < 0) {
+		fprintf(stderr, "mailpipe: could not start a sync of account '%s'\n", name);
+		return -EIO;
+	}
+	return run_id;
+}
+
+int sync_wait(struct cli *c, redisContext **rc, long long run_id, long timeout_s,
+	      char *last_event, size_t size, json_t **summary, sync_tick_fn tick, void *arg)
+{
+	/* The run goes on without us while Postgres or Redis restarts: both are waited out until
+	 * the deadline, Postgres reconnected after 2, 4, then every 5 s. */
+	time_t start = time(NULL), deadline = start + timeout_s, next_pg = 0;
+	unsigned pg_delay = 1;
+	*summary = NULL;
+	for (;;) {
+		json_decref(*summary);
+		int st = c->pg ? read_summary(c->pg, run_id, summary) : -2;
+		if (st == 0)
+			return 0;
+		if (st == -1 || (st == -2 && c->pg && !pg_broken(c->pg)))
+			return -EIO; /* the query failed on a live connection: not an outage */
+		if (time(NULL) >= deadline)
+			return -ETIMEDOUT;
+		if (tick)
+			tick(arg, (long)(time(NULL) - start), *summary);
+		if (st == -2 && time(NULL) >= next_pg) {
+			PQfinish(c->pg);
+			c->pg = pg_connect(c->cfg.database_url);
+			pg_delay = c->pg ? 1 : (pg_delay < 5 ? pg_delay * 2 : 5);
+			next_pg = time(NULL) + pg_delay;
+			if (c->pg)
+				continue;
+		}
+		wait_events(c, rc, last_event, size);
+	}
+}
+
+static void print_json(json_t *j)
+{
+	char *out = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+	if (out)
+		puts(out);
+	free(out);
 }
 
 int cmd_sync(struct cli *c, int argc, char **argv)
@@ -144,10 +209,7 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 	int status = 1;
 	char last_id[64] = "0-0";
 	const char *params[] = { name };
-	PGresult *r = pg_exec(pg, "find account",
-			      "SELECT a.id, (SELECT max(run_id) FROM sync_runs s WHERE s.account_id = a.id "
-			      " AND s.status = 'running' AND cardinality(s.folder_filter) = 0) "
-			      "FROM accounts a WHERE a.name = $1", 1, params);
+	PGresult *r = pg_exec(pg, "find account", "SELECT id FROM accounts WHERE name = $1", 1, params);
 	if (!r)
 		goto out;
 	if (PQntuples(r) != 1) {
@@ -155,55 +217,25 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 		PQclear(r);
 		goto out;
 	}
-	long long account_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10), run_id = 0;
-	/* A whole-account run already in progress is joined rather than doubled. */
-	if (nfolders == 0 && !PQgetisnull(r, 0, 1))
-		run_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	long long account_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
-	if (rstream_group_create(rc, c->cfg.key_jobs, "fetchers") < 0 ||
-	    rstream_last_id(rc, c->cfg.key_events, last_id, sizeof(last_id)) < 0)
+	long long run_id = sync_start(c, rc, account_id, name, folders, nfolders, last_id,
+				      sizeof(last_id));
+	if (run_id < 0)
 		goto out;
-	if (!run_id)
-		run_id = jobs_start_run(pg, rc, &c->cfg, account_id, folders, nfolders);
-	if (run_id < 0) {
-		fprintf(stderr, "mailpipe: could not start a sync of account '%s'\n", name);
-		goto out;
-	}
 	if (!wait) {
 		printf("sync of account '%s' started: run %lld\n", name, run_id);
 		status = 0;
 		goto out;
 	}
-	/* The run goes on without us while Postgres or Redis restarts: both are waited out until
-	 * the deadline, Postgres reconnected after 2, 4, then every 5 s. */
-	time_t deadline = time(NULL) + timeout_s, next_pg = 0;
-	unsigned pg_delay = 1;
-	for (;;) {
-		status = pg ? print_summary(pg, run_id, 0) : -2;
-		if (status >= 0)
-			break;
-		if (status == -2 && pg && !pg_broken(pg)) {
-			status = 1; /* the query failed on a live connection: not an outage */
-			break;
-		}
-		if (time(NULL) >= deadline) {
-			fprintf(stderr, "mailpipe: sync of account '%s' (run %lld) did not finish within %lds; "
-					"is `mailpipe run` running?\n", name, run_id, timeout_s);
-			if (pg)
-				print_summary(pg, run_id, 1);
-			status = 1;
-			break;
-		}
-		if (status == -2 && time(NULL) >= next_pg) {
-			PQfinish(c->pg);
-			c->pg = pg = pg_connect(c->cfg.database_url);
-			pg_delay = pg ? 1 : (pg_delay < 5 ? pg_delay * 2 : 5);
-			next_pg = time(NULL) + pg_delay;
-			if (pg)
-				continue;
-		}
-		wait_events(c, &rc, last_id, sizeof(last_id));
-	}
+	json_t *summary;
+	int err = sync_wait(c, &rc, run_id, timeout_s, last_id, sizeof(last_id), &summary, NULL, NULL);
+	if (err == -ETIMEDOUT)
+		fprintf(stderr, "mailpipe: sync of account '%s' (run %lld) did not finish within %lds; "
+				"is `mailpipe run` running?\n", name, run_id, timeout_s);
+	print_json(summary);
+	status = !err && !strcmp(json_string_value(json_object_get(summary, "status")) ?: "", "ok") ? 0 : 1;
+	json_decref(summary);
 out:
 	redisFree(rc);
 	return status;

@@ -19,6 +19,15 @@ done
 # --- Issue 10: promtool (lints the metrics in test_metrics.sh), unpacked into ~/.cache, never a
 # service. Before the early exit below, so that it is fetched on machines that have the rest.
 "$(dirname "$0")/local/promtool.sh" install || echo "install-deps: promtool not installed; test_metrics.sh will SKIP its lint" >&2
+# --- Issue 10: the MCP TypeScript SDK's client for tests/integration/test_mcp.sh, from the npm
+# registry into a cache dir (node 20 and npm come with the machine). Optional: without it that
+# test prints SKIP. Before the early exit below, so it runs when every package is present.
+MCP_SDK_DIR=${MAILPIPE_NPM_DIR:-${HOME:-/root}/.cache/mailpipe-npm}
+if [ ! -e "$MCP_SDK_DIR/node_modules/@modelcontextprotocol/sdk/package.json" ] && command -v npm >/dev/null; then
+	mkdir -p "$MCP_SDK_DIR"
+	npm install --silent --no-audit --no-fund --prefix "$MCP_SDK_DIR" '@modelcontextprotocol/sdk@^1.32' >&2 ||
+		echo "install-deps: MCP SDK not installed; test_mcp.sh will SKIP" >&2
+fi
 
 [ -z "$missing" ] && exit 0
 
