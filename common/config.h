@@ -32,6 +32,7 @@ struct mp_config {
 	char *fault_parser_abort; /* tests only: parsers abort() on raw containing this */
 	long idle;		/* fetchers keep IDLE connections on the accounts' INBOX */
 	long idle_renew_s;
+	long changes_maxlen;	/* MAXLEN ~ of {mp}:changes; 0 = not published */
 	long backfill_chunk;	/* UIDs per backfill job */	/* IDLE is ended and restarted (with a NOOP) this often */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
@@ -39,6 +40,8 @@ struct mp_config {
 	char key_lock_prefix[96];
 	char key_backfill[96];		/* low-priority jobs: older mail below a first-sync window */
 	char key_requests[96];		/* sync requests (apps, IDLE watches) -> scheduler */
+	char key_changes[96];		/* committed changes for apps (writer/changes.c) */
+	char key_progress_prefix[96];	/* + run id: hash of per-folder counters of a running sync */
 	char key_idle_targets[96];	/* the accounts to watch, published by the scheduler */
 	char key_idle_lease_prefix[96];	/* one fetcher watches an account: its lease */
 };

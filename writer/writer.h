@@ -20,6 +20,7 @@ struct writer {
 		int subject_days;	/* subject grouping window, 0 = off (the default) */
 	} accounts[64];
 	size_t naccounts;
+	json_t *changes;	/* entries for {mp}:changes not yet sent (changes.c) */
 };
 
 /* One parsed message of a batch; pointers borrow from the stream reply. */
