@@ -1,6 +1,6 @@
-/* mailpipe sync NAME [--folder F]... [--wait] [--timeout S]: starts a run (or joins the one
- * in progress) and, with --wait, waits for its end on {mp}:events and prints the DESIGN.md
- * summary. Postgres stays the truth: the summary is read from sync_runs, and the run's state is
+/* mailpipe sync NAME [--folder F]... [--wait] [--timeout S] [--json]: starts a run (or joins
+ * the one in progress) and, with --wait, waits for its end on {mp}:events and prints the
+ * DESIGN.md summary (at a terminal, without --json, over live progress lines on stderr). Postgres stays the truth: the summary is read from sync_runs, and the run's state is
  * polled too, so a missed event only costs a second. */
 #include "cli.h"
 #include "jobs.h"
@@ -63,6 +63,63 @@ static int print_summary(PGconn *pg, long long run_id, int final)
 	return rc;
 }
 
+/* -1 while the run is running, 0 when it is over (or unknown: the summary says so), -2 when
+ * Postgres could not be asked. */
+static int run_state(PGconn *pg, long long run_id)
+{
+	char run[24];
+	snprintf(run, sizeof(run), "%lld", run_id);
+	const char *params[] = { run };
+	PGresult *r = pg_exec(pg, "read run state", "SELECT status = 'running' FROM sync_runs "
+			      "WHERE run_id = $1::bigint", 1, params);
+	if (!r)
+		return -2;
+	int running = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "t");
+	PQclear(r);
+	return running ? -1 : 0;
+}
+
+/* The live progress lines at a terminal: one per folder of the run, redrawn in place on
+ * stderr. *drawn is how many lines the last drawing left. */
+static void draw_progress(struct cli *c, PGconn *pg, redisContext *rc, long long run_id,
+			  int *drawn)
+{
+	json_t *folders = status_run_progress(pg, rc, &c->cfg, run_id);
+	if (!folders)
+		return;
+	if (*drawn)
+		fprintf(stderr, "\033[%dA", *drawn);
+	size_t i;
+	json_t *f;
+	int lines = 0;
+	json_array_foreach(folders, i, f) {
+		long long server = json_integer_value(json_object_get(f, "server_count"));
+		fprintf(stderr, "\033[2K  %-28s %-8s %7lld fetched %7lld parsed %7lld written",
+			json_string_value(json_object_get(f, "folder")),
+			json_string_value(json_object_get(f, "status")),
+			(long long)json_integer_value(json_object_get(f, "fetched")),
+			(long long)json_integer_value(json_object_get(f, "parsed")),
+			(long long)json_integer_value(json_object_get(f, "written")));
+		if (server > 0)
+			fprintf(stderr, " of %lld", server);
+		double rate = json_real_value(json_object_get(f, "rate_per_s"));
+		if (rate > 0)
+			fprintf(stderr, "  %.0f msg/s", rate);
+		if (json_is_integer(json_object_get(f, "eta_s")))
+			fprintf(stderr, "  ETA %llds", (long long)json_integer_value(json_object_get(f, "eta_s")));
+		fputc('\n', stderr);
+		lines++;
+	}
+	/* Folders can only be added (a LIST arrives): fewer lines than before means none. */
+	for (int k = lines; k < *drawn; k++)
+		fputs("\033[2K\n", stderr);
+	if (lines < *drawn)
+		fprintf(stderr, "\033[%dA", *drawn - lines);
+	*drawn = lines;
+	fflush(stderr);
+	json_decref(folders);
+}
+
 /* Waits up to a second for anything on {mp}:events: an event may be our run's end. A Redis
  * that went away only costs the wake-up (the run's state is polled in Postgres), so it is
  * reconnected here, and a Redis still loading its AOF is waited out. */
@@ -98,12 +155,14 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 {
 	const char *name = NULL, *folders[64];
 	size_t nfolders = 0;
-	int wait = 0;
+	int wait = 0, json = 0, drawn = 0;
 	long timeout_s = 3600;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--wait")) {
 			wait = 1;
+		} else if (!strcmp(argv[i], "--json")) {
+			json = 1;
 		} else if (!strcmp(argv[i], "--folder")) {
 			const char *v = cli_arg(argc, argv, &i);
 			if (!v || nfolders == 64) {
@@ -178,8 +237,16 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 	 * the deadline, Postgres reconnected after 2, 4, then every 5 s. */
 	time_t deadline = time(NULL) + timeout_s, next_pg = 0;
 	unsigned pg_delay = 1;
+	/* A person at a terminal sees the folders move; a program gets the summary alone. */
+	int live = !json && isatty(STDERR_FILENO);
 	for (;;) {
-		status = pg ? print_summary(pg, run_id, 0) : -2;
+		/* The state first, then the drawing, then the summary: the last drawing shows the
+		 * run's end. */
+		status = pg ? run_state(pg, run_id) : -2;
+		if (live && status != -2)
+			draw_progress(c, pg, rc, run_id, &drawn);
+		if (status == 0)
+			status = print_summary(pg, run_id, 1);
 		if (status >= 0)
 			break;
 		if (status == -2 && pg && !pg_broken(pg)) {
