@@ -269,6 +269,15 @@ static void print_age(FILE *out, json_t *ms)
 		fprintf(out, "%lld s", json_integer_value(ms) / 1000);
 }
 
+/* Prints s left-aligned in width columns, counting UTF-8 characters, not bytes. */
+static void print_padded(FILE *out, const char *s, int width)
+{
+	int chars = 0;
+	for (const char *p = s ? s : ""; *p; p++)
+		chars += ((unsigned char)*p & 0xC0) != 0x80;
+	fprintf(out, "%s%*s", s ? s : "", chars < width ? width - chars : 0, "");
+}
+
 static void print_text(FILE *out, json_t *doc)
 {
 	size_t i;
@@ -288,8 +297,10 @@ static void print_text(FILE *out, json_t *doc)
 		size_t k;
 		json_t *f;
 		json_array_foreach(json_object_get(a, "folders"), k, f) {
-			fprintf(out, "  %-32s %6lld on server %6lld stored %6lld unread  uid %lld%s%s\n",
-				str(f, "name"), num(f, "message_count"), num(f, "stored_count"),
+			fputs("  ", out);
+			print_padded(out, str(f, "name"), 32);
+			fprintf(out, " %6lld on server %6lld stored %6lld unread  uid %lld%s%s\n",
+				num(f, "message_count"), num(f, "stored_count"),
 				num(f, "unread_count"), num(f, "last_uid"), str(f, "last_error") ? "  error: " : "",
 				str(f, "last_error") ? str(f, "last_error") : "");
 			json_t *p = json_object_get(f, "progress");
