@@ -80,6 +80,13 @@ static int handle(struct requests *rq, const struct rentry *e)
 	long long account_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	json_t *list = folders ? json_loads(folders, 0, NULL) : NULL;
+	if (folders && !json_is_array(list)) {
+		/* Syncing the whole account instead would not be what was asked for. */
+		log_warn("request=%s account_id=%lld msg=\"sync request with folders that are not a JSON "
+			 "list, dropped\"", rid ? rid : "?", account_id);
+		json_decref(list);
+		return reject(rq, rid, name ? name : acc_id, "folders is not a JSON list of folder names");
+	}
 	const char *names[64];
 	size_t n = 0, i;
 	json_t *v;

@@ -10,6 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 stack_up 200 11
 add_account cs
+export TEST_IMAP_SECRET_WRONG=wrong
 run_start
 D=$MAILPIPE_STACK_DIR
 HERE=$ROOT/tests/integration
@@ -102,6 +103,25 @@ check "that run synced INBOX only" \
 app request nobody req-79 >/dev/null
 check "a request for an unknown account is rejected by request_id" \
 	wait_for request_rejected request_id req-79
+redis-cli -p "$MP_REDIS_PORT" XADD '{mp}:requests' '*' account cs folders INBOX request_id req-81 >/dev/null
+check "a request whose folders are not a JSON list is rejected by request_id" \
+	wait_for request_rejected request_id req-81
+
+# A refused login: account_failed names the account and the server's words, and the
+# request's run ends failed, carrying its request_id.
+mailpipe account add bad --host 127.0.0.1 --port "$MP_IMAPS_PORT" --tls implicit --username demo \
+	--secret env:TEST_IMAP_SECRET_WRONG --ca-file "$MP_CA_FILE" --interval 0 >/dev/null
+app request bad req-80 >/dev/null
+check "the request for an account whose login is refused ends with sync_finished" \
+	wait_for sync_finished request_id req-80
+check "... status failed" [ "$(entries sync_finished status)" = failed ]
+check "... after account_failed naming the account and the server's words" \
+	[ "$(entries account_failed account)" = bad -a -n "$(entries account_failed error | grep 'auth failed for account .bad.')" ]
+# A run the scheduler closes (here one older than MAILPIPE_RUN_TIMEOUT_S) ends the same way.
+sql "INSERT INTO sync_runs (account_id, started_at, request_id) VALUES ($acc_id, now() - interval '1 day', 'stuck-1')"
+check "a run the scheduler closes as stuck ends with sync_finished carrying its request_id" \
+	wait_for sync_finished request_id stuck-1
+check "... with status failed" bash -c "grep '\"stuck-1\"' '$D/entries.jsonl' | grep -q '\"status\": \"failed\"'"
 
 # MAXLEN bounds the stream; 0 publishes nothing.
 before_len=$(redis-cli -p "$MP_REDIS_PORT" XLEN '{mp}:changes')
