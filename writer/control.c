@@ -285,6 +285,7 @@ int control_cursor(struct writer *w, json_t *rec)
 	char *uids = uids_array(json_string_value(json_object_get(rec, "uids")), &count);
 	char *miss = uids_array(missing, &nmiss);
 	long long last_uid = jint(rec, "last_uid");
+	json_t *reset = NULL; /* folder_reset notice, sent after COMMIT */
 	int rc = -EIO;
 
 	if (!uids || !miss) {
@@ -348,9 +349,19 @@ int control_cursor(struct writer *w, json_t *rec)
 				     *sunseen ? sunseen : NULL,
 				     json_is_true(json_object_get(rec, "flag_scanned")) ? "t" : "f",
 				     json_is_integer(json_object_get(rec, "backfill_below")) ? backfill : NULL };
-		if (pg_cmd(w->pg, "drop stale locations",
-			   "DELETE FROM message_locations WHERE folder_id = $1::bigint "
-			   " AND uidvalidity <> $2::bigint", 2, p2) < 0 ||
+		PGresult *stale = pg_exec(w->pg, "drop stale locations",
+			   "WITH d AS (DELETE FROM message_locations WHERE folder_id = $1::bigint "
+			   " AND uidvalidity <> $2::bigint RETURNING uidvalidity) "
+			   "SELECT count(*), coalesce(max(uidvalidity), 0) FROM d", 2, p2);
+		if (stale && strcmp(PQgetvalue(stale, 0, 0), "0") != 0)
+			reset = json_pack("{s:I, s:I, s:I, s:I, s:I}", "account_id", (json_int_t)account_id,
+					  "folder_id", jint(rec, "folder_id"),
+					  "old_uidvalidity", (json_int_t)strtoll(PQgetvalue(stale, 0, 1), NULL, 10),
+					  "uidvalidity", jint(rec, "uidvalidity"),
+					  "removed_count", (json_int_t)strtoll(PQgetvalue(stale, 0, 0), NULL, 10));
+		int dropped = stale != NULL;
+		PQclear(stale);
+		if (!dropped ||
 		    pg_cmd(w->pg, "advance cursor",
 			   "UPDATE email_folders SET "
 			   " last_uid = GREATEST(CASE WHEN uidvalidity IS DISTINCT FROM $2::bigint THEN 0 "
@@ -394,6 +405,8 @@ int control_cursor(struct writer *w, json_t *rec)
 	}
 	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
+	if (reset)
+		changes_add(w, "folder_reset", json_incref(reset));
 	/* A refused login concerns the whole account, whichever job met it. */
 	if (error && !strncmp(error, "auth failed", 11))
 		changes_account_failed(w, account_id, run_id, error);
@@ -405,6 +418,7 @@ int control_cursor(struct writer *w, json_t *rec)
 fail:
 	PQclear(PQexec(w->pg, "ROLLBACK"));
 out:
+	json_decref(reset);
 	free(uids);
 	free(miss);
 	return rc;

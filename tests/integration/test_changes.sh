@@ -77,6 +77,19 @@ step "rmfolder"
 check "rmfolder: folder_removed names the deleted folder" \
 	[ "$(entries folder_removed folder_id)" = "$renamed_id" -a "$(entries folder_removed name)" = Reisen.Genève ]
 
+# A UIDVALIDITY reset: the folder's old locations go in one folder_reset, the new ones are added.
+inbox_id=$(sql "SELECT id FROM email_folders WHERE account_id = $acc_id AND name = 'INBOX'")
+old_uidv=$(sql "SELECT uidvalidity FROM email_folders WHERE id = $inbox_id")
+doveadm -c "$MP_DOVECOT_CONF" mailbox update -u demo --uid-validity 777 INBOX
+mailpipe sync cs --wait --timeout 120 >/dev/null
+app read app >"$D/entries.jsonl"
+check "uidvalidity: folder_reset names the folder, both UIDVALIDITYs and the locations dropped" \
+	[ "$(entries folder_reset folder_id) $(entries folder_reset old_uidvalidity) $(entries folder_reset uidvalidity)" = "$inbox_id $old_uidv 777" \
+	  -a "$(entries folder_reset removed_count)" = "$(sql "SELECT count(*) FROM message_locations WHERE folder_id = $inbox_id")" ]
+check "uidvalidity: every location under the new UIDVALIDITY is told as message_added" \
+	[ "$(entries message_added uidvalidity | sort -u)" = 777 \
+	  -a "$(entries message_added uid | wc -l)" = "$(sql "SELECT count(*) FROM message_locations WHERE folder_id = $inbox_id AND uidvalidity = 777")" ]
+
 # Requests: the app asks, the scheduler runs it, sync_finished carries the request's id.
 wait_for() { # TYPE FIELD VALUE: read the app's entries until one matches (30 s)
 	: >"$D/entries.jsonl"
