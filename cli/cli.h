@@ -5,6 +5,7 @@
 
 #include "config.h"
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 struct cli {
@@ -32,7 +33,12 @@ int cmd_account(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);
 int cmd_run(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);
-int cmd_folders(struct cli *c, int argc, char **argv);
+/* Per folder of a run: folder, status (running, ok, failed, incomplete), fetched, parsed,
+ * written, server_count, stored_count, rate_per_s, eta_s (status.c; `sync --wait` draws it).
+ * rc may be NULL (no parsed counts). A new reference, or NULL on a database error. */
+struct redisContext;
+json_t *status_run_progress(PGconn *pg, struct redisContext *rc, const struct mp_config *cfg,
+			    long long run_id);
 /* folders [--account NAME] [--folder F] [--limit N] [--json] (cli/query.c; `folders` runs this) */
 int cmd_list_folders(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);

@@ -1,6 +1,6 @@
-/* mailpipe sync NAME [--folder F]... [--wait] [--timeout S]: starts a run (or joins the one
- * in progress) and, with --wait, waits for its end on {mp}:events and prints the DESIGN.md
- * summary. Postgres stays the truth: the summary is read from sync_runs, and the run's state is
+/* mailpipe sync NAME [--folder F]... [--wait] [--timeout S] [--json]: starts a run (or joins
+ * the one in progress) and, with --wait, waits for its end on {mp}:events and prints the
+ * DESIGN.md summary (at a terminal, without --json, over live progress lines on stderr). Postgres stays the truth: the summary is read from sync_runs, and the run's state is
  * polled too, so a missed event only costs a second. */
 #include "cli.h"
 #include "jobs.h"
@@ -59,6 +59,47 @@ json_t *sync_summary(PGconn *pg, long long run_id)
 	json_t *j;
 	read_summary(pg, run_id, &j);
 	return j;
+}
+
+/* The live progress lines at a terminal: one per folder of the run, redrawn in place on
+ * stderr. *drawn is how many lines the last drawing left. */
+static void draw_progress(struct cli *c, PGconn *pg, redisContext *rc, long long run_id,
+			  int *drawn)
+{
+	json_t *folders = status_run_progress(pg, rc, &c->cfg, run_id);
+	if (!folders)
+		return;
+	if (*drawn)
+		fprintf(stderr, "\033[%dA", *drawn);
+	size_t i;
+	json_t *f;
+	int lines = 0;
+	json_array_foreach(folders, i, f) {
+		long long server = json_integer_value(json_object_get(f, "server_count"));
+		fprintf(stderr, "\033[2K  %-28s %-8s %7lld fetched %7lld parsed %7lld written",
+			json_string_value(json_object_get(f, "folder")),
+			json_string_value(json_object_get(f, "status")),
+			(long long)json_integer_value(json_object_get(f, "fetched")),
+			(long long)json_integer_value(json_object_get(f, "parsed")),
+			(long long)json_integer_value(json_object_get(f, "written")));
+		if (server > 0)
+			fprintf(stderr, " of %lld", server);
+		double rate = json_real_value(json_object_get(f, "rate_per_s"));
+		if (rate > 0)
+			fprintf(stderr, "  %.0f msg/s", rate);
+		if (json_is_integer(json_object_get(f, "eta_s")))
+			fprintf(stderr, "  ETA %llds", (long long)json_integer_value(json_object_get(f, "eta_s")));
+		fputc('\n', stderr);
+		lines++;
+	}
+	/* Folders can only be added (a LIST arrives): fewer lines than before means none. */
+	for (int k = lines; k < *drawn; k++)
+		fputs("\033[2K\n", stderr);
+	if (lines < *drawn)
+		fprintf(stderr, "\033[%dA", *drawn - lines);
+	*drawn = lines;
+	fflush(stderr);
+	json_decref(folders);
 }
 
 /* Waits up to a second for anything on {mp}:events: an event may be our run's end. A Redis
@@ -151,6 +192,21 @@ int sync_wait(struct cli *c, redisContext **rc, long long run_id, long timeout_s
 	}
 }
 
+struct live {
+	struct cli *c;
+	redisContext **rc;
+	long long run_id;
+	int drawn;
+};
+
+static void draw_tick(void *arg, long waited_s, json_t *summary)
+{
+	struct live *l = arg;
+	(void)waited_s, (void)summary;
+	if (l->c->pg && *l->rc)
+		draw_progress(l->c, l->c->pg, *l->rc, l->run_id, &l->drawn);
+}
+
 static void print_json(json_t *j)
 {
 	char *out = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
@@ -163,12 +219,14 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 {
 	const char *name = NULL, *folders[64];
 	size_t nfolders = 0;
-	int wait = 0;
+	int wait = 0, json = 0;
 	long timeout_s = 3600;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--wait")) {
 			wait = 1;
+		} else if (!strcmp(argv[i], "--json")) {
+			json = 1;
 		} else if (!strcmp(argv[i], "--folder")) {
 			const char *v = cli_arg(argc, argv, &i);
 			if (!v || nfolders == 64) {
@@ -229,7 +287,13 @@ int cmd_sync(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	json_t *summary;
-	int err = sync_wait(c, &rc, run_id, timeout_s, last_id, sizeof(last_id), &summary, NULL, NULL);
+	/* A person at a terminal sees the folders move; a program gets the summary alone. */
+	struct live l = { .c = c, .rc = &rc, .run_id = run_id };
+	int live = !json && isatty(STDERR_FILENO);
+	int err = sync_wait(c, &rc, run_id, timeout_s, last_id, sizeof(last_id), &summary,
+			    live ? draw_tick : NULL, &l);
+	if (live && c->pg) /* the last drawing shows the run's end */
+		draw_progress(c, c->pg, rc, run_id, &l.drawn);
 	if (err == -ETIMEDOUT)
 		fprintf(stderr, "mailpipe: sync of account '%s' (run %lld) did not finish within %lds; "
 				"is `mailpipe run` running?\n", name, run_id, timeout_s);

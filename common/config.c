@@ -75,6 +75,8 @@ static const struct opt opts[] = {
 	  "most account connections a fetcher keeps between jobs (IDLE watches aside)" },
 	{ "MAILPIPE_BACKFILL_CHUNK", NUM(backfill_chunk), "1000", 1, 1000000,
 	  "older messages fetched per backfill job (accounts with --backfill)" },
+	{ "MAILPIPE_CHANGES_MAXLEN", NUM(changes_maxlen), "100000", 0, 1000000000L,
+	  "entries kept (MAXLEN ~) in the change stream for apps; 0 = no change stream" },
 	{ "MAILPIPE_FAULT_PARSER_ABORT", STR(fault_parser_abort), "", 0, 0,
 	  "fault injection for tests: parsers crash on a message containing this text" },
 };
@@ -119,6 +121,8 @@ int config_load(struct mp_config *cfg)
 	snprintf(cfg->key_lock_prefix, sizeof(cfg->key_lock_prefix), "{%s}:lock:folder:", p);
 	snprintf(cfg->key_requests, sizeof(cfg->key_requests), "{%s}:requests", p);
 	snprintf(cfg->key_backfill, sizeof(cfg->key_backfill), "{%s}:jobs:backfill", p);
+	snprintf(cfg->key_changes, sizeof(cfg->key_changes), "{%s}:changes", p);
+	snprintf(cfg->key_progress_prefix, sizeof(cfg->key_progress_prefix), "{%s}:progress:", p);
 	snprintf(cfg->key_idle_targets, sizeof(cfg->key_idle_targets), "{%s}:idle:targets", p);
 	snprintf(cfg->key_idle_lease_prefix, sizeof(cfg->key_idle_lease_prefix), "{%s}:idle:lease:", p);
 	return 0;

@@ -36,12 +36,15 @@ struct mp_config {
 	long backfill_chunk;	/* UIDs per backfill job */
 	long conn_idle_s;	/* a fetcher's parked account connection lives this long unused */
 	long conn_parked;	/* ... and it keeps at most this many */
+	long changes_maxlen;	/* MAXLEN ~ of {mp}:changes; 0 = not published */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];
 	char key_lock_prefix[96];
 	char key_backfill[96];		/* low-priority jobs: older mail below a first-sync window */
 	char key_requests[96];		/* sync requests (apps, IDLE watches) -> scheduler */
+	char key_changes[96];		/* committed changes for apps (writer/changes.c) */
+	char key_progress_prefix[96];	/* + run id: hash of per-folder counters of a running sync */
 	char key_idle_targets[96];	/* the accounts to watch, published by the scheduler */
 	char key_idle_lease_prefix[96];	/* one fetcher watches an account: its lease */
 };

@@ -35,8 +35,9 @@ static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult 
 	return n;
 }
 
-long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
-			 long long account_id, const char *const *folders, size_t nfolders)
+static long long start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+			   long long account_id, const char *const *folders, size_t nfolders,
+			   const char *request_id)
 {
 	char acc[24], *filter = NULL;
 	long long run_id = -EIO;
@@ -59,18 +60,19 @@ long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *c
 	char epoch_key[128], epoch[64];
 	snprintf(epoch_key, sizeof(epoch_key), "{%s}:epoch", cfg->redis_prefix);
 	const char *params[] = { acc, filter,
-				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL };
+				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL,
+				 request_id };
 	/* The run is committed before its job exists: a fetcher and writer fast enough to finish
 	 * the job before an open transaction commits would otherwise update a row they cannot
 	 * see yet, and the run would never end. */
 	r = pg_exec(pg, "create sync run",
-		    "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch) "
-		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}'), $3 "
+		    "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch, request_id) "
+		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}'), $3, $4 "
 		    "  RETURNING run_id, account_id) "
 		    "SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
 		    "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ")::text, "
 		    "  run.run_id FROM run JOIN accounts a ON a.id = run.account_id",
-		    3, params);
+		    4, params);
 	if (!r || PQntuples(r) != 1)
 		goto out;
 	run_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
@@ -87,8 +89,15 @@ out:
 	return run_id;
 }
 
-long long jobs_start_folder_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
-				long long account_id, const char *const *folders, size_t nfolders)
+long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+			 long long account_id, const char *const *folders, size_t nfolders)
+{
+	return start_run(pg, rc, cfg, account_id, folders, nfolders, NULL);
+}
+
+static long long start_folder_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+				  long long account_id, const char *const *folders, size_t nfolders,
+				  const char *request_id)
 {
 	char acc[24], epoch_key[128], epoch[64];
 	json_t *names = json_array();
@@ -101,7 +110,8 @@ long long jobs_start_folder_run(PGconn *pg, redisContext *rc, const struct mp_co
 	snprintf(acc, sizeof(acc), "%lld", account_id);
 	snprintf(epoch_key, sizeof(epoch_key), "{%s}:epoch", cfg->redis_prefix);
 	const char *params[] = { acc, filter,
-				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL };
+				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL,
+				 request_id };
 	/* Listed already, since every folder it names is known: its folder jobs go out at once
 	 * (committed first, as in jobs_start_run), which saves a login and a LIST per push. */
 	PGresult *r = pg_exec(
@@ -109,14 +119,14 @@ long long jobs_start_folder_run(PGconn *pg, redisContext *rc, const struct mp_co
 		"WITH want AS (SELECT DISTINCT jsonb_array_elements_text($2::jsonb) AS name), "
 		"known AS (SELECT f.id FROM email_folders f JOIN want w ON w.name = f.name "
 		"  WHERE f.account_id = $1::bigint), "
-		"run AS (INSERT INTO sync_runs (account_id, folder_filter, listed, redis_epoch) "
-		"  SELECT $1::bigint, array(SELECT name FROM want), true, $3 "
+		"run AS (INSERT INTO sync_runs (account_id, folder_filter, listed, redis_epoch, request_id) "
+		"  SELECT $1::bigint, array(SELECT name FROM want), true, $3, $4 "
 		"  WHERE (SELECT count(*) FROM known) = (SELECT count(*) FROM want) "
 		"  AND (SELECT count(*) FROM want) > 0 RETURNING run_id), "
 		"ins AS (INSERT INTO sync_run_folders (run_id, folder_id) "
 		"  SELECT run.run_id, known.id FROM run, known RETURNING run_id) "
 		"SELECT run_id, (SELECT count(*) FROM ins) FROM run",
-		3, params);
+		4, params);
 	free(filter);
 	if (!r)
 		return -EIO;
@@ -132,6 +142,23 @@ long long jobs_start_folder_run(PGconn *pg, redisContext *rc, const struct mp_co
 		return -EIO;
 	}
 	return run_id;
+}
+
+long long jobs_start_folder_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+				long long account_id, const char *const *folders, size_t nfolders)
+{
+	return start_folder_run(pg, rc, cfg, account_id, folders, nfolders, NULL);
+}
+
+long long jobs_start_requested_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+				   long long account_id, const char *const *folders, size_t nfolders,
+				   const char *request_id)
+{
+	long long run = nfolders ? start_folder_run(pg, rc, cfg, account_id, folders, nfolders,
+						    request_id) : 0;
+	if (run == 0)
+		run = start_run(pg, rc, cfg, account_id, folders, nfolders, request_id);
+	return run;
 }
 
 int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cfg,

@@ -18,6 +18,12 @@ long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *c
  * named folder is not known (use jobs_start_run), or <0. */
 long long jobs_start_folder_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
 				long long account_id, const char *const *folders, size_t nfolders);
+/* A run asked for on {mp}:requests: of the named folders when the account knows them all
+ * (jobs_start_folder_run), else with a LIST (jobs_start_run). request_id (may be NULL) is
+ * kept on the run, and the sync_finished change that ends it carries it. Run id or <0. */
+long long jobs_start_requested_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+				   long long account_id, const char *const *folders, size_t nfolders,
+				   const char *request_id);
 /* Enqueues a sync_folder job for every queued, not yet enqueued folder of run_id (every run
  * when run_id is 0) and marks them enqueued. A crash between XADD and COMMIT enqueues a job
  * twice, which is harmless: jobs are idempotent. Returns the number enqueued or <0. */

@@ -26,8 +26,48 @@ static json_t *unparsed_record(const char *raw, size_t len, const char *why)
 	return m;
 }
 
+/* Messages of one batch per (run, folder), for `mailpipe sync --wait` and `status`. */
+struct tally {
+	long long run_id, folder_id, n;
+};
+
+static void tally_add(struct tally *t, size_t *nt, size_t max, json_t *meta)
+{
+	long long run = json_integer_value(json_object_get(meta, "run_id"));
+	long long folder = json_integer_value(json_object_get(meta, "folder_id"));
+	if (run <= 0)
+		return; /* backfill: no run to report on */
+	for (size_t i = 0; i < *nt; i++)
+		if (t[i].run_id == run && t[i].folder_id == folder) {
+			t[i].n++;
+			return;
+		}
+	if (*nt < max)
+		t[(*nt)++] = (struct tally){ run, folder, 1 };
+}
+
+/* Appends HINCRBY {mp}:progress:<run> <folder>:parsed n (and a day's EXPIRE) per tally; the
+ * counters are a display, so a redelivered batch counting twice does no harm. Returns the
+ * number of commands appended. */
+static size_t tally_append(struct stage *st, const struct tally *t, size_t nt)
+{
+	for (size_t i = 0; i < nt; i++) {
+		char key[160], field[40], by[24];
+		snprintf(key, sizeof(key), "%s%lld", st->cfg.key_progress_prefix, t[i].run_id);
+		snprintf(field, sizeof(field), "%lld:parsed", t[i].folder_id);
+		snprintf(by, sizeof(by), "%lld", t[i].n);
+		const char *hv[] = { "HINCRBY", key, field, by };
+		const char *ev[] = { "EXPIRE", key, "86400" };
+		redisAppendCommandArgv(st->rc, 4, hv, NULL);
+		redisAppendCommandArgv(st->rc, 3, ev, NULL);
+	}
+	return nt * 2;
+}
+
 int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 {
+	struct tally tally[64];
+	size_t ntally = 0;
 	struct rentry *e = NULL;
 	size_t n = 0, appended = 0;
 	int64_t done = 0, done_bytes = 0, unparsed = 0, dead = 0; /* for the metrics, once acked */
@@ -83,6 +123,7 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 				 had ? "; " : "", had ? had : "");
 			json_object_set_new(msg, "parse_error", json_string(why));
 		}
+		tally_add(tally, &ntally, sizeof(tally) / sizeof(tally[0]), meta_json);
 		if (msg && enrich_message(msg, meta_json) < 0) {
 			json_decref(msg);
 			msg = NULL;
@@ -105,6 +146,8 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 		done_bytes += (int64_t)raw_len;
 		free(msg_json);
 	}
+	if (rc == 0)
+		appended += tally_append(st, tally, ntally);
 	if (rstream_collect(st->rc, appended) < 0)
 		rc = -1;
 	if (rc == 0 && n > 0)

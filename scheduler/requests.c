@@ -47,6 +47,18 @@ int requests_publish_targets(PGconn *pg, redisContext *rc, const struct mp_confi
 	return ok ? 0 : -EIO;
 }
 
+/* An app waiting for its request's sync_finished learns instead that there will be none. */
+static int reject(struct requests *rq, const char *rid, const char *account, const char *why)
+{
+	if (rq->cfg->changes_maxlen <= 0)
+		return 0;
+	const char *names[] = { "type", "request_id", "account", "error" };
+	const char *vals[] = { "request_rejected", rid ? rid : "", account ? account : "", why };
+	rstream_append_add_capped(rq->rc, rq->cfg->key_changes, rq->cfg->changes_maxlen, 4, names,
+				  vals, NULL);
+	return rstream_collect(rq->rc, 1);
+}
+
 /* One request -> one run. Returns 0 when it is handled (a run started, or the request named
  * no account we have: dropped), <0 when Postgres or Redis failed (left pending). */
 static int handle(struct requests *rq, const struct rentry *e)
@@ -65,20 +77,25 @@ static int handle(struct requests *rq, const struct rentry *e)
 		log_warn("request=%s account=%s msg=\"sync request for an unknown or disabled account, dropped\"",
 			 rid ? rid : "?", name ? name : acc_id ? acc_id : "?");
 		PQclear(r);
-		return 0;
+		return reject(rq, rid, name ? name : acc_id, "no active account of that name");
 	}
 	long long account_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	json_t *list = folders ? json_loads(folders, 0, NULL) : NULL;
+	if (folders && !json_is_array(list)) {
+		/* Syncing the whole account instead would not be what was asked for. */
+		log_warn("request=%s account_id=%lld msg=\"sync request with folders that are not a JSON "
+			 "list, dropped\"", rid ? rid : "?", account_id);
+		json_decref(list);
+		return reject(rq, rid, name ? name : acc_id, "folders is not a JSON list of folder names");
+	}
 	const char *names[64];
 	size_t n = 0, i;
 	json_t *v;
 	json_array_foreach(list, i, v)
 		if (json_is_string(v) && n < 64)
 			names[n++] = json_string_value(v);
-	long long run = n ? jobs_start_folder_run(rq->pg, rq->rc, rq->cfg, account_id, names, n) : 0;
-	if (run == 0)
-		run = jobs_start_run(rq->pg, rq->rc, rq->cfg, account_id, names, n);
+	long long run = jobs_start_requested_run(rq->pg, rq->rc, rq->cfg, account_id, names, n, rid);
 	json_decref(list);
 	if (run < 0)
 		return -EIO;

@@ -14,9 +14,41 @@
 #define LOST_RUN_ERROR \
 	"Redis lost this run''s work in flight (restarted empty); the next sync repairs it"
 
+/* Apps waiting for a run's end ({mp}:changes, writer/changes.c) hear of runs the scheduler
+ * closes too. r holds the closed runs' ids in column col. Best effort, like the events. */
+static void publish_closed(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
+			   PGresult *closed, int col)
+{
+	int n = closed ? PQntuples(closed) : 0;
+	if (cfg->changes_maxlen <= 0 || n == 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		const char *p[] = { PQgetvalue(closed, i, col) };
+		PGresult *r = pg_exec(pg, "read closed run",
+				      "SELECT r.run_id::text, a.name, a.id::text, r.status, r.request_id, "
+				      " r.error FROM sync_runs r JOIN accounts a ON a.id = r.account_id "
+				      "WHERE r.run_id = $1::bigint", 1, p);
+		if (r && PQntuples(r) == 1) {
+			const char *names[] = { "type", "run_id", "account", "account_id", "status",
+						"request_id", "error" };
+			const char *vals[7] = { "sync_finished" };
+			size_t k = 1;
+			for (int c = 0; c < 6; c++)
+				if (!PQgetisnull(r, 0, c)) {
+					names[k] = names[c + 1];
+					vals[k++] = PQgetvalue(r, 0, c);
+				}
+			rstream_append_add_capped(rc, cfg->key_changes, cfg->changes_maxlen, k, names,
+						  vals, NULL);
+			rstream_collect(rc, 1);
+		}
+		PQclear(r);
+	}
+}
+
 /* A run whose jobs were lost (Redis restarted without persistence, say) would block its
  * account forever: after run_timeout_s it is closed as failed and the account is due again. */
-static int expire_stuck_runs(PGconn *pg, const struct mp_config *cfg)
+static int expire_stuck_runs(PGconn *pg, redisContext *rc, const struct mp_config *cfg)
 {
 	char secs[24];
 	snprintf(secs, sizeof(secs), "%ld", cfg->run_timeout_s);
@@ -27,12 +59,14 @@ static int expire_stuck_runs(PGconn *pg, const struct mp_config *cfg)
 		"  error = coalesce(error, 'run did not finish within ' || $1 || ' s (jobs lost?)'), "
 		"  error_count = error_count + 1 "
 		" WHERE status = 'running' AND started_at < now() - make_interval(secs => $1::int) "
-		" RETURNING run_id, account_id) "
-		"UPDATE sync_run_folders s SET status = 'failed', error = 'run timed out', finished_at = now() "
-		"FROM stuck WHERE s.run_id = stuck.run_id AND s.status = 'queued' RETURNING s.run_id",
+		" RETURNING run_id, account_id), "
+		"folders AS (UPDATE sync_run_folders s SET status = 'failed', error = 'run timed out', "
+		"  finished_at = now() FROM stuck WHERE s.run_id = stuck.run_id AND s.status = 'queued') "
+		"SELECT run_id FROM stuck",
 		1, params);
 	if (!r)
 		return -1;
+	publish_closed(pg, rc, cfg, r, 0);
 	PQclear(r);
 	return 0;
 }
@@ -87,6 +121,7 @@ static int close_lost_runs(PGconn *pg, redisContext *rc, const struct mp_config 
 			 PQgetvalue(lost, i, 2), run, PQgetvalue(lost, i, 3), epoch);
 		jobs_emit_event(rc, cfg, "run_done", run, acc, NULL);
 	}
+	publish_closed(pg, rc, cfg, lost, 0);
 	PQclear(lost);
 	return 0;
 }
@@ -94,7 +129,7 @@ static int close_lost_runs(PGconn *pg, redisContext *rc, const struct mp_config 
 int schedule_tick(PGconn *pg, redisContext *rc, const struct mp_config *cfg)
 {
 	int started = 0;
-	if (close_lost_runs(pg, rc, cfg) < 0 || expire_stuck_runs(pg, cfg) < 0)
+	if (close_lost_runs(pg, rc, cfg) < 0 || expire_stuck_runs(pg, rc, cfg) < 0)
 		return -1;
 	PGresult *r = pg_exec(
 		pg, "select due accounts",

@@ -3,6 +3,7 @@
  * job fetched is committed (invariant 1), drops locations of an old UIDVALIDITY (invariant 4)
  * and refreshes the folder's counts. Both are idempotent: a redelivered record changes nothing. */
 #include "writer.h"
+#include "changes.h"
 #include "jobs.h"
 #include "log.h"
 #include "pg.h"
@@ -41,8 +42,66 @@ static int push_next_sync(struct writer *w, long long account_id, json_t *rec)
 static void finish_and_notify(struct writer *w, long long run_id, long long account_id)
 {
 	int done = jobs_finish_run_if_done(w->pg, run_id);
-	if (done == 1)
+	if (done == 1) {
 		jobs_emit_event(w->st->rc, &w->st->cfg, "run_done", run_id, account_id, NULL);
+		/* Also for a run found finished already (a redelivered record): at least once. */
+		changes_sync_finished(w, run_id);
+	}
+	changes_publish(w);
+}
+
+/* The server's UIDVALIDITY of a listed folder (its STATUS in the record), or 0. */
+static long long listed_uidvalidity(json_t *rec, const char *name)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(rec, "folders"), i, f)
+		if (!strcmp(json_string_value(json_object_get(f, "name")) ?: "", name))
+			return jint(json_object_get(f, "status"), "uidvalidity");
+	return 0;
+}
+
+/* Change notices for the folders a LIST added and removed (rows of "id, name, uidvalidity"):
+ * one removed and one added with the same UIDVALIDITY is the server renaming a folder. */
+static void folder_notices(struct writer *w, long long account_id, json_t *rec, PGresult *added,
+			   PGresult *removed)
+{
+	int na = added ? PQntuples(added) : 0, nr = removed ? PQntuples(removed) : 0;
+	char *paired = calloc((size_t)na + 1, 1);
+	if (!paired)
+		return;
+	for (int i = 0; i < nr; i++) {
+		long long uidv = strtoll(PQgetvalue(removed, i, 2), NULL, 10);
+		int match = -1, matches = 0;
+		for (int k = 0; uidv && k < na; k++)
+			if (listed_uidvalidity(rec, PQgetvalue(added, k, 1)) == uidv && !paired[k]) {
+				match = k;
+				matches++;
+			}
+		for (int k = 0; matches == 1 && k < nr; k++)
+			matches += k != i && strtoll(PQgetvalue(removed, k, 2), NULL, 10) == uidv;
+		if (matches == 1) {
+			paired[match] = 1;
+			changes_add(w, "folder_renamed", json_pack("{s:I, s:I, s:s, s:I, s:s}",
+				"account_id", (json_int_t)account_id,
+				"folder_id", (json_int_t)strtoll(PQgetvalue(added, match, 0), NULL, 10),
+				"name", PQgetvalue(added, match, 1),
+				"old_folder_id", (json_int_t)strtoll(PQgetvalue(removed, i, 0), NULL, 10),
+				"old_name", PQgetvalue(removed, i, 1)));
+		} else {
+			changes_add(w, "folder_removed", json_pack("{s:I, s:I, s:s}",
+				"account_id", (json_int_t)account_id,
+				"folder_id", (json_int_t)strtoll(PQgetvalue(removed, i, 0), NULL, 10),
+				"name", PQgetvalue(removed, i, 1)));
+		}
+	}
+	for (int k = 0; k < na; k++)
+		if (!paired[k])
+			changes_add(w, "folder_added", json_pack("{s:I, s:I, s:s}",
+				"account_id", (json_int_t)account_id,
+				"folder_id", (json_int_t)strtoll(PQgetvalue(added, k, 0), NULL, 10),
+				"name", PQgetvalue(added, k, 1)));
+	free(paired);
 }
 
 int control_folders(struct writer *w, json_t *rec)
@@ -51,6 +110,7 @@ int control_folders(struct writer *w, json_t *rec)
 	long long run_id = jint(rec, "run_id"), account_id = jint(rec, "account_id");
 	const char *error = json_string_value(json_object_get(rec, "error"));
 	char *folders = json_dumps(json_object_get(rec, "folders"), JSON_COMPACT);
+	PGresult *added = NULL, *gone = NULL;
 	int rc = -EIO;
 
 	num(run, sizeof(run), run_id);
@@ -71,8 +131,8 @@ int control_folders(struct writer *w, json_t *rec)
 	} else {
 		const char *p[] = { acc, folders, run };
 		/* Only rows that differ are rewritten, so a re-sync leaves folders untouched. */
-		if (pg_cmd(w->pg, "upsert folders",
-			   "INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
+		added = pg_exec(w->pg, "upsert folders",
+			   "WITH up AS (INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
 			   " special_use, attributes) "
 			   "SELECT a.id, a.provider, f.name, f.wire_name, f.delimiter, f.special_use, "
 			   " coalesce(array(SELECT jsonb_array_elements_text(f.attributes)), '{}') "
@@ -84,7 +144,11 @@ int control_folders(struct writer *w, json_t *rec)
 			   " attributes = EXCLUDED.attributes "
 			   "WHERE (email_folders.wire_name, email_folders.delimiter, email_folders.special_use, "
 			   " email_folders.attributes) IS DISTINCT FROM (EXCLUDED.wire_name, EXCLUDED.delimiter, "
-			   " EXCLUDED.special_use, EXCLUDED.attributes)", 2, p) < 0)
+			   " EXCLUDED.special_use, EXCLUDED.attributes) "
+			   "RETURNING id, name, xmax = 0 AS inserted) "
+			   /* Only the new rows: a known folder's new attributes are no app's news. */
+			   "SELECT id, name FROM up WHERE inserted", 2, p);
+		if (!added)
 			goto fail;
 		/* The run's folders: this run's --folder filter, else the account's, else all. A
 		 * folder whose STATUS (sent with the list) equals what is stored, with nothing below
@@ -100,6 +164,7 @@ int control_folders(struct writer *w, json_t *rec)
 			   "  ELSE a.folders END AS names, coalesce((a.options->>'flag_scan_s')::int, 600) AS scan "
 			   "  FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.run_id = $3::bigint), "
 			   "pick AS (SELECT ef.id, ef.uidvalidity, ef.last_uid, "
+			   "  (l.status->>'messages')::int AS server_count, "
 			   "  (l.status->>'uidvalidity')::bigint IS NOT DISTINCT FROM ef.uidvalidity "
 			   "  AND (l.status->>'uidnext')::bigint IS NOT DISTINCT FROM ef.uidnext "
 			   "  AND (l.status->>'messages')::int IS NOT DISTINCT FROM ef.message_count "
@@ -114,31 +179,31 @@ int control_folders(struct writer *w, json_t *rec)
 			   "  AND (cardinality(want.names) = 0 OR ef.name = ANY(want.names))), "
 			   "done AS (UPDATE email_folders ef SET last_synced_at = now(), last_error = NULL "
 			   "  FROM pick WHERE pick.id = ef.id AND pick.unchanged RETURNING ef.id) "
-			   "INSERT INTO sync_run_folders (run_id, folder_id, status, finished_at, uidvalidity, last_uid) "
+			   "INSERT INTO sync_run_folders (run_id, folder_id, status, finished_at, uidvalidity, "
+			   "  last_uid, server_count) "
 			   "SELECT $3::bigint, id, CASE WHEN unchanged THEN 'done' ELSE 'queued' END, "
 			   "  CASE WHEN unchanged THEN now() END, CASE WHEN unchanged THEN uidvalidity END, "
-			   "  CASE WHEN unchanged THEN last_uid END FROM pick "
+			   "  CASE WHEN unchanged THEN last_uid END, server_count FROM pick "
 			   "ON CONFLICT DO NOTHING", 4, pq) < 0)
 			goto fail;
 		/* Folders the server no longer lists (deleted, or renamed: the new name arrives as a
 		 * new folder) go with their locations; messages left without one go too. A LIST
 		 * without a single selectable folder is not believed. */
-		PGresult *gone = pg_exec(
+		gone = pg_exec(
 			w->pg, "drop folders the server no longer lists",
 			"WITH listed AS (SELECT f.name FROM jsonb_to_recordset($2::jsonb) "
-			"  AS f(name text, selectable boolean) WHERE f.selectable), "
-			"d AS (DELETE FROM email_folders ef WHERE ef.account_id = $1::bigint "
+			"  AS f(name text, selectable boolean) WHERE f.selectable) "
+			"DELETE FROM email_folders ef WHERE ef.account_id = $1::bigint "
 			"  AND (SELECT count(*) FROM listed) > 0 "
-			"  AND ef.name NOT IN (SELECT name FROM listed) RETURNING ef.name) "
-			"SELECT count(*), string_agg(name, ', ') FROM d",
+			"  AND ef.name NOT IN (SELECT name FROM listed) "
+			"RETURNING ef.id, ef.name, coalesce(ef.uidvalidity, 0)",
 			2, p);
 		if (!gone)
 			goto fail;
-		long long ngone = strtoll(PQgetvalue(gone, 0, 0), NULL, 10);
-		if (ngone)
-			log_info("account_id=%lld folders=\"%s\" msg=\"folders gone from the server removed\"",
-				 account_id, PQgetvalue(gone, 0, 1));
-		PQclear(gone);
+		int ngone = PQntuples(gone);
+		for (int i = 0; i < ngone; i++)
+			log_info("account_id=%lld folder=\"%s\" msg=\"folder gone from the server removed\"",
+				 account_id, PQgetvalue(gone, i, 1));
 		if (ngone) {
 			if (mirror_lock_account(w, account_id) < 0 ||
 			    mirror_drop_orphans(w, account_id, NULL) < 0)
@@ -151,14 +216,22 @@ int control_folders(struct writer *w, json_t *rec)
 	}
 	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
-	if (!error && jobs_enqueue_queued(w->pg, w->st->rc, &w->st->cfg, run_id) < 0)
+	if (error)
+		changes_account_failed(w, account_id, run_id, error);
+	else
+		folder_notices(w, account_id, rec, added, gone);
+	if (!error && jobs_enqueue_queued(w->pg, w->st->rc, &w->st->cfg, run_id) < 0) {
+		changes_publish(w);
 		goto out;
+	}
 	finish_and_notify(w, run_id, account_id);
 	rc = 0;
 	goto out;
 fail:
 	PQclear(PQexec(w->pg, "ROLLBACK"));
 out:
+	PQclear(added);
+	PQclear(gone);
 	free(folders);
 	return rc;
 }
@@ -212,6 +285,7 @@ int control_cursor(struct writer *w, json_t *rec)
 	char *uids = uids_array(json_string_value(json_object_get(rec, "uids")), &count);
 	char *miss = uids_array(missing, &nmiss);
 	long long last_uid = jint(rec, "last_uid");
+	json_t *reset = NULL; /* folder_reset notice, sent after COMMIT */
 	int rc = -EIO;
 
 	if (!uids || !miss) {
@@ -275,9 +349,19 @@ int control_cursor(struct writer *w, json_t *rec)
 				     *sunseen ? sunseen : NULL,
 				     json_is_true(json_object_get(rec, "flag_scanned")) ? "t" : "f",
 				     json_is_integer(json_object_get(rec, "backfill_below")) ? backfill : NULL };
-		if (pg_cmd(w->pg, "drop stale locations",
-			   "DELETE FROM message_locations WHERE folder_id = $1::bigint "
-			   " AND uidvalidity <> $2::bigint", 2, p2) < 0 ||
+		PGresult *stale = pg_exec(w->pg, "drop stale locations",
+			   "WITH d AS (DELETE FROM message_locations WHERE folder_id = $1::bigint "
+			   " AND uidvalidity <> $2::bigint RETURNING uidvalidity) "
+			   "SELECT count(*), coalesce(max(uidvalidity), 0) FROM d", 2, p2);
+		if (stale && strcmp(PQgetvalue(stale, 0, 0), "0") != 0)
+			reset = json_pack("{s:I, s:I, s:I, s:I, s:I}", "account_id", (json_int_t)account_id,
+					  "folder_id", jint(rec, "folder_id"),
+					  "old_uidvalidity", (json_int_t)strtoll(PQgetvalue(stale, 0, 1), NULL, 10),
+					  "uidvalidity", jint(rec, "uidvalidity"),
+					  "removed_count", (json_int_t)strtoll(PQgetvalue(stale, 0, 0), NULL, 10));
+		int dropped = stale != NULL;
+		PQclear(stale);
+		if (!dropped ||
 		    pg_cmd(w->pg, "advance cursor",
 			   "UPDATE email_folders SET "
 			   " last_uid = GREATEST(CASE WHEN uidvalidity IS DISTINCT FROM $2::bigint THEN 0 "
@@ -321,6 +405,11 @@ int control_cursor(struct writer *w, json_t *rec)
 	}
 	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
+	if (reset)
+		changes_add(w, "folder_reset", json_incref(reset));
+	/* A refused login concerns the whole account, whichever job met it. */
+	if (error && !strncmp(error, "auth failed", 11))
+		changes_account_failed(w, account_id, run_id, error);
 	/* A job of this folder from a younger run may have waited for this one (jobs.c). */
 	jobs_enqueue_queued(w->pg, w->st->rc, &w->st->cfg, 0);
 	finish_and_notify(w, run_id, account_id);
@@ -329,6 +418,7 @@ int control_cursor(struct writer *w, json_t *rec)
 fail:
 	PQclear(PQexec(w->pg, "ROLLBACK"));
 out:
+	json_decref(reset);
 	free(uids);
 	free(miss);
 	return rc;

@@ -256,6 +256,7 @@ out:
 		free(d[i].id);
 		json_decref(d[i].rec);
 	}
+	json_decref(w.changes);
 	PQfinish(w.pg);
 	log_info("msg=\"stopped\"");
 	stage_release(&st);

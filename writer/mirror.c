@@ -4,6 +4,7 @@
  * keep_deleted, marked deleted_at) and its conversation's counts, participants and dates are
  * recomputed; an empty conversation goes. Each record is idempotent: applying it twice
  * changes nothing the second time. Called by main.c and control.c. */
+#include "changes.h"
 #include "log.h"
 #include "pg.h"
 #include "writer.h"
@@ -100,20 +101,32 @@ int mirror_flags(struct writer *w, json_t *rec)
 		"  FROM u WHERE l.folder_id = $1::bigint AND l.uidvalidity = $2::bigint AND l.uid = u.uid "
 		"  AND NOT (l.flags @> u.flags AND l.flags <@ u.flags) "
 		"  AND (u.modseq IS NULL OR l.modseq IS NULL OR l.modseq <= u.modseq) "
-		"  RETURNING l.message_id) "
+		"  RETURNING l.message_id, l.uid, l.flags) "
 		"SELECT count(*), coalesce(array_agg(DISTINCT m.conversation_id) FILTER "
-		"  (WHERE m.conversation_id IS NOT NULL), '{}')::text "
+		"  (WHERE m.conversation_id IS NOT NULL), '{}')::text, "
+		" coalesce(json_agg(json_build_object('account_id', m.account_id, 'folder_id', $1::bigint, "
+		"  'uidvalidity', $2::bigint, 'uid', upd.uid, 'message_id', upd.message_id, "
+		"  'flags', upd.flags) ORDER BY upd.uid), '[]')::text "
 		"FROM upd JOIN messages m ON m.id = upd.message_id",
 		3, p);
 	if (!r)
 		goto fail;
 	long long changed = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	int refreshed = refresh(w, PQgetvalue(r, 0, 1));
+	json_t *notices = changed ? json_loads(PQgetvalue(r, 0, 2), 0, NULL) : NULL;
 	PQclear(r);
-	if (refreshed < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
+	if (refreshed < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0) {
+		json_decref(notices);
 		goto fail;
+	}
 	if (changed)
 		log_info("folder=%s changed=%lld msg=\"flags applied\"", folder, changed);
+	size_t i;
+	json_t *n;
+	json_array_foreach(notices, i, n)
+		changes_add(w, "flags_changed", json_incref(n));
+	json_decref(notices);
+	changes_publish(w);
 	rc = 1;
 	goto out;
 fail:
@@ -145,16 +158,48 @@ int mirror_vanished(struct writer *w, json_t *rec)
 		"gone AS (DELETE FROM message_locations l WHERE l.folder_id = $1::bigint "
 		"  AND l.uidvalidity = $2::bigint AND l.uid <= $3::bigint "
 		"  AND l.uid NOT IN (SELECT generate_series(least(lo, hi), greatest(lo, hi)) FROM p) "
-		"  RETURNING l.message_id) "
-		"SELECT count(*), coalesce(array_agg(DISTINCT message_id), '{}')::text FROM gone",
+		"  RETURNING l.message_id, l.uid) "
+		"SELECT count(*), coalesce(array_agg(DISTINCT message_id), '{}')::text, "
+		" coalesce(json_agg(json_build_array(uid, message_id) ORDER BY uid), '[]')::text FROM gone",
 		4, p);
 	if (!r)
 		goto fail;
 	long long gone = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	int dropped = gone ? mirror_drop_orphans(w, account_id, PQgetvalue(r, 0, 1)) : 0;
+	/* Which of those messages went with their last location (deleted, or deleted_at set). */
+	PGresult *alive = NULL;
+	if (dropped > 0 && w->st->cfg.changes_maxlen > 0) {
+		const char *pa[] = { PQgetvalue(r, 0, 1) };
+		alive = pg_exec(w->pg, "messages still stored",
+				"SELECT coalesce(json_agg(m.id), '[]')::text FROM messages m "
+				"WHERE m.id = ANY($1::bigint[]) AND m.deleted_at IS NULL", 1, pa);
+		if (!alive)
+			dropped = -EIO;
+	}
+	json_t *removed = gone ? json_loads(PQgetvalue(r, 0, 2), 0, NULL) : NULL;
+	json_t *kept = alive ? json_loads(PQgetvalue(alive, 0, 0), 0, NULL) : NULL;
+	PQclear(alive);
 	PQclear(r);
-	if (dropped < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
+	if (dropped < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0) {
+		json_decref(removed);
+		json_decref(kept);
 		goto fail;
+	}
+	size_t i, k;
+	json_t *x, *y;
+	json_array_foreach(removed, i, x) {
+		json_int_t mid = json_integer_value(json_array_get(x, 1));
+		int deleted = dropped > 0;
+		json_array_foreach(kept, k, y)
+			deleted &= json_integer_value(y) != mid;
+		changes_add(w, "message_removed", json_pack("{s:I, s:s, s:s, s:I, s:I, s:b}",
+			"account_id", (json_int_t)account_id, "folder_id", folder, "uidvalidity", uidv,
+			"uid", json_integer_value(json_array_get(x, 0)), "message_id", mid,
+			"message_deleted", deleted));
+	}
+	json_decref(removed);
+	json_decref(kept);
+	changes_publish(w);
 	if (gone)
 		log_info("folder=%s expunged=%lld messages_removed=%d msg=\"vanished UIDs applied\"",
 			 folder, gone, dropped);

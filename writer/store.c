@@ -4,6 +4,7 @@
  * in one global order (messages by hash, then locations, then counters) so that two writers
  * never wait on each other in a cycle. */
 #include "writer.h"
+#include "changes.h"
 #include "copy.h"
 #include "log.h"
 #include "pg.h"
@@ -867,6 +868,15 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 	if (milestone_check(w) < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
 	milestone_committed(w);
+	/* Every stored location, new or found stored (a batch redelivered after a crash
+	 * between this COMMIT and its notices): apps hear of each message at least once. */
+	for (size_t i = 0; i < n; i++)
+		if (it[i].created >= 0 && it[i].located >= 0)
+			changes_add(w, "message_added", json_pack("{s:I, s:I, s:I, s:I, s:I}",
+				"account_id", (json_int_t)jint(m[i].meta, "account_id"),
+				"folder_id", (json_int_t)jint(m[i].meta, "folder_id"),
+				"uidvalidity", (json_int_t)jint(m[i].meta, "uidvalidity"),
+				"uid", (json_int_t)jint(m[i].meta, "uid"), "message_id", (json_int_t)it[i].id));
 	rc = 0;
 	goto out;
 fail:
@@ -891,7 +901,11 @@ int store_messages(struct writer *w, struct wmsg *m, size_t n)
 	int one_by_one = 0;
 	for (int attempt = 0; attempt < 10; attempt++) {
 		int rc = store_attempt(w, m, n, one_by_one);
-		if (rc == 0 || rc == -EIO)
+		/* Unpublished notices leave the batch unacknowledged: it comes back, finds its
+		 * rows stored, and tells again. */
+		if (rc == 0)
+			return changes_publish(w) < 0 ? -EIO : 0;
+		if (rc == -EIO)
 			return rc;
 		if (rc == -EINVAL) {
 			if (one_by_one)

@@ -26,6 +26,7 @@ struct writer {
 	size_t nmilestone_done;
 	struct { long long account; int created; double start; } milestone_batch[64];
 	size_t nmilestone_batch;
+	json_t *changes;	/* entries for {mp}:changes not yet sent (changes.c) */
 };
 
 /* One parsed message of a batch; pointers borrow from the stream reply. */
