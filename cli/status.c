@@ -1,4 +1,4 @@
-/* mailpipe status [NAME] [--watch] [--json] and mailpipe folders: what an operator asks
+/* mailpipe status [NAME] [--watch] [--json]: what an operator asks
  * first: which accounts sync or back off, how far each folder and running sync is (rate,
  * ETA), what failed, and per stream how much waits, is pending, and for how long. */
 #include "cli.h"

@@ -36,6 +36,21 @@ static long long jint(json_t *o, const char *key)
 
 /* ---- Redis side ---- */
 
+/* The run's live progress (`mailpipe status`, `sync --wait` at a terminal): messages this
+ * folder's job put on {mp}:raw, beside the parsers' <folder>:parsed. Best effort. */
+static void count_progress(struct job *j, size_t n)
+{
+	char key[160], field[40];
+	if (!j->run_id || !j->folder_id)
+		return;
+	snprintf(key, sizeof(key), "%s%lld", j->f->cfg->key_progress_prefix, j->run_id);
+	snprintf(field, sizeof(field), "%lld:fetched", j->folder_id);
+	redisReply *r = redisCommand(j->f->rc, "HINCRBY %s %s %lld", key, field, (long long)n);
+	freeReplyObject(r);
+	r = redisCommand(j->f->rc, "EXPIRE %s 86400", key);
+	freeReplyObject(r);
+}
+
 static void collect_appended(struct job *j)
 {
 	if (j->appended.n == 0)
@@ -45,6 +60,7 @@ static void collect_appended(struct job *j)
 	} else {
 		for (size_t i = 0; i < j->appended.n; i++)
 			uidset_add(&j->fetched, j->appended.v[i]);
+		count_progress(j, j->appended.n);
 	}
 	j->appended.n = 0;
 }

@@ -98,6 +98,9 @@ print(f"  INBOX: {p['fetched']} fetched, {p['parsed']} parsed, {p['written']} wr
       f"oldest pending {age} ms")
 PY
 mailpipe status st >"$D/during.txt"
+inbox_id=$(sql "SELECT f.id FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = 'st' AND f.name = 'INBOX'")
+hf=$(rcli HGET "{mp}:progress:$run" "$inbox_id:fetched")
+check "the fetcher counts what it put on {mp}:raw in the run's progress (${hf:-none})" [ "${hf:-0}" -gt 0 ]
 check "status (text) shows the running sync of INBOX" grep -q "syncing: .* fetched, .* parsed, .* written" "$D/during.txt"
 
 kill -CONT "$writer"
