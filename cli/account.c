@@ -60,7 +60,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 	const char *from_env = NULL;
 	char *folders[64], *clean_off[8];
 	int nfolders = 0, nclean_off = 0, insecure = 0, keep_deleted = 0, no_condstore = 0;
-	int no_idle = 0, backfill = 0;
+	int no_idle = 0, backfill = 0, no_qresync = 0;
 	const char *flag_scan = "600";
 	static const char *const steps[] = { "forward_headers", "quotes", "signature", "footers",
 					      "link_lines", "invisible", "whitespace" };
@@ -85,6 +85,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 		else if (!strcmp(a, "--insecure")) { insecure = 1; continue; }
 		else if (!strcmp(a, "--keep-deleted")) { keep_deleted = 1; continue; }
 		else if (!strcmp(a, "--no-condstore")) { no_condstore = 1; continue; }
+		else if (!strcmp(a, "--no-qresync")) { no_qresync = 1; continue; }
 		else if (!strcmp(a, "--no-idle")) { no_idle = 1; continue; }
 		else if (!strcmp(a, "--backfill")) { backfill = 1; continue; }
 		else if (!strcmp(a, "--folder")) {
@@ -172,7 +173,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 	const char *params[] = { name, provider, host, port, tls, username, auth, secret, email,
 				 interval, window, fj, ca_file, insecure ? "false" : "true", cj,
 				 subject_days, keep_deleted ? "true" : "false", no_condstore ? "true" : "false",
-				 flag_scan, no_idle ? "true" : "false", backfill ? "true" : "false" };
+				 flag_scan, no_idle ? "true" : "false", backfill ? "true" : "false",
+				 no_qresync ? "true" : "false" };
 	PGresult *r = PQexecParams(pg,
 		"INSERT INTO accounts (name, provider, host, port, tls, username, auth, secret_ref, email, "
 		" sync_interval_s, initial_window_days, folders, ca_file, tls_verify, options) "
@@ -180,9 +182,9 @@ static int account_add(struct cli *c, int argc, char **argv)
 		" coalesce(array(SELECT jsonb_array_elements_text($12::jsonb)), '{}'), $13, $14::boolean, "
 		" jsonb_build_object('clean_off', $15::jsonb, 'subject_threading_days', $16::int, "
 		"  'keep_deleted', $17::boolean, 'no_condstore', $18::boolean, 'flag_scan_s', $19::int, "
-		"  'no_idle', $20::boolean, 'backfill', $21::boolean)) "
+		"  'no_idle', $20::boolean, 'backfill', $21::boolean, 'no_qresync', $22::boolean)) "
 		"ON CONFLICT (name) DO NOTHING RETURNING id",
-		21, NULL, params, NULL, NULL, 0);
+		22, NULL, params, NULL, NULL, 0);
 	free(fj);
 	free(cj);
 	int rc = 1;

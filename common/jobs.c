@@ -19,6 +19,7 @@
 	"a.secret_ref, 'ca_file', a.ca_file, 'tls_verify', a.tls_verify, 'email', a.email, "     \
 	"'clean_off', coalesce(a.options->'clean_off', '[]'::jsonb), "                            \
 	"'no_condstore', coalesce((a.options->>'no_condstore')::boolean, false), "                \
+	"'no_qresync', coalesce((a.options->>'no_qresync')::boolean, false), "                    \
 	"'backfill', coalesce((a.options->>'backfill')::boolean, false))"
 
 static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r)

@@ -220,6 +220,8 @@ static void on_untagged(void *data, const struct imap_response *r)
 		j->exists = r->number;
 	} else if (strcasecmp(r->name, "STATUS") == 0) {
 		mirror_on_status(j, r);
+	} else if (strcasecmp(r->name, "VANISHED") == 0) {
+		mirror_on_vanished(j, r);
 	} else if (strcasecmp(r->name, "SEARCH") == 0) {
 		struct uidset *out = j->search_out ? j->search_out : &j->search;
 		for (size_t i = 0; i < r->nargs; i++)
@@ -567,12 +569,30 @@ out:
 	return rc;
 }
 
-/* EXAMINE (read-only, so nothing is marked \Seen), with CONDSTORE where the job uses it. */
+/* EXAMINE (read-only, so nothing is marked \Seen), with CONDSTORE where the job uses it. With
+ * QRESYNC and a folder stored before, the same EXAMINE hands over every flag change and
+ * expunge since the stored modseq (RFC 7162 3.2.5): the mirror then needs no command of its
+ * own. */
 static int examine(struct job *j, const char *quoted)
 {
 	char cmd[1200];
-	snprintf(cmd, sizeof(cmd), "EXAMINE %s%s", quoted, j->condstore ? " (CONDSTORE)" : "");
+	struct mirror_state *m = &j->mirror;
+	int resync = j->qresync && j->exp_uidvalidity && j->last_uid && m->stored_modseq;
+	if (resync) {
+		/* Its answer is not waited for: servers answer in order, EXAMINE's comes after. */
+		session_send(j->s, "ENABLE QRESYNC");
+		snprintf(cmd, sizeof(cmd), "EXAMINE %s (QRESYNC (%llu %llu 1:%llu))", quoted,
+			 (unsigned long long)j->exp_uidvalidity, (unsigned long long)m->stored_modseq,
+			 (unsigned long long)j->last_uid);
+	} else {
+		snprintf(cmd, sizeof(cmd), "EXAMINE %s%s", quoted, j->condstore ? " (CONDSTORE)" : "");
+	}
+	m->collecting = resync;
 	int rc = job_command(j, cmd);
+	m->collecting = 0;
+	/* Only an answer for the UIDVALIDITY we asked about counts (else the server says
+	 * nothing of the old UIDs, and they all go with the reset). */
+	m->qresync = resync && rc == 0 && j->uidvalidity == j->exp_uidvalidity;
 	if (rc == -EREMOTEIO)
 		snprintf(j->error, sizeof(j->error), "EXAMINE refused for account '%s' folder '%s': %s",
 			 j->account, j->folder, j->wait_text);
@@ -603,12 +623,16 @@ static int do_sync(struct job *j)
 	j->uidvalidity = j->uidnext = j->exists = j->highest_modseq = 0;
 	json_t *acc = json_object_get(j->json, "account");
 	const char *caps = session_capabilities(j->s);
-	j->condstore = quirks_use_condstore(quirks_for(jstr(acc, "provider")), caps,
-					    json_is_true(json_object_get(acc, "no_condstore")));
+	const struct quirks *q = quirks_for(jstr(acc, "provider"));
+	j->condstore = quirks_use_condstore(q, caps, json_is_true(json_object_get(acc, "no_condstore")));
+	j->qresync = quirks_use_qresync(q, caps, j->condstore,
+					json_is_true(json_object_get(acc, "no_qresync")));
 	struct mirror_state *m = &j->mirror;
 	if (m->updates)
 		json_array_clear(m->updates);
 	m->present.n = 0;
+	m->gone.n = 0;
+	m->qresync = 0;
 	m->full_scan = m->flag_scanned = 0;
 	m->vanished = m->flag_updates = 0;
 	/* One STATUS tells whether anything changed: a folder that did not costs no SELECT. */

@@ -26,6 +26,8 @@ struct mirror_state {
 	int full_scan;		/* ... of every old UID: their UIDs are the present set */
 	json_t *updates;	/* [[uid, [flags], modseq], ...] not yet emitted */
 	struct uidset present;	/* old UIDs the server still has */
+	int qresync;		/* EXAMINE (QRESYNC ...) answered: flags and vanished are known */
+	struct uidset gone;	/* old UIDs the server reported VANISHED */
 	size_t flag_updates, vanished; /* counts, for the log */
 };
 
@@ -40,6 +42,7 @@ struct job {
 	/* EXAMINE results */
 	uint64_t uidvalidity, uidnext, exists, highest_modseq;
 	int condstore;		/* the server offers CONDSTORE and the account allows it */
+	int qresync;		/* ... and QRESYNC (quirks_use_qresync) */
 
 	/* the mirror of UIDs at or below the cursor (mirror.c) */
 	struct mirror_state mirror;
@@ -110,6 +113,8 @@ int mirror_unchanged(const struct job *j);
 /* Flags and expunges of the UIDs at or below the cursor, after EXAMINE and the SEARCH above
  * the cursor: emits `flags` and `vanished` records. 0, -EIO, -EREMOTEIO or -ENOMEM. */
 int mirror_old_uids(struct job *j);
+/* An untagged VANISHED answer (QRESYNC): UIDs expunged. */
+void mirror_on_vanished(struct job *j, const struct imap_response *r);
 /* An untagged STATUS answer. */
 void mirror_on_status(struct job *j, const struct imap_response *r);
 /* A FETCH answer without a body: a flag update to keep while collecting. */

@@ -34,6 +34,7 @@ void mirror_init(struct job *j)
 	m->stored_count = ju64(j->json, "stored_count");
 	m->flags_due = json_is_true(json_object_get(j->json, "flags_due"));
 	uidset_init(&m->present);
+	uidset_init(&m->gone);
 }
 
 void mirror_release(struct job *j)
@@ -41,6 +42,25 @@ void mirror_release(struct job *j)
 	json_decref(j->mirror.updates);
 	j->mirror.updates = NULL;
 	uidset_release(&j->mirror.present);
+	uidset_release(&j->mirror.gone);
+}
+
+void mirror_on_vanished(struct job *j, const struct imap_response *r)
+{
+	/* "* VANISHED (EARLIER) 41,43:116": the set is the last argument. Only old UIDs
+	 * matter here; a new one that went mid-job is found by the next sync's answer. */
+	if (!r->nargs || r->args[r->nargs - 1].type != IMAP_V_ATOM)
+		return;
+	const struct imap_value *v = &r->args[r->nargs - 1];
+	char *set = strndup(v->s, v->len);
+	struct uidset s;
+	uidset_init(&s);
+	if (set && uidset_parse(&s, set) == 0)
+		for (size_t i = 0; i < s.n; i++)
+			if (s.v[i] <= j->last_uid)
+				uidset_add(&j->mirror.gone, s.v[i]);
+	uidset_release(&s);
+	free(set);
 }
 
 
@@ -190,6 +210,26 @@ static int emit_vanished(struct job *j)
 	return rc < 0 ? -EIO : 0;
 }
 
+/* The expunges QRESYNC reported: a `vanished` record naming the UIDs gone (rather than the
+ * ones present, as a scan or SEARCH tells). */
+static int emit_gone(struct job *j)
+{
+	struct mirror_state *m = &j->mirror;
+	uidset_normalize(&m->gone);
+	char *gone = uidset_format(&m->gone);
+	if (!gone)
+		return -ENOMEM;
+	json_t *rec = job_record(j);
+	json_object_set_new(rec, "folder_id", json_integer(j->folder_id));
+	json_object_set_new(rec, "uidvalidity", json_integer((json_int_t)j->uidvalidity));
+	json_object_set_new(rec, "upto", json_integer((json_int_t)j->last_uid));
+	json_object_set_new(rec, "removed", json_string(gone));
+	free(gone);
+	int rc = job_emit(j, "vanished", rec);
+	json_decref(rec);
+	return rc < 0 ? -EIO : 0;
+}
+
 int mirror_old_uids(struct job *j)
 {
 	struct mirror_state *m = &j->mirror;
@@ -204,6 +244,20 @@ int mirror_old_uids(struct job *j)
 	int counts_differ = old_on_server != m->stored_count ||
 			    (m->have_status && m->unseen != m->stored_unseen);
 
+	if (m->qresync) {
+		/* EXAMINE's answer had it all: FETCH for each change, VANISHED for expunges. */
+		if ((rc = emit_updates(j)) < 0)
+			return rc;
+		if (m->gone.n) {
+			if ((rc = emit_gone(j)) < 0)
+				return rc;
+			m->vanished = 1;
+		}
+		if (m->flag_updates || m->vanished)
+			log_info("account=%s folder=\"%s\" flag_updates=%zu vanished=%zu msg=\"mirrored old "
+				 "messages (QRESYNC)\"", j->account, j->folder, m->flag_updates, m->gone.n);
+		return 0;
+	}
 	m->collecting = 1;
 	if (j->condstore && m->stored_modseq) {
 		if (j->highest_modseq != m->stored_modseq) {

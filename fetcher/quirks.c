@@ -45,6 +45,11 @@ int quirks_use_condstore(const struct quirks *q, const char *caps, int account_o
 	return quirks_cap(caps, "CONDSTORE") || quirks_cap(caps, "QRESYNC");
 }
 
+int quirks_use_qresync(const struct quirks *q, const char *caps, int condstore, int account_off)
+{
+	return condstore && !account_off && !q->no_qresync && quirks_cap(caps, "QRESYNC");
+}
+
 void quirks_caps_from_line(char *caps, size_t size, const char *line, size_t len)
 {
 	const char *cap = memmem(line, len, "CAPABILITY ", 11);

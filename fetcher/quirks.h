@@ -27,6 +27,10 @@ int quirks_cap(const char *caps, const char *name);
  * provider, and not turned off for the account. */
 int quirks_use_condstore(const struct quirks *q, const char *caps, int account_off);
 
+/* QRESYNC (RFC 7162: EXAMINE with the known state, VANISHED (EARLIER)) is used when announced,
+ * CONDSTORE is in use, and neither the table nor the account refuses it. */
+int quirks_use_qresync(const struct quirks *q, const char *caps, int condstore, int account_off);
+
 /* Keeps the capability list of a server line that carries one ("* CAPABILITY ...", or
  * "A1 OK [CAPABILITY ...] Logged in") in caps (size bytes, always terminated); lines
  * without one leave caps alone. Reads len bytes of line, any length, no terminator needed. */

@@ -141,27 +141,35 @@ int mirror_vanished(struct writer *w, json_t *rec)
 	char folder[24], uidv[24], upto[24];
 	long long account_id = jint(rec, "account_id");
 	const char *present = json_string_value(json_object_get(rec, "present"));
+	/* QRESYNC names the UIDs gone instead of those present. */
+	const char *gone_set = json_string_value(json_object_get(rec, "removed"));
 	snprintf(folder, sizeof(folder), "%lld", jint(rec, "folder_id"));
 	snprintf(uidv, sizeof(uidv), "%lld", jint(rec, "uidvalidity"));
 	snprintf(upto, sizeof(upto), "%lld", jint(rec, "upto"));
-	const char *p[] = { folder, uidv, upto, present ? present : "" };
+	const char *p[] = { folder, uidv, upto, present ? present : "", gone_set };
 	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
 		return -EIO;
 	if (mirror_lock_account(w, account_id) < 0)
 		goto fail;
-	/* present is a sequence set ("1:40,42"): its ranges expand in SQL into a hashed set. */
+	/* present and removed are sequence sets ("1:40,42"): their ranges expand in SQL into
+	 * hashed sets. Without removed, every stored UID up to upto not present went. */
 	PGresult *r = pg_exec(
 		w->pg, "drop vanished locations",
 		"WITH p AS (SELECT split_part(x, ':', 1)::bigint AS lo, "
 		"  coalesce(nullif(split_part(x, ':', 2), ''), split_part(x, ':', 1))::bigint AS hi "
 		"  FROM regexp_split_to_table(nullif($4, ''), ',') x), "
+		"r AS (SELECT split_part(x, ':', 1)::bigint AS lo, "
+		"  coalesce(nullif(split_part(x, ':', 2), ''), split_part(x, ':', 1))::bigint AS hi "
+		"  FROM regexp_split_to_table($5::text, ',') x), "
 		"gone AS (DELETE FROM message_locations l WHERE l.folder_id = $1::bigint "
 		"  AND l.uidvalidity = $2::bigint AND l.uid <= $3::bigint "
-		"  AND l.uid NOT IN (SELECT generate_series(least(lo, hi), greatest(lo, hi)) FROM p) "
+		"  AND CASE WHEN $5::text IS NULL "
+		"   THEN l.uid NOT IN (SELECT generate_series(least(lo, hi), greatest(lo, hi)) FROM p) "
+		"   ELSE l.uid IN (SELECT generate_series(least(lo, hi), greatest(lo, hi)) FROM r) END "
 		"  RETURNING l.message_id, l.uid) "
 		"SELECT count(*), coalesce(array_agg(DISTINCT message_id), '{}')::text, "
 		" coalesce(json_agg(json_build_array(uid, message_id) ORDER BY uid), '[]')::text FROM gone",
-		4, p);
+		5, p);
 	if (!r)
 		goto fail;
 	long long gone = strtoll(PQgetvalue(r, 0, 0), NULL, 10);

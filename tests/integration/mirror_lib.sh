@@ -1,6 +1,7 @@
-# Shared by test_mirror.sh (Dovecot) and test_mirror_cyrus.sh: two accounts, `cs` (through
-# CONDSTORE) and `plain` (without it, scanning flags), synced after each change a mail client
-# makes (mirror_change.py), each compared with the server and checked for rows that agree.
+# Shared by test_mirror.sh (Dovecot) and test_mirror_cyrus.sh: three accounts, `cs` (through
+# QRESYNC), `cso` (CONDSTORE without QRESYNC) and `plain` (neither, scanning flags), synced
+# after each change a mail client makes (mirror_change.py), each compared with the server and
+# checked for rows that agree.
 # The caller defines server_verify ACCOUNT (verify.py against its server).
 
 consistent() { # ACCOUNT: rows that must agree with each other
@@ -18,7 +19,7 @@ consistent() { # ACCOUNT: rows that must agree with each other
 }
 
 sync_both() { # STEP
-	for acc in cs plain; do
+	for acc in cs cso plain; do
 		mailpipe sync "$acc" --wait --timeout 120 >"$MAILPIPE_STACK_DIR/$acc.json"
 		check "$1: sync of $acc exits 0" [ $? -eq 0 ]
 		server_verify "$acc"
@@ -32,8 +33,16 @@ mirror_steps() { # HOST PORT DELIMITER
 		python3 "$ROOT/tests/integration/mirror_change.py" "$1" "$2" demo demo "$step" "$3"
 		sync_both "$step"
 	done
-	check "the CONDSTORE account kept HIGHESTMODSEQ and never scanned all flags" \
-		[ "$(sql "SELECT bool_and(f.highest_modseq > 0 AND f.last_flag_scan_at IS NULL) FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = 'cs' AND f.last_uid > 0")" = t ]
+	for acc in cs cso; do
+		check "the CONDSTORE account $acc kept HIGHESTMODSEQ and never scanned all flags" \
+			[ "$(sql "SELECT bool_and(f.highest_modseq > 0 AND f.last_flag_scan_at IS NULL) FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = '$acc' AND f.last_uid > 0")" = t ]
+	done
+	if [ -n "${RUN_LOG:-}" ] && grep -q 'level=info' "$RUN_LOG"; then
+		check "cs learnt flags and expunges from QRESYNC's EXAMINE" \
+			grep -q 'account=cs .*mirrored old messages (QRESYNC)' "$RUN_LOG"
+		check "cso (--no-qresync) never used QRESYNC" \
+			bash -c "! grep -q 'account=cso .*QRESYNC' '$RUN_LOG'"
+	fi
 	check "the account without CONDSTORE scanned flags" \
 		[ "$(sql "SELECT bool_and(f.last_flag_scan_at IS NOT NULL) FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = 'plain' AND f.last_uid > 0")" = t ]
 	# A sync with nothing changed rewrites no message or location row.

@@ -5,13 +5,15 @@
 # a non-ASCII folder created, renamed and deleted) and its UIDVALIDITY is reset; after each
 # step verify.py compares every folder, UID, flag and count with the server, and the rows
 # must hold together: no message without a location, conversations counting their messages.
-# Two accounts mirror the same mailbox: one through CONDSTORE (CHANGEDSINCE, HIGHESTMODSEQ),
-# one with it turned off, which scans every stored UID's flags, so both paths are proven.
-export MAILPIPE_IDLE=1
+# Three accounts mirror the same mailbox: one through QRESYNC (EXAMINE hands over flag changes
+# and VANISHED UIDs), one through CONDSTORE alone (CHANGEDSINCE, HIGHESTMODSEQ, UID SEARCH for
+# expunges), one with both turned off, which scans every stored UID's flags: every path proven.
+export MAILPIPE_IDLE=1 MAILPIPE_LOG=info
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mirror_lib.sh"
 stack_up 60 11
 add_account cs
+add_account cso --no-qresync
 add_account plain --no-condstore --flag-scan-interval 0
 run_start
 server_verify() { verify "$1"; }

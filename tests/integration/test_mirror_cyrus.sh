@@ -21,7 +21,7 @@ if ! "$CYRUS" start "$CY_DIR" "$CY_PORT" >"$MAILPIPE_STACK_DIR/cyrus.start.log" 
 	finish
 fi
 check "Cyrus user demo gets a 60-message sample" "$CYRUS" add-user "$CY_DIR" demo demo --sample 60 11
-for a in "cs" "plain --no-condstore --flag-scan-interval 0"; do
+for a in "cs" "cso --no-qresync" "plain --no-condstore --flag-scan-interval 0"; do
 	set -- $a
 	mailpipe account add "$@" --host 127.0.0.1 --port "$CY_PORT" --tls none --username demo \
 		--secret env:TEST_IMAP_SECRET --interval 0 --initial-window-days 0 \

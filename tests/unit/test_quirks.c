@@ -38,6 +38,18 @@ static void test_condstore(void)
 	CHECK(!quirks_use_condstore(g, "IMAP4rev1 XCONDSTORE", 0));
 }
 
+static void test_qresync(void)
+{
+	const struct quirks *g = quirks_for("imap"), *icloud = quirks_for("icloud");
+	const char *caps = "IMAP4rev1 CONDSTORE QRESYNC";
+	CHECK(quirks_use_qresync(g, caps, 1, 0));
+	CHECK(!quirks_use_qresync(g, caps, 0, 0));	/* CONDSTORE off: no QRESYNC either */
+	CHECK(!quirks_use_qresync(g, caps, 1, 1));	/* the account's --no-qresync */
+	CHECK(!quirks_use_qresync(g, "IMAP4rev1 CONDSTORE", 1, 0)); /* not announced */
+	/* iCloud announces it, but its VANISHED answers are malformed. */
+	CHECK(!quirks_use_qresync(icloud, caps, 1, 0));
+}
+
 static void test_caps_line(void)
 {
 	char caps[4096] = "old";
@@ -68,5 +80,6 @@ int main(void)
 	TEST_RUN(test_lookup);
 	TEST_RUN(test_caps);
 	TEST_RUN(test_condstore);
+	TEST_RUN(test_qresync);
 	return test_summary();
 }
