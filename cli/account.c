@@ -58,7 +58,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 	const char *username = NULL, *auth = NULL, *secret = NULL, *email = NULL;
 	const char *interval = NULL, *window = "30", *ca_file = NULL, *subject_days = "0";
 	const char *from_env = NULL;
-	char *folders[64], *clean_off[8];
+	char *folders[64], *clean_off[8], *idle_folders[16];
+	int nidle_folders = 0;
 	int nfolders = 0, nclean_off = 0, insecure = 0, keep_deleted = 0, no_condstore = 0;
 	int no_idle = 0, backfill = 0, no_qresync = 0;
 	const char *flag_scan = "600";
@@ -95,6 +96,14 @@ static int account_add(struct cli *c, int argc, char **argv)
 			if (nfolders == 64)
 				return usage_error("%s", "at most 64 --folder flags");
 			folders[nfolders++] = (char *)v;
+			continue;
+		} else if (!strcmp(a, "--idle-folder")) {
+			const char *v = cli_arg(argc, argv, &i);
+			if (!v)
+				return 2;
+			if (nidle_folders == 16)
+				return usage_error("%s", "at most 16 --idle-folder flags (a connection each)");
+			idle_folders[nidle_folders++] = (char *)v;
 			continue;
 		} else if (!strcmp(a, "--clean-off")) {
 			const char *v = cli_arg(argc, argv, &i);
@@ -170,11 +179,12 @@ static int account_add(struct cli *c, int argc, char **argv)
 	if (!pg)
 		return 1;
 	char *fj = str_list_json(folders, nfolders), *cj = str_list_json(clean_off, nclean_off);
+	char *ij = str_list_json(idle_folders, nidle_folders);
 	const char *params[] = { name, provider, host, port, tls, username, auth, secret, email,
 				 interval, window, fj, ca_file, insecure ? "false" : "true", cj,
 				 subject_days, keep_deleted ? "true" : "false", no_condstore ? "true" : "false",
 				 flag_scan, no_idle ? "true" : "false", backfill ? "true" : "false",
-				 no_qresync ? "true" : "false" };
+				 no_qresync ? "true" : "false", ij };
 	PGresult *r = PQexecParams(pg,
 		"INSERT INTO accounts (name, provider, host, port, tls, username, auth, secret_ref, email, "
 		" sync_interval_s, initial_window_days, folders, ca_file, tls_verify, options) "
@@ -182,10 +192,12 @@ static int account_add(struct cli *c, int argc, char **argv)
 		" coalesce(array(SELECT jsonb_array_elements_text($12::jsonb)), '{}'), $13, $14::boolean, "
 		" jsonb_build_object('clean_off', $15::jsonb, 'subject_threading_days', $16::int, "
 		"  'keep_deleted', $17::boolean, 'no_condstore', $18::boolean, 'flag_scan_s', $19::int, "
-		"  'no_idle', $20::boolean, 'backfill', $21::boolean, 'no_qresync', $22::boolean)) "
+		"  'no_idle', $20::boolean, 'backfill', $21::boolean, 'no_qresync', $22::boolean, "
+		"  'idle_folders', $23::jsonb)) "
 		"ON CONFLICT (name) DO NOTHING RETURNING id",
-		22, NULL, params, NULL, NULL, 0);
+		23, NULL, params, NULL, NULL, 0);
 	free(fj);
+	free(ij);
 	free(cj);
 	int rc = 1;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)

@@ -16,7 +16,7 @@ void cli_usage(void)
 	      "                       [--email ADDR] [--interval S] [--initial-window-days D]\n"
 	      "                       [--folder F]... [--ca-file PATH] [--insecure] [--clean-off STEP]...\n"
 	      "                       [--subject-threading DAYS] [--keep-deleted] [--no-condstore]\n"
-	      "                       [--no-qresync] [--no-idle] [--backfill]\n"
+	      "                       [--no-qresync] [--no-idle] [--idle-folder F]... [--backfill]\n"
 	      "                       [--flag-scan-interval S]\n"
 	      "  mailpipe account add NAME --from-env icloud|mailatlas [flags above override]\n"
 	      "  mailpipe account list [--json] | show NAME [--json] | remove NAME\n"

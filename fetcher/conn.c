@@ -116,7 +116,8 @@ struct session *conns_open(struct conns *c, struct conn_use *u, const struct ses
 	char caps[4096];
 	u->lent = u->reused = 0;
 	*auth_failed = 0;
-	CURL *curl = may_borrow ? idle_borrow(c->idler, u->account_id, caps, sizeof(caps), &u->seen)
+	CURL *curl = may_borrow ? idle_borrow(c->idler, u->account_id, u->wire, caps, sizeof(caps),
+					      &u->seen)
 				: NULL;
 	if (curl)
 		u->lent = 1;

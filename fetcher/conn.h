@@ -25,6 +25,7 @@ void conn_key(char *buf, size_t size, const char *host, long port, const char *u
 struct conn_use {
 	long long account_id;
 	char key[600];		/* host, port, user and auth: a connection serves only these */
+	const char *wire;	/* the job's folder ("" for a list): its watch is lent first */
 	int lent;		/* borrowed from the account's IDLE watch */
 	int reused;		/* no login was needed */
 	struct idle_seen seen;	/* the watched folder as last seen (for idle_give) */

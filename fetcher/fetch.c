@@ -904,7 +904,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	 * rather than restarts. A hint longer than we wait inline ends the job and pushes the
 	 * account's next sync past it. */
 	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)j.folder_id;
-	struct conn_use cu = { .account_id = j.account_id };
+	struct conn_use cu = { .account_id = j.account_id, .wire = j.wire_name };
 	conn_key(cu.key, sizeof(cu.key), o.host, o.port, o.username, o.auth);
 	int stale_retried = 0;
 	for (long attempt = 0; attempt <= f->cfg->fetch_retries && !*f->stopping; attempt++) {

@@ -62,8 +62,8 @@ struct handoff {
 struct watch {
 	struct idler *id;
 	struct watch *next;
-	long long account_id;
-	char account[128], wire[512];
+	long long account_id, folder_id;	/* one watch per folder watched */
+	char account[128], wire[512], folder[512];
 	CURL *curl;
 	uv_poll_t poll;
 	uv_timer_t timer;	/* an answer's deadline, or the next renewal while idling */
@@ -80,7 +80,7 @@ struct watch {
 };
 
 struct backoff {
-	long long account_id;
+	long long folder_id;
 	long long until_ms;
 	unsigned fails;
 };
@@ -117,10 +117,10 @@ static void set_state(struct watch *w, enum watch_state st)
 	w->state = st;
 }
 
-static struct backoff *backoff_of(struct idler *id, long long account_id)
+static struct backoff *backoff_of(struct idler *id, long long folder_id)
 {
 	for (size_t i = 0; i < id->nbackoff; i++)
-		if (id->backoff[i].account_id == account_id)
+		if (id->backoff[i].folder_id == folder_id)
 			return &id->backoff[i];
 	struct backoff *b = realloc(id->backoff, (id->nbackoff + 1) * sizeof(*b));
 	if (!b)
@@ -128,14 +128,14 @@ static struct backoff *backoff_of(struct idler *id, long long account_id)
 	id->backoff = b;
 	b = &id->backoff[id->nbackoff++];
 	memset(b, 0, sizeof(*b));
-	b->account_id = account_id;
+	b->folder_id = folder_id;
 	return b;
 }
 
 /* A watch that failed is opened again later, jittered, longer each time it fails again. */
-static void backoff_fail(struct idler *id, long long account_id, int64_t at_least_ms)
+static void backoff_fail(struct idler *id, long long folder_id, int64_t at_least_ms)
 {
-	struct backoff *b = backoff_of(id, account_id);
+	struct backoff *b = backoff_of(id, folder_id);
 	if (!b)
 		return;
 	b->fails++;
@@ -143,17 +143,19 @@ static void backoff_fail(struct idler *id, long long account_id, int64_t at_leas
 	b->until_ms = stage_now_ms() + d;
 }
 
-static void lease_key(struct idler *id, long long account_id, char *buf, size_t size)
+/* {mp}:idle:lease:<account>:<folder>: one fetcher watches a folder. */
+static void lease_key(struct idler *id, long long account_id, long long folder_id, char *buf,
+		      size_t size)
 {
-	snprintf(buf, size, "%s%lld", id->cfg->key_idle_lease_prefix, account_id);
+	snprintf(buf, size, "%s%lld:%lld", id->cfg->key_idle_lease_prefix, account_id, folder_id);
 }
 
-static void lease_release(struct idler *id, long long account_id)
+static void lease_release(struct idler *id, long long account_id, long long folder_id)
 {
 	char key[160];
 	if (!id->rc || id->rc->err)
 		return;
-	lease_key(id, account_id, key, sizeof(key));
+	lease_key(id, account_id, folder_id, key, sizeof(key));
 	redisReply *r = redisCommand(id->rc, "EVAL %s 1 %s %s",
 				     "if redis.call('get', KEYS[1]) == ARGV[1] then "
 				     "return redis.call('del', KEYS[1]) else return 0 end",
@@ -211,8 +213,8 @@ static void watch_fail(struct watch *w, const char *why)
 	log_warn("account=%s msg=\"IDLE watch ended: %s; reopening later\"", w->account, why);
 	set_state(w, W_FAILED);
 	metrics_add(MX_IMAP_RECONNECTS_IDLE, 1);
-	lease_release(w->id, w->account_id);
-	backoff_fail(w->id, w->account_id, retry_hint_ms(why));
+	lease_release(w->id, w->account_id, w->folder_id);
+	backoff_fail(w->id, w->folder_id, retry_hint_ms(why));
 	watch_close(w, 0);
 }
 
@@ -268,9 +270,13 @@ static void request_sync(struct watch *w, const char *reason)
 	char acc[24], rid[96];
 	snprintf(acc, sizeof(acc), "%lld", w->account_id);
 	snprintf(rid, sizeof(rid), "idle-%s-%lld", acc, stage_now_ms());
+	json_t *names = json_pack("[s]", w->folder);
+	char *folders = names ? json_dumps(names, JSON_COMPACT) : NULL;
+	json_decref(names);
 	redisReply *r = redisCommand(id->rc, "XADD %s MAXLEN ~ 10000 * account_id %s folders %s "
 					     "request_id %s reason %s",
-				     id->cfg->key_requests, acc, "[\"INBOX\"]", rid, reason);
+				     id->cfg->key_requests, acc, folders ? folders : "[\"INBOX\"]", rid, reason);
+	free(folders);
 	if (!r || r->type == REDIS_REPLY_ERROR)
 		log_warn("account=%s msg=\"sync request not queued: %s\"", w->account,
 			 r ? r->str : id->rc->errstr);
@@ -457,8 +463,10 @@ static struct watch *watch_begin(struct idler *id, json_t *t, CURL *curl, const 
 	w->id = id;
 	w->curl = curl;
 	w->account_id = json_integer_value(json_object_get(t, "account_id"));
+	w->folder_id = json_integer_value(json_object_get(t, "folder_id"));
 	snprintf(w->account, sizeof(w->account), "%s", jstr(t, "name"));
 	snprintf(w->wire, sizeof(w->wire), "%s", jstr(t, "wire_name"));
+	snprintf(w->folder, sizeof(w->folder), "%s", *jstr(t, "folder") ? jstr(t, "folder") : "INBOX");
 	snprintf(w->caps, sizeof(w->caps), "%s", caps);
 	if (before)
 		w->before = *before;
@@ -514,7 +522,7 @@ static CURL *take_parked(struct idler *id, json_t *t, char *caps, size_t capslen
 static struct watch *watch_open(struct idler *id, json_t *t)
 {
 	char err[600], url[400], caps[4096] = "";
-	long long account_id = json_integer_value(json_object_get(t, "account_id"));
+	long long folder_id = json_integer_value(json_object_get(t, "folder_id"));
 	const char *account = jstr(t, "name");
 	CURL *parked = take_parked(id, t, caps, sizeof(caps));
 	if (parked) {
@@ -568,7 +576,7 @@ static struct watch *watch_open(struct idler *id, json_t *t)
 	if (!quirks_cap(caps, "IDLE")) {
 		/* The account's poll interval is all there is; look again in a while. */
 		log_info("account=%s msg=\"server does not offer IDLE; polling only\"", account);
-		backoff_fail(id, account_id, 3600 * 1000);
+		backoff_fail(id, folder_id, 3600 * 1000);
 		goto fail;
 	}
 	session_curl_logged_in(c);
@@ -585,10 +593,10 @@ fail:
 	return NULL;
 }
 
-static int lease_take(struct idler *id, long long account_id)
+static int lease_take(struct idler *id, long long account_id, long long folder_id)
 {
 	char key[160];
-	lease_key(id, account_id, key, sizeof(key));
+	lease_key(id, account_id, folder_id, key, sizeof(key));
 	/* A lease with our own name is from this consumer's previous life (a restart keeps the
 	 * name): it is ours to take at once. */
 	redisReply *r = redisCommand(id->rc, "EVAL %s 1 %s %s %d",
@@ -601,10 +609,10 @@ static int lease_take(struct idler *id, long long account_id)
 	return ok;
 }
 
-static int lease_renew(struct idler *id, long long account_id)
+static int lease_renew(struct idler *id, long long account_id, long long folder_id)
 {
 	char key[160];
-	lease_key(id, account_id, key, sizeof(key));
+	lease_key(id, account_id, folder_id, key, sizeof(key));
 	redisReply *r = redisCommand(id->rc, "EVAL %s 1 %s %s %d",
 				     "if redis.call('get', KEYS[1]) == ARGV[1] then "
 				     "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end",
@@ -641,21 +649,22 @@ static void on_refresh(uv_timer_t *t)
 	id->targets = json_incref(targets);
 	json_array_foreach(targets, i, tg) {
 		long long acc = json_integer_value(json_object_get(tg, "account_id"));
+		long long fid = json_integer_value(json_object_get(tg, "folder_id"));
 		struct watch *w = id->watches;
-		while (w && w->account_id != acc)
+		while (w && w->folder_id != fid)
 			w = w->next;
 		if (w) {
 			w->seen = gen;
-			if (!lease_renew(id, acc)) {
+			if (!lease_renew(id, acc, fid)) {
 				log_info("account=%s msg=\"IDLE lease lost, closing the watch\"", w->account);
 				watch_close(w, 1);
 			}
 			continue;
 		}
-		struct backoff *b = backoff_of(id, acc);
+		struct backoff *b = backoff_of(id, fid);
 		if ((b && b->until_ms > now) || opens >= IDLE_OPENS_PER_REFRESH)
 			continue;
-		if (!lease_take(id, acc))
+		if (!lease_take(id, acc, fid))
 			continue; /* another fetcher watches it */
 		opens++;
 		atomic_store(&id->opening, 1);
@@ -666,46 +675,67 @@ static void on_refresh(uv_timer_t *t)
 			if (b)
 				b->fails = 0;
 		} else {
-			lease_release(id, acc);
+			lease_release(id, acc, fid);
 			if (b && b->until_ms <= now)
-				backoff_fail(id, acc, 0);
+				backoff_fail(id, fid, 0);
 		}
 	}
 	json_decref(targets);
 	for (struct watch *w = id->watches, *next; w; w = next) {
 		next = w->next;
 		if (w->seen != gen) {
-			log_info("account=%s msg=\"no longer watched (removed or --no-idle)\"", w->account);
-			lease_release(id, w->account_id);
+			log_info("account=%s folder=\"%s\" msg=\"no longer watched (removed or --no-idle)\"",
+				 w->account, w->folder);
+			lease_release(id, w->account_id, w->folder_id);
 			watch_close(w, 1);
 		}
 	}
 }
 
-static struct watch *watch_of(struct idler *id, long long account_id)
+static struct watch *watch_of_folder(struct idler *id, long long folder_id)
 {
 	struct watch *w = id->watches;
-	while (w && w->account_id != account_id)
+	while (w && w->folder_id != folder_id)
 		w = w->next;
 	return w;
 }
 
-static json_t *target_of(struct idler *id, long long account_id)
+/* The account's watch in state st (any state: W_FAILED), preferring the one on wire. */
+static struct watch *watch_of(struct idler *id, long long account_id, enum watch_state st,
+			      const char *wire)
+{
+	struct watch *found = NULL;
+	for (struct watch *w = id->watches; w; w = w->next)
+		if (w->account_id == account_id && (st == W_FAILED || w->state == st)) {
+			if (!wire || !strcmp(w->wire, wire))
+				return w;
+			found = found ? found : w;
+		}
+	return found;
+}
+
+/* A target of the account: the folder folder_id, or (0) one that no watch has yet. */
+static json_t *target_of(struct idler *id, long long account_id, long long folder_id)
 {
 	size_t i;
 	json_t *tg;
-	json_array_foreach(id->targets, i, tg)
-		if (json_integer_value(json_object_get(tg, "account_id")) == account_id)
+	json_array_foreach(id->targets, i, tg) {
+		long long fid = json_integer_value(json_object_get(tg, "folder_id"));
+		if (json_integer_value(json_object_get(tg, "account_id")) != account_id)
+			continue;
+		if (folder_id ? fid == folder_id : !watch_of_folder(id, fid))
 			return tg;
+	}
 	return NULL;
 }
 
-/* A job wants the account's connection: an idling watch ends its IDLE and lends it (lend(),
- * once the server confirms); any other watch state, or no watch, leaves the job to its own. */
+/* A job wants one of the account's connections: an idling watch (the one on the job's
+ * folder, if there is one) ends its IDLE and lends it (lend(), once the server confirms);
+ * no idling watch leaves the job to its own connection. */
 static void borrow(struct idler *id, struct handoff *h)
 {
-	struct watch *w = watch_of(id, h->account_id);
-	if (!w || w->state != W_IDLING || w->handoff) {
+	struct watch *w = watch_of(id, h->account_id, W_IDLING, h->seen.wire);
+	if (!w || w->handoff) {
 		handoff_done(id, h);
 		return;
 	}
@@ -719,21 +749,20 @@ static void borrow(struct idler *id, struct handoff *h)
  * watch of a target nobody watches yet, saving a login. */
 static void give(struct idler *id, struct handoff *h)
 {
-	struct watch *w = watch_of(id, h->account_id);
-	json_t *tg = target_of(id, h->account_id);
-	int lent = w && w->state == W_LENT;
-	if (w && !lent) {
-		handoff_done(id, h); /* watched already: the caller keeps its connection */
-		return;
-	}
+	struct watch *w = watch_of(id, h->account_id, W_LENT, NULL);
+	int lent = w != NULL;
+	long long fid = lent ? w->folder_id : 0;
+	json_t *tg = target_of(id, h->account_id, fid);
 	if (lent)
 		watch_close(w, 0); /* a new watch takes over, with the lease */
-	if (!tg || !h->curl || (!lent && !lease_take(id, h->account_id))) {
+	if (!tg || !h->curl ||
+	    (!lent && !lease_take(id, h->account_id, json_integer_value(json_object_get(tg, "folder_id"))))) {
 		if (lent)
-			lease_release(id, h->account_id);
-		handoff_done(id, h);
+			lease_release(id, h->account_id, fid);
+		handoff_done(id, h); /* the caller keeps (or closes) its connection */
 		return;
 	}
+	fid = json_integer_value(json_object_get(tg, "folder_id"));
 	h->taken = 1;
 	/* What the job saw counts only if it looked at the folder this watch watches. */
 	int looked = strcmp(h->seen.wire, jstr(tg, "wire_name")) == 0;
@@ -741,7 +770,7 @@ static void give(struct idler *id, struct handoff *h)
 	if (w)
 		w->seen = id->generation;
 	else
-		lease_release(id, h->account_id);
+		lease_release(id, h->account_id, fid);
 	handoff_done(id, h);
 }
 
@@ -776,12 +805,13 @@ static void handoff_run(struct idler *id, struct handoff *h)
 	uv_mutex_unlock(&id->mu);
 }
 
-CURL *idle_borrow(struct idler *id, long long account_id, char *caps, size_t capslen,
-		  struct idle_seen *seen)
+CURL *idle_borrow(struct idler *id, long long account_id, const char *wire, char *caps,
+		  size_t capslen, struct idle_seen *seen)
 {
 	if (!id || atomic_load(&id->opening))
 		return NULL;
 	struct handoff h = { .kind = H_BORROW, .account_id = account_id };
+	snprintf(h.seen.wire, sizeof(h.seen.wire), "%s", wire ? wire : "");
 	handoff_run(id, &h);
 	if (h.curl) {
 		snprintf(caps, capslen, "%s", h.caps);
@@ -809,7 +839,7 @@ static void on_stop(uv_async_t *a)
 	struct idler *id = a->data;
 	id->stopped = 1;
 	while (id->watches) {
-		lease_release(id, id->watches->account_id);
+		lease_release(id, id->watches->account_id, id->watches->folder_id);
 		watch_close(id->watches, 1);
 	}
 	uv_close((uv_handle_t *)&id->refresh, NULL);

@@ -23,12 +23,13 @@ struct idle_seen {
 	uint64_t uidvalidity, uidnext, exists, modseq;
 };
 
-/* The account's watch connection of this process, lent to a job: the watch ends its IDLE
+/* An account's watch connection of this process (the one on the job's folder wire, if
+ * watched, else another of the account's), lent to a job: the watch ends its IDLE
  * and hands over the logged-in connection with its capabilities, and what it last saw of its
  * folder. NULL when this process does not watch the account or the watch is not idling.
  * The lease stays ours: every connection borrowed goes back through idle_give. */
-CURL *idle_borrow(struct idler *id, long long account_id, char *caps, size_t capslen,
-		  struct idle_seen *seen);
+CURL *idle_borrow(struct idler *id, long long account_id, const char *wire, char *caps,
+		  size_t capslen, struct idle_seen *seen);
 /* After a job: the connection (NULL when it died) goes back to the account's lent watch, or
  * becomes a new watch if the account is a target nobody watches. seen is what the job saw
  * of the watched folder (or the watch's own look, passed through), so a change between the

@@ -33,10 +33,14 @@ int requests_publish_targets(PGconn *pg, redisContext *rc, const struct mp_confi
 		"SELECT coalesce(json_agg(json_build_object('account_id', a.id, 'name', a.name, "
 		" 'host', a.host, 'port', a.port, 'tls', a.tls, 'username', a.username, 'auth', a.auth, "
 		" 'secret_ref', a.secret_ref, 'ca_file', a.ca_file, 'tls_verify', a.tls_verify, "
-		" 'folder_id', f.id, 'wire_name', f.wire_name) ORDER BY a.id), '[]')::text "
-		"FROM accounts a JOIN email_folders f ON f.account_id = a.id AND f.name = 'INBOX' "
+		" 'folder_id', f.id, 'wire_name', f.wire_name, 'folder', f.name) ORDER BY a.id, f.id), "
+		" '[]')::text "
+		/* INBOX, and the folders the account names with --idle-folder: a watch each. */
+		"FROM accounts a JOIN email_folders f ON f.account_id = a.id AND (f.name = 'INBOX' "
+		"  OR f.name IN (SELECT jsonb_array_elements_text(coalesce(a.options->'idle_folders', "
+		"   '[]'::jsonb)))) "
 		"WHERE a.state = 'active' AND NOT coalesce((a.options->>'no_idle')::boolean, false) "
-		" AND (cardinality(a.folders) = 0 OR 'INBOX' = ANY(a.folders))",
+		" AND (cardinality(a.folders) = 0 OR f.name = ANY(a.folders))",
 		0, NULL);
 	if (!r)
 		return -EIO;

@@ -64,6 +64,14 @@ add_account() { # NAME, extra flags...
 		--initial-window-days 0 --email demo@example.org "$@" >/dev/null
 }
 
+# The IDLE lease of ACCOUNT's FOLDER (default INBOX): the consumer name of the fetcher watching it.
+idle_lease() {
+	local ids
+	ids=$(sql "SELECT a.id || ':' || f.id FROM accounts a JOIN email_folders f ON f.account_id = a.id
+		WHERE a.name = '$1' AND f.name = '${2:-INBOX}'")
+	redis-cli -p "$MP_REDIS_PORT" GET "{mp}:idle:lease:$ids"
+}
+
 sql() { psql "$MAILPIPE_DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 
 verify() { # ACCOUNT, verify.py flags...

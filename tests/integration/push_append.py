@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Appends messages to INBOX over IMAP and times how long each takes to be committed.
+"""Appends messages to INBOX (or FOLDER) over IMAP and times how long each takes to be committed.
 
-usage: push_append.py HOST PORT USER PASSWORD ACCOUNT COUNT [TIMEOUT_S]
+usage: push_append.py HOST PORT USER PASSWORD ACCOUNT COUNT [TIMEOUT_S [FOLDER]]
 
 For each of COUNT messages (one at a time): APPEND with a unique Message-ID, then poll the
 database until a message row with that Message-ID exists for ACCOUNT. Prints one line per
@@ -26,6 +26,7 @@ def committed(account, msgid):
 def main():
     host, port, user, password, account, count = sys.argv[1:7]
     timeout = float(sys.argv[7]) if len(sys.argv) > 7 else 10.0
+    folder = sys.argv[8] if len(sys.argv) > 8 else "INBOX"
     imap = imaplib.IMAP4(host, int(port))
     imap.login(user, password)
     lat, missing = [], 0
@@ -35,7 +36,7 @@ def main():
                f"Message-ID: <{msgid}>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\n"
                f"pushed body {i}\r\n").encode()
         t0 = time.monotonic()
-        imap.append('"INBOX"', "()", None, raw)
+        imap.append(f'"{folder}"', "()", None, raw)
         while not committed(account, msgid):
             if time.monotonic() - t0 > timeout:
                 missing += 1

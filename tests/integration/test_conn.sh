@@ -22,7 +22,7 @@ first=$(logins)
 check "first sync of $folders folders logged in $first time(s), at most twice" [ "$first" -le 2 ]
 # The watch is up and holds the account's connection.
 for _ in $(seq 100); do
-	[ -n "$(redis-cli -p "$MP_REDIS_PORT" GET "{mp}:idle:lease:$(sql "SELECT id FROM accounts WHERE name = 'solo'")")" ] && break
+	[ -n "$(idle_lease solo)" ] && break
 	sleep 0.1
 done
 settled=$(logins)
