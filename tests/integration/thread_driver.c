@@ -473,6 +473,8 @@ int main(int argc, char **argv)
 	extract_global_init();
 	if (config_load(&st.cfg) < 0)
 		return 1;
+	/* No Redis here: the writer's change notices for apps ({mp}:changes) are not published. */
+	st.cfg.changes_maxlen = 0;
 	log_setup("thread_driver", st.cfg.log_level);
 	for (; i < argc; i++) {
 		int r = add_path(&in, argv[i]);
