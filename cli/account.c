@@ -62,7 +62,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 	int nidle_folders = 0;
 	int nfolders = 0, nclean_off = 0, insecure = 0, keep_deleted = 0, no_condstore = 0;
 	int no_idle = 0, backfill = 0, no_qresync = 0;
-	const char *flag_scan = "600";
+	const char *flag_scan = "600", *max_conns = "0";
 	static const char *const steps[] = { "forward_headers", "quotes", "signature", "footers",
 					      "link_lines", "invisible", "whitespace" };
 
@@ -83,6 +83,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 		else if (!strcmp(a, "--ca-file")) dst = &ca_file;
 		else if (!strcmp(a, "--subject-threading")) dst = &subject_days;
 		else if (!strcmp(a, "--flag-scan-interval")) dst = &flag_scan;
+		else if (!strcmp(a, "--max-connections")) dst = &max_conns;
 		else if (!strcmp(a, "--insecure")) { insecure = 1; continue; }
 		else if (!strcmp(a, "--keep-deleted")) { keep_deleted = 1; continue; }
 		else if (!strcmp(a, "--no-condstore")) { no_condstore = 1; continue; }
@@ -170,6 +171,8 @@ static int account_add(struct cli *c, int argc, char **argv)
 		return usage_error("--interval '%s' is not a number of seconds", interval);
 	if (!valid_number(subject_days, 0, 3650))
 		return usage_error("--subject-threading '%s' is not a number of days", subject_days);
+	if (!valid_number(max_conns, 0, 1000))
+		return usage_error("--max-connections '%s' is not a number of connections", max_conns);
 	if (!valid_number(flag_scan, 0, 86400 * 7))
 		return usage_error("--flag-scan-interval '%s' is not a number of seconds", flag_scan);
 	if (!valid_number(window, 0, 365 * 100))
@@ -184,7 +187,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 				 interval, window, fj, ca_file, insecure ? "false" : "true", cj,
 				 subject_days, keep_deleted ? "true" : "false", no_condstore ? "true" : "false",
 				 flag_scan, no_idle ? "true" : "false", backfill ? "true" : "false",
-				 no_qresync ? "true" : "false", ij };
+				 no_qresync ? "true" : "false", ij, max_conns };
 	PGresult *r = PQexecParams(pg,
 		"INSERT INTO accounts (name, provider, host, port, tls, username, auth, secret_ref, email, "
 		" sync_interval_s, initial_window_days, folders, ca_file, tls_verify, options) "
@@ -193,9 +196,9 @@ static int account_add(struct cli *c, int argc, char **argv)
 		" jsonb_build_object('clean_off', $15::jsonb, 'subject_threading_days', $16::int, "
 		"  'keep_deleted', $17::boolean, 'no_condstore', $18::boolean, 'flag_scan_s', $19::int, "
 		"  'no_idle', $20::boolean, 'backfill', $21::boolean, 'no_qresync', $22::boolean, "
-		"  'idle_folders', $23::jsonb)) "
+		"  'idle_folders', $23::jsonb, 'max_connections', $24::int)) "
 		"ON CONFLICT (name) DO NOTHING RETURNING id",
-		23, NULL, params, NULL, NULL, 0);
+		24, NULL, params, NULL, NULL, 0);
 	free(fj);
 	free(ij);
 	free(cj);

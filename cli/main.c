@@ -17,6 +17,7 @@ void cli_usage(void)
 	      "                       [--folder F]... [--ca-file PATH] [--insecure] [--clean-off STEP]...\n"
 	      "                       [--subject-threading DAYS] [--keep-deleted] [--no-condstore]\n"
 	      "                       [--no-qresync] [--no-idle] [--idle-folder F]... [--backfill]\n"
+	      "                       [--max-connections N]\n"
 	      "                       [--flag-scan-interval S]\n"
 	      "  mailpipe account add NAME --from-env icloud|mailatlas [flags above override]\n"
 	      "  mailpipe account list [--json] | show NAME [--json] | remove NAME\n"

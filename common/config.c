@@ -73,6 +73,9 @@ static const struct opt opts[] = {
 	  "a fetcher keeps an account's connection this long after its last job (0: never)" },
 	{ "MAILPIPE_CONN_PARKED", NUM(conn_parked), "64", 0, 100000,
 	  "most account connections a fetcher keeps between jobs (IDLE watches aside)" },
+	{ "MAILPIPE_HOST_CONNECTIONS", NUM(host_connections), "200", 0, 1000000,
+	  "IMAP connections to one server host across all fetchers (0: no limit); per account, "
+	  "the provider's limit or --max-connections" },
 	{ "MAILPIPE_BACKFILL_CHUNK", NUM(backfill_chunk), "1000", 1, 1000000,
 	  "older messages fetched per backfill job (accounts with --backfill)" },
 	{ "MAILPIPE_CHANGES_MAXLEN", NUM(changes_maxlen), "100000", 0, 1000000000L,
@@ -125,6 +128,9 @@ int config_load(struct mp_config *cfg)
 	snprintf(cfg->key_progress_prefix, sizeof(cfg->key_progress_prefix), "{%s}:progress:", p);
 	snprintf(cfg->key_idle_targets, sizeof(cfg->key_idle_targets), "{%s}:idle:targets", p);
 	snprintf(cfg->key_idle_lease_prefix, sizeof(cfg->key_idle_lease_prefix), "{%s}:idle:lease:", p);
+	snprintf(cfg->key_conn_acct_prefix, sizeof(cfg->key_conn_acct_prefix), "{%s}:conn:acct:", p);
+	snprintf(cfg->key_conn_host_prefix, sizeof(cfg->key_conn_host_prefix), "{%s}:conn:host:", p);
+	snprintf(cfg->key_conn_want_prefix, sizeof(cfg->key_conn_want_prefix), "{%s}:conn:want:", p);
 	return 0;
 }
 

@@ -36,12 +36,16 @@ struct mp_config {
 	long backfill_chunk;	/* UIDs per backfill job */
 	long conn_idle_s;	/* a fetcher's parked account connection lives this long unused */
 	long conn_parked;	/* ... and it keeps at most this many */
+	long host_connections;	/* connections to one server host across fetchers (0: no limit) */
 	long changes_maxlen;	/* MAXLEN ~ of {mp}:changes; 0 = not published */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];
 	char key_lock_prefix[96];
 	char key_backfill[96];		/* low-priority jobs: older mail below a first-sync window */
+	char key_conn_acct_prefix[96];	/* connection leases per account (budget.c) */
+	char key_conn_host_prefix[96];	/* ... per server host */
+	char key_conn_want_prefix[96];	/* an account at its limit: parked connections go */
 	char key_requests[96];		/* sync requests (apps, IDLE watches) -> scheduler */
 	char key_changes[96];		/* committed changes for apps (writer/changes.c) */
 	char key_progress_prefix[96];	/* + run id: hash of per-folder counters of a running sync */

@@ -20,6 +20,7 @@
 	"'clean_off', coalesce(a.options->'clean_off', '[]'::jsonb), "                            \
 	"'no_condstore', coalesce((a.options->>'no_condstore')::boolean, false), "                \
 	"'no_qresync', coalesce((a.options->>'no_qresync')::boolean, false), "                    \
+	"'max_connections', coalesce((a.options->>'max_connections')::int, 0), "                 \
 	"'backfill', coalesce((a.options->>'backfill')::boolean, false))"
 
 static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r)

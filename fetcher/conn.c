@@ -22,6 +22,8 @@ struct parked {
 struct conns {
 	const struct mp_config *cfg;
 	struct idler *idler;
+	struct budget *budget;
+	long long wanted_ms;	/* when parked accounts were last checked against budget_wanted */
 	uv_mutex_t mu;		/* v and n: the watch thread takes parked connections too */
 	struct parked *v;
 	size_t n;
@@ -33,13 +35,14 @@ void conn_key(char *buf, size_t size, const char *host, long port, const char *u
 	snprintf(buf, size, "%s:%ld %s %s", host, port, username, auth);
 }
 
-struct conns *conns_new(const struct mp_config *cfg, struct idler *idler)
+struct conns *conns_new(const struct mp_config *cfg, struct idler *idler, struct budget *budget)
 {
 	struct conns *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->cfg = cfg;
 	c->idler = idler;
+	c->budget = budget;
 	c->v = calloc((size_t)cfg->conn_parked + 1, sizeof(*c->v));
 	if (!c->v) {
 		free(c);
@@ -52,6 +55,7 @@ struct conns *conns_new(const struct mp_config *cfg, struct idler *idler)
 
 static void unpark(struct conns *c, size_t i)
 {
+	budget_closed(c->budget, c->v[i].curl);
 	curl_easy_cleanup(c->v[i].curl);
 	metrics_add(MX_IMAP_CONNECTIONS_PARKED, -1);
 	c->v[i] = c->v[--c->n];
@@ -74,11 +78,24 @@ void conns_expire(struct conns *c)
 	if (!c)
 		return;
 	long long now = stage_now_ms();
+	int check_wanted = c->budget && now - c->wanted_ms >= 2000;
+	if (check_wanted)
+		c->wanted_ms = now;
 	uv_mutex_lock(&c->mu);
 	for (size_t i = c->n; i-- > 0;)
-		if (now - c->v[i].since_ms >= c->cfg->conn_idle_s * 1000)
+		if (now - c->v[i].since_ms >= c->cfg->conn_idle_s * 1000 ||
+		    (check_wanted && budget_wanted(c->budget, c->v[i].account_id))) {
+			log_debug("account_id=%lld msg=\"parked connection closed\"", c->v[i].account_id);
 			unpark(c, i);
+		}
 	uv_mutex_unlock(&c->mu);
+	budget_tick(c->budget);
+}
+
+void conns_tick(struct conns *c)
+{
+	if (c)
+		budget_tick(c->budget);
 }
 
 /* Takes the account's parked connection out of the pool, if its key matches (else the
@@ -128,16 +145,32 @@ struct session *conns_open(struct conns *c, struct conn_use *u, const struct ses
 		struct session *s = session_adopt(o, curl, caps);
 		if (s)
 			return s;
+		budget_closed(c->budget, curl); /* adopt closed it */
 		if (u->lent) /* the watch must hear back */
 			idle_give(c->idler, u->account_id, NULL, NULL, NULL);
 		u->lent = u->reused = 0;
 	}
-	return session_open(o, err, errlen, auth_failed);
+	u->over_budget = 0;
+	long ticket = budget_take(c->budget, u->account_id, u->host, u->limit);
+	if (ticket == 0) {
+		u->over_budget = 1;
+		snprintf(err, errlen, "connection budget of account id %lld or host %s in use", u->account_id,
+			 u->host);
+		return NULL;
+	}
+	struct session *s = session_open(o, err, errlen, auth_failed);
+	if (s)
+		budget_bind(c->budget, ticket, session_curl(s));
+	else
+		budget_cancel(c->budget, ticket);
+	return s;
 }
 
 void conns_release(struct conns *c, struct conn_use *u, struct session *s)
 {
 	char caps[4096] = "";
+	if (s && !session_reusable(s)) /* detach closes it */
+		budget_closed(c->budget, session_curl(s));
 	CURL *curl = session_detach(s, caps, sizeof(caps));
 	/* A lent watch always hears back, even when the connection died (curl NULL); another
 	 * job's connection may become the account's watch. */
@@ -146,6 +179,7 @@ void conns_release(struct conns *c, struct conn_use *u, struct session *s)
 	if (!curl)
 		return;
 	if (c->cfg->conn_idle_s == 0 || c->cfg->conn_parked == 0) {
+		budget_closed(c->budget, curl);
 		curl_easy_cleanup(curl);
 		return;
 	}

@@ -6,14 +6,15 @@
 #ifndef MP_CONN_H
 #define MP_CONN_H
 
+#include "budget.h"
 #include "config.h"
 #include "idle.h"
 #include "session.h"
 
 struct conns;
 
-/* idler may be NULL (IDLE off). */
-struct conns *conns_new(const struct mp_config *cfg, struct idler *idler);
+/* idler may be NULL (IDLE off); budget too (no connection budgets). */
+struct conns *conns_new(const struct mp_config *cfg, struct idler *idler, struct budget *budget);
 /* Logs out of every parked connection. NULL is fine. */
 void conns_free(struct conns *c);
 
@@ -29,6 +30,9 @@ struct conn_use {
 	int lent;		/* borrowed from the account's IDLE watch */
 	int reused;		/* no login was needed */
 	struct idle_seen seen;	/* the watched folder as last seen (for idle_give) */
+	const char *host;	/* the server host, and the account's connection limit */
+	int limit;
+	int over_budget;	/* conns_open: no connection, the account or host is at its limit */
 };
 
 /* A session for the job's account, logged in already when one is kept (u->reused), else
@@ -43,7 +47,10 @@ void conns_release(struct conns *c, struct conn_use *u, struct session *s);
  * watch thread (idle_source_fn). */
 CURL *conns_take_parked(void *conns, long long account_id, const char *key, char *caps,
 			size_t capslen);
-/* Closes parked connections unused for MAILPIPE_CONN_IDLE_S; call between jobs. */
+/* Closes parked connections unused for MAILPIPE_CONN_IDLE_S, or wanted by a fetcher that
+ * found their account at its connection limit; call between jobs. */
 void conns_expire(struct conns *c);
+/* Keeps the connections' budget leases fresh; call often (during long jobs too). */
+void conns_tick(struct conns *c);
 
 #endif

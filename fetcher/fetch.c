@@ -96,6 +96,7 @@ static void on_session_wait(void *data)
 	 * the claim's reply would be taken for theirs. */
 	collect_appended(j);
 	refresh_claims(j, 0);
+	conns_tick(j->f->conns);
 }
 
 /* Pauses while the raw stream is over its budget of entries or bytes (invariant 5): we
@@ -904,7 +905,8 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	 * rather than restarts. A hint longer than we wait inline ends the job and pushes the
 	 * account's next sync past it. */
 	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid() ^ (unsigned)j.folder_id;
-	struct conn_use cu = { .account_id = j.account_id, .wire = j.wire_name };
+	struct conn_use cu = { .account_id = j.account_id, .wire = j.wire_name, .host = o.host };
+	cu.limit = budget_account_limit(jstr(acc, "provider"), jint(acc, "max_connections"));
 	conn_key(cu.key, sizeof(cu.key), o.host, o.port, o.username, o.auth);
 	int stale_retried = 0;
 	for (long attempt = 0; attempt <= f->cfg->fetch_retries && !*f->stopping; attempt++) {
@@ -950,6 +952,8 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		if (!j.s) {
 			if (auth_failed)
 				break;
+			if (cu.over_budget) /* other jobs or watches have the account's connections */
+				break;
 			rc = -EIO;
 			continue;
 		}
@@ -984,6 +988,10 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		int64_t hint = retry_hint_ms(j.error);
 		if (hint > 0)
 			j.retry_after_ms = hint;
+	}
+	if (cu.over_budget) { /* queued again behind the others, like a busy folder */
+		result = FETCH_BUSY;
+		goto out;
 	}
 	if (rc == -EBUSY) { /* after a Redis restart another fetcher took the folder over */
 		result = FETCH_BUSY;

@@ -3,6 +3,7 @@
  * curl does the connection, TLS and login (blocking, bounded by MAILPIPE_FETCH_TIMEOUT_S);
  * after that the socket is watched with uv_poll and spoken to with curl_easy_send/recv. */
 #include "idle.h"
+#include "budget.h"
 #include "conn.h"
 #include "fetch.h"
 #include "imap_parser.h"
@@ -106,6 +107,7 @@ struct idler {
 	/* The watch thread is logging in (blocking, up to MAILPIPE_FETCH_TIMEOUT_S each): a job
 	 * does not wait for it to lend a connection, it opens its own. */
 	atomic_int opening;
+	struct budget *budget;	/* connection leases (NULL: none) */
 	idle_source_fn source;	/* parked connections of the job thread (under mu) */
 	void *source_data;
 };
@@ -169,6 +171,7 @@ static void on_handle_closed(uv_handle_t *h)
 	if (--w->open_handles > 0)
 		return;
 	if (w->curl) {
+		budget_closed(w->id->budget, w->curl);
 		curl_easy_cleanup(w->curl);
 		metrics_add(MX_IMAP_CONNECTIONS_IDLE, -1);
 	}
@@ -457,6 +460,7 @@ static struct watch *watch_begin(struct idler *id, json_t *t, CURL *curl, const 
 		w->parser = imap_parser_new(&lim);
 	if (!w || !w->parser) {
 		free(w);
+		budget_closed(id->budget, curl);
 		curl_easy_cleanup(curl);
 		return NULL;
 	}
@@ -531,6 +535,14 @@ static struct watch *watch_open(struct idler *id, json_t *t)
 			log_info("account=%s msg=\"IDLE watch opened on the connection of the last job\"", account);
 		return w;
 	}
+	long ticket = budget_take(id->budget, json_integer_value(json_object_get(t, "account_id")),
+				  jstr(t, "host"),
+				  budget_account_limit(jstr(t, "provider"),
+						       json_integer_value(json_object_get(t, "max_connections"))));
+	if (ticket == 0) {
+		backoff_fail(id, folder_id, 5000); /* the account's connections are all in use */
+		return NULL;
+	}
 	char *secret = fetch_resolve_secret(jstr(t, "secret_ref"), err, sizeof(err));
 	CURL *c = curl_easy_init();
 	if (!secret || !c) {
@@ -580,6 +592,7 @@ static struct watch *watch_open(struct idler *id, json_t *t)
 		goto fail;
 	}
 	session_curl_logged_in(c);
+	budget_bind(id->budget, ticket, c);
 	struct watch *w = watch_begin(id, t, c, caps, NULL);
 	if (w)
 		log_info("account=%s msg=\"IDLE watch opened\"", account);
@@ -589,6 +602,7 @@ fail:
 		memset(secret, 0, strlen(secret));
 		free(secret);
 	}
+	budget_cancel(id->budget, ticket);
 	curl_easy_cleanup(c);
 	return NULL;
 }
@@ -633,6 +647,7 @@ static void on_refresh(uv_timer_t *t)
 		if (!id->rc)
 			return;
 	}
+	budget_tick(id->budget);
 	redisReply *r = redisCommand(id->rc, "GET %s", id->cfg->key_idle_targets);
 	json_t *targets = r && r->type == REDIS_REPLY_STRING ? json_loads(r->str, 0, NULL) : NULL;
 	freeReplyObject(r);
@@ -853,12 +868,13 @@ static void idle_main(void *arg)
 	uv_run(&id->loop, UV_RUN_DEFAULT);
 }
 
-struct idler *idle_start(const struct mp_config *cfg)
+struct idler *idle_start(const struct mp_config *cfg, struct budget *budget)
 {
 	struct idler *id = calloc(1, sizeof(*id));
 	if (!id)
 		return NULL;
 	id->cfg = cfg;
+	id->budget = budget;
 	id->seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)id;
 	uv_loop_init(&id->loop);
 	uv_async_init(&id->loop, &id->stop, on_stop);

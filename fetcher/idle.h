@@ -15,8 +15,10 @@
 
 struct idler;
 
-/* Starts the watch thread; cfg is borrowed until idle_stop. NULL on failure (logged). */
-struct idler *idle_start(const struct mp_config *cfg);
+struct budget;
+/* Starts the watch thread; cfg and budget (connection leases, may be NULL) are borrowed until
+ * idle_stop. NULL on failure (logged). */
+struct idler *idle_start(const struct mp_config *cfg, struct budget *budget);
 /* A folder as one look saw it (EXAMINE or STATUS); uidnext 0 = not looked at. */
 struct idle_seen {
 	char wire[512];		/* the folder's name on the wire */

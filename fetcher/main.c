@@ -1,5 +1,6 @@
 /* mailpipe-fetcher: takes jobs from {mp}:jobs and runs them (fetch.c), one at a time; run
  * several fetchers for parallelism. Reads configuration and loops; nothing else. */
+#include "budget.h"
 #include "conn.h"
 #include "fetch.h"
 #include "idle.h"
@@ -72,10 +73,13 @@ int main(int argc, char **argv)
 			     .reconnect = reconnect_mid_job, .data = &st };
 	/* Push: this process also keeps IDLE watches (a thread of their own), sharing the
 	 * accounts with the other fetchers by lease. */
-	struct idler *idler = st.cfg.idle ? idle_start(&st.cfg) : NULL;
+	/* Every connection this process opens holds a lease of its account's and its host's
+	 * budget, across fetchers. */
+	struct budget *budget = budget_new(&st.cfg);
+	struct idler *idler = st.cfg.idle ? idle_start(&st.cfg, budget) : NULL;
 	/* One connection per account: a job runs on the account's watch connection or on the
 	 * one its last job left, so a poll costs no login. */
-	f.conns = conns_new(&st.cfg, idler);
+	f.conns = conns_new(&st.cfg, idler, budget);
 	/* Backfill jobs come from a stream of their own, read only when {mp}:jobs has nothing:
 	 * a poll or a push never waits behind older mail. bst keeps that stream's reading state
 	 * (own pending entries first, then reclaimed, then new) on the same connection. */
@@ -141,6 +145,7 @@ int main(int argc, char **argv)
 	}
 	conns_free(f.conns);
 	idle_stop(idler);
+	budget_free(budget);
 	log_info("msg=\"stopped\"");
 	stage_release(&st);
 	curl_global_cleanup();

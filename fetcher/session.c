@@ -413,6 +413,11 @@ unsigned long session_responses(const struct session *s)
 	return s->responses;
 }
 
+CURL *session_curl(const struct session *s)
+{
+	return s->curl;
+}
+
 int session_reusable(const struct session *s)
 {
 	return s && !s->failed && s->pending == 0 && s->out_len == 0;

@@ -63,6 +63,8 @@ void session_curl_logged_in(CURL *c);
 /* Commands the server completed (tagged answers) since the session began or was adopted:
  * 0 on a kept connection that failed means the server had dropped it meanwhile. */
 unsigned long session_responses(const struct session *s);
+/* The connection's curl handle (a key for budget.c; the session keeps owning it). */
+CURL *session_curl(const struct session *s);
 /* 1 when no command is outstanding and the connection has not failed. */
 int session_reusable(const struct session *s);
 /* Binds the session to another job: its names for messages, callbacks, stop flag; the
