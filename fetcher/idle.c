@@ -531,7 +531,7 @@ static struct watch *watch_open(struct idler *id, json_t *t)
 			log_info("account=%s msg=\"IDLE watch opened on the connection of the last job\"", account);
 		return w;
 	}
-	char *secret = fetch_resolve_secret(jstr(t, "secret_ref"), err, sizeof(err));
+	char *secret = fetch_resolve_secret(id->cfg, t, err, sizeof(err));
 	CURL *c = curl_easy_init();
 	if (!secret || !c) {
 		log_warn("account=%s msg=\"IDLE watch not opened: %s\"", account, secret ? "out of memory" : err);
