@@ -14,8 +14,8 @@
 
 int secrets_ref_valid(const char *ref)
 {
-	return ref && strlen(ref) > 5 &&
-	       (!strncmp(ref, "env:", 4) || !strncmp(ref, "file:", 5) || !strncmp(ref, "cmd:", 4));
+	return ref && ((!strncmp(ref, "env:", 4) && ref[4]) || (!strncmp(ref, "file:", 5) && ref[5]) ||
+		       (!strncmp(ref, "cmd:", 4) && ref[4]));
 }
 
 /* The current key, or an exit status after one line: 2 when MAILPIPE_SECRET_KEY is unset or
