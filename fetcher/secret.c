@@ -206,12 +206,19 @@ static char *parse_token(const char *out, long default_ttl, double *ttl, char *e
 			return NULL;
 		}
 		json_t *in = json_object_get(o, "expires_in"), *at = json_object_get(o, "expires_at");
-		double life = -1;
-		if (json_is_number(in))
+		double life = -1e18;	/* no stated expiry */
+		/* Some brokers quote their numbers. */
+		if (json_is_string(in))
+			life = strtod(json_string_value(in), NULL);
+		else if (json_is_number(in))
 			life = json_number_value(in);
+		else if (json_is_string(at))
+			life = strtod(json_string_value(at), NULL) - (double)time(NULL);
 		else if (json_is_number(at))
 			life = json_number_value(at) - (double)time(NULL);
-		if (life >= 0) {
+		if (life > -1e17 && life < 0)
+			*ttl = 0;	/* expired already: used once, not kept */
+		else if (life >= 0) {
 			/* Refreshed a minute early, or a tenth of a short life early, so a login never
 			 * presents a token that expires on the way. */
 			double margin = life > 600 ? 60 : life / 10;
