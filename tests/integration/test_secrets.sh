@@ -234,5 +234,5 @@ check "pg_dump ($(wc -c <"$D/dump.sql") bytes) never holds the password" \
 	bash -c "! grep -aqF '$CLEAR' '$D/dump.sql'"
 check "... though it holds the ciphertext" grep -aqF "$ct_hex" "$D/dump.sql"
 check "... nor its hex, in bytea or elsewhere" \
-	bash -c "! grep -aqiF '$(printf '%s' "$CLEAR" | xxd -p | tr -d '\n')' '$D/dump.sql' '$D/redis.txt'"
+	bash -c "! grep -aqiF '$(printf '%s' "$CLEAR" | od -An -tx1 | tr -d ' \n')' '$D/dump.sql' '$D/redis.txt'"
 finish
