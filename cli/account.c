@@ -1,6 +1,6 @@
 /* mailpipe account add|list|show|remove. Provider presets (and --from-env, cli/from_env.c)
  * fill host, port and TLS; explicit flags override them. Secrets are accepted only as
- * references (invariant 7). */
+ * references, or on stdin to be stored encrypted (cli/secrets.c; invariant 7). */
 #include "cli.h"
 #include "pg.h"
 
@@ -61,7 +61,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 	char *folders[64], *clean_off[8], *idle_folders[16];
 	int nidle_folders = 0;
 	int nfolders = 0, nclean_off = 0, insecure = 0, keep_deleted = 0, no_condstore = 0;
-	int no_idle = 0, backfill = 0, no_qresync = 0;
+	int no_idle = 0, backfill = 0, no_qresync = 0, secret_stdin = 0;
 	const char *flag_scan = "600", *max_conns = "0";
 	static const char *const steps[] = { "forward_headers", "quotes", "signature", "footers",
 					      "link_lines", "invisible", "whitespace" };
@@ -90,6 +90,7 @@ static int account_add(struct cli *c, int argc, char **argv)
 		else if (!strcmp(a, "--no-qresync")) { no_qresync = 1; continue; }
 		else if (!strcmp(a, "--no-idle")) { no_idle = 1; continue; }
 		else if (!strcmp(a, "--backfill")) { backfill = 1; continue; }
+		else if (!strcmp(a, "--secret-stdin")) { secret_stdin = 1; continue; }
 		else if (!strcmp(a, "--folder")) {
 			const char *v = cli_arg(argc, argv, &i);
 			if (!v)
@@ -132,6 +133,10 @@ static int account_add(struct cli *c, int argc, char **argv)
 	}
 	if (!name)
 		return usage_error("%s", "account add needs a NAME");
+	if (secret_stdin && secret)
+		return usage_error("%s", "--secret-stdin and --secret are exclusive");
+	if (secret_stdin)
+		secret = "stored:";	/* --from-env fills no secret over it */
 	if (from_env) {
 		struct account_spec s = { provider, host, port, tls, username, auth, secret, email,
 					  interval };
@@ -165,8 +170,9 @@ static int account_add(struct cli *c, int argc, char **argv)
 		return usage_error("--auth '%s' is not password or xoauth2", auth);
 	if (!username)
 		return usage_error("%s", "--username is required");
-	if (!secret || (strncmp(secret, "env:", 4) && strncmp(secret, "file:", 5)) || strlen(secret) < 5)
-		return usage_error("%s", "--secret must be a reference, env:VAR or file:PATH, never the secret itself");
+	if (!secret_stdin && !secrets_ref_valid(secret))
+		return usage_error("%s", "--secret must be a reference, env:VAR, file:PATH or cmd:COMMAND, "
+				   "never the secret itself (or use --secret-stdin)");
 	if (!valid_number(interval, 0, 86400 * 30))
 		return usage_error("--interval '%s' is not a number of seconds", interval);
 	if (!valid_number(subject_days, 0, 3650))
@@ -178,9 +184,14 @@ static int account_add(struct cli *c, int argc, char **argv)
 	if (!valid_number(window, 0, 365 * 100))
 		return usage_error("--initial-window-days '%s' is not a number of days", window);
 
-	PGconn *pg = cli_db(c, 1);
-	if (!pg)
-		return 1;
+	/* The key and the secret before anything is written: a missing key stores nothing. */
+	struct cli_secret st = { 0 };
+	int rc = secret_stdin ? secrets_prepare_stdin(c, &st) : 0;
+	PGconn *pg = rc ? NULL : cli_db(c, 1);
+	if (!pg || (secret_stdin && pg_cmd(pg, "begin", "BEGIN", 0, NULL) < 0)) {
+		secrets_release(&st);
+		return rc ? rc : 1;
+	}
 	char *fj = str_list_json(folders, nfolders), *cj = str_list_json(clean_off, nclean_off);
 	char *ij = str_list_json(idle_folders, nidle_folders);
 	const char *params[] = { name, provider, host, port, tls, username, auth, secret, email,
@@ -202,17 +213,23 @@ static int account_add(struct cli *c, int argc, char **argv)
 	free(fj);
 	free(ij);
 	free(cj);
-	int rc = 1;
+	rc = 1;
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		fprintf(stderr, "mailpipe: account '%s' not added: %s", name, PQerrorMessage(pg));
 	else if (PQntuples(r) == 0)
 		fprintf(stderr, "mailpipe: account '%s' already exists\n", name);
+	else if (secret_stdin && (secrets_store(pg, PQgetvalue(r, 0, 0), &st) < 0 ||
+				  pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0))
+		fprintf(stderr, "mailpipe: account '%s' not added: its secret was not stored\n", name);
 	else {
-		printf("account '%s' added (id %s): %s:%s %s, user %s\n", name, PQgetvalue(r, 0, 0), host,
-		       port, tls, username);
+		printf("account '%s' added (id %s): %s:%s %s, user %s%s\n", name, PQgetvalue(r, 0, 0), host,
+		       port, tls, username, secret_stdin ? ", secret stored encrypted" : "");
 		rc = 0;
 	}
+	if (rc && secret_stdin)
+		PQclear(PQexec(pg, "ROLLBACK"));
 	PQclear(r);
+	secrets_release(&st);
 	return rc;
 }
 
@@ -242,6 +259,8 @@ static int account_list(struct cli *c, const char *name, int json)
 	PGresult *r = PQexecParams(pg,
 		"SELECT json_build_object('id', id, 'name', name, 'provider', provider, 'host', host, "
 		" 'port', port, 'tls', tls, 'username', username, 'auth', auth, 'secret_ref', secret_ref, "
+		" 'secret_key_id', (SELECT key_id FROM account_secrets WHERE account_id = accounts.id), "
+		" 'secret_changed_at', secret_changed_at, "
 		" 'email', email, 'interval', sync_interval_s, 'initial_window_days', initial_window_days, "
 		" 'folders', folders, 'ca_file', ca_file, 'tls_verify', tls_verify, 'state', state, "
 		" 'last_error', last_error, 'next_sync_at', next_sync_at)::text, "
@@ -296,6 +315,8 @@ int cmd_account(struct cli *c, int argc, char **argv)
 		return account_list(c, argv[2], json);
 	if (!strcmp(argv[1], "remove") && argc == 3)
 		return account_remove(c, argv[2]);
+	if (!strcmp(argv[1], "secret"))
+		return cmd_account_secret(c, argc - 1, argv + 1);
 	cli_usage();
 	return 2;
 }

@@ -28,6 +28,27 @@ struct account_spec {
  * missing or malformed variable. */
 int from_env_fill(const char *kind, struct account_spec *s);
 
+/* Secrets at rest (cli/secrets.c). A secret read for an account: the current key and the
+ * clear text; release wipes both. */
+#include "secretbox.h"
+struct cli_secret {
+	struct secretbox_key key;
+	char *clear;
+};
+/* 1 for env:VAR, file:PATH and cmd:COMMAND references. */
+int secrets_ref_valid(const char *ref);
+/* Loads MAILPIPE_SECRET_KEY, then reads the secret (one line) from stdin. 0, or 2 after one
+ * line (no key, a bad key, an empty secret): nothing is stored then. */
+int secrets_prepare_stdin(struct cli *c, struct cli_secret *s);
+/* Seals s for the account (bound to its id) into account_secrets, inside the caller's
+ * transaction. 0 or negative after one line. */
+int secrets_store(PGconn *pg, const char *account_id, const struct cli_secret *s);
+void secrets_release(struct cli_secret *s);
+/* account secret NAME --secret-stdin | --secret REF */
+int cmd_account_secret(struct cli *c, int argc, char **argv);
+/* secrets rotate */
+int cmd_secrets(struct cli *c, int argc, char **argv);
+
 int cmd_db(struct cli *c, int argc, char **argv);
 int cmd_account(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);

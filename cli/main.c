@@ -12,7 +12,8 @@ void cli_usage(void)
 	fputs("usage:\n"
 	      "  mailpipe db migrate\n"
 	      "  mailpipe account add NAME (--provider P | --host H --port N --tls implicit|starttls|none)\n"
-	      "                       --username U [--auth password|xoauth2] --secret env:VAR|file:PATH\n"
+	      "                       --username U [--auth password|xoauth2]\n"
+	      "                       (--secret env:VAR|file:PATH|cmd:COMMAND | --secret-stdin)\n"
 	      "                       [--email ADDR] [--interval S] [--initial-window-days D]\n"
 	      "                       [--folder F]... [--ca-file PATH] [--insecure] [--clean-off STEP]...\n"
 	      "                       [--subject-threading DAYS] [--keep-deleted] [--no-condstore]\n"
@@ -21,6 +22,8 @@ void cli_usage(void)
 	      "                       [--flag-scan-interval S]\n"
 	      "  mailpipe account add NAME --from-env icloud|mailatlas [flags above override]\n"
 	      "  mailpipe account list [--json] | show NAME [--json] | remove NAME\n"
+	      "  mailpipe account secret NAME (--secret-stdin | --secret REF)\n"
+	      "  mailpipe secrets rotate        (MAILPIPE_SECRET_KEY new, MAILPIPE_SECRET_KEY_OLD old)\n"
 	      "  mailpipe sync NAME [--folder F]... [--wait] [--timeout S] [--json]\n"
 	      "  mailpipe run\n"
 	      "  mailpipe list [--account NAME] [--folder F] [--limit N] [--json]\n"
@@ -86,6 +89,7 @@ int main(int argc, char **argv)
 		{ "list", cmd_list },	  { "conversations", cmd_conversations },
 		{ "search", cmd_search }, { "show", cmd_show },	      { "export", cmd_show },
 		{ "contacts", cmd_contacts },
+		{ "secrets", cmd_secrets },
 		{ "mcp", cmd_mcp },
 	};
 	struct cli c = { 0 };

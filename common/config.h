@@ -38,6 +38,10 @@ struct mp_config {
 	long conn_parked;	/* ... and it keeps at most this many */
 	long host_connections;	/* connections to one server host across fetchers (0: no limit) */
 	long changes_maxlen;	/* MAXLEN ~ of {mp}:changes; 0 = not published */
+	char *secret_key;	/* reference to the key of stored secrets ("" = none) */
+	char *secret_key_old;	/* references to earlier keys, comma-separated */
+	long secret_cmd_timeout_s; /* a cmd: reference is killed after this long */
+	long secret_cmd_cache_s;   /* ... and its plain output reused this long */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];

@@ -5,6 +5,7 @@
 #include "metrics.h"
 #include "pg.h"
 #include "rstream.h"
+#include "secretbox.h"
 
 #include <jansson.h>
 
@@ -16,7 +17,7 @@
 #define ACCOUNT_JSON                                                                          \
 	"json_build_object('id', a.id, 'name', a.name, 'provider', a.provider, 'host', a.host, " \
 	"'port', a.port, 'tls', a.tls, 'username', a.username, 'auth', a.auth, 'secret_ref', " \
-	"a.secret_ref, 'ca_file', a.ca_file, 'tls_verify', a.tls_verify, 'email', a.email, "     \
+	"a.secret_ref, 'secret_box', " SECRETBOX_SQL_JSON ", 'ca_file', a.ca_file, 'tls_verify', a.tls_verify, 'email', a.email, "     \
 	"'clean_off', coalesce(a.options->'clean_off', '[]'::jsonb), "                            \
 	"'no_condstore', coalesce((a.options->>'no_condstore')::boolean, false), "                \
 	"'no_qresync', coalesce((a.options->>'no_qresync')::boolean, false), "                    \

@@ -874,7 +874,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 			return FETCH_BUSY;
 		locked = 1;
 	}
-	secret = fetch_resolve_secret(jstr(acc, "secret_ref"), j.error, sizeof(j.error));
+	secret = fetch_resolve_secret(f->cfg, acc, j.error, sizeof(j.error));
 	if (!secret) {
 		char why[sizeof(j.error)];
 		memcpy(why, j.error, sizeof(why));

@@ -32,8 +32,10 @@ enum fetch_result {
 /* job is borrowed. */
 enum fetch_result fetch_run_job(struct fetcher *f, json_t *job);
 
-/* Resolves a secret reference (env:VAR or file:PATH) into a malloc'd string, or NULL with a
- * one-line reason in err that names the reference, never the value. */
-char *fetch_resolve_secret(const char *ref, char *err, size_t errlen);
+/* The secret of account JSON acc (a job's `account`, or an IDLE target): its secret_ref
+ * (env:VAR, file:PATH, cmd:COMMAND) resolved, or its `secret_box` opened (secret_ref
+ * `stored:`) with MAILPIPE_SECRET_KEY or an older key (fetcher/secret.c). A malloc'd string the
+ * caller wipes and frees, or NULL with a one-line reason in err that never quotes a secret. */
+char *fetch_resolve_secret(const struct mp_config *cfg, json_t *acc, char *err, size_t errlen);
 
 #endif

@@ -543,7 +543,7 @@ static struct watch *watch_open(struct idler *id, json_t *t)
 		backoff_fail(id, folder_id, 5000); /* the account's connections are all in use */
 		return NULL;
 	}
-	char *secret = fetch_resolve_secret(jstr(t, "secret_ref"), err, sizeof(err));
+	char *secret = fetch_resolve_secret(id->cfg, t, err, sizeof(err));
 	CURL *c = curl_easy_init();
 	if (!secret || !c) {
 		log_warn("account=%s msg=\"IDLE watch not opened: %s\"", account, secret ? "out of memory" : err);

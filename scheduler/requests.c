@@ -6,6 +6,7 @@
 #include "metrics.h"
 #include "pg.h"
 #include "rstream.h"
+#include "secretbox.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -32,7 +33,7 @@ int requests_publish_targets(PGconn *pg, redisContext *rc, const struct mp_confi
 		pg, "idle targets",
 		"SELECT coalesce(json_agg(json_build_object('account_id', a.id, 'name', a.name, "
 		" 'host', a.host, 'port', a.port, 'tls', a.tls, 'username', a.username, 'auth', a.auth, "
-		" 'secret_ref', a.secret_ref, 'ca_file', a.ca_file, 'tls_verify', a.tls_verify, "
+		" 'secret_ref', a.secret_ref, 'secret_box', " SECRETBOX_SQL_JSON ", 'ca_file', a.ca_file, 'tls_verify', a.tls_verify, "
 		" 'provider', a.provider, 'max_connections', coalesce((a.options->>'max_connections')::int, 0), "
 		" 'folder_id', f.id, 'wire_name', f.wire_name, 'folder', f.name) ORDER BY a.id, f.id), "
 		" '[]')::text "
