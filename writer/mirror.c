@@ -4,6 +4,7 @@
  * keep_deleted, marked deleted_at) and its conversation's counts, participants and dates are
  * recomputed; an empty conversation goes. Each record is idempotent: applying it twice
  * changes nothing the second time. Called by main.c and control.c. */
+#include "link.h"
 #include "log.h"
 #include "pg.h"
 #include "writer.h"
@@ -48,23 +49,72 @@ int mirror_drop_orphans(struct writer *w, long long account_id, const char *mess
 		"  AND NOT coalesce((SELECT (options->>'keep_deleted')::boolean FROM accounts "
 		"   WHERE id = $1::bigint), false) "
 		"  AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id) "
-		"  RETURNING m.conversation_id), "
+		"  RETURNING m.conversation_id, m.email_id, m.id), "
 		"kept AS (UPDATE messages m SET deleted_at = now() WHERE m.account_id = $1::bigint "
 		"  AND ($2::bigint[] IS NULL OR m.id = ANY($2::bigint[])) AND m.deleted_at IS NULL "
 		"  AND coalesce((SELECT (options->>'keep_deleted')::boolean FROM accounts "
 		"   WHERE id = $1::bigint), false) "
 		"  AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id) "
-		"  RETURNING m.conversation_id) "
+		"  RETURNING m.conversation_id, NULL::text AS email_id, m.id) "
 		"SELECT count(*), coalesce(array_agg(DISTINCT conversation_id) FILTER "
-		"  (WHERE conversation_id IS NOT NULL), '{}')::text "
+		"  (WHERE conversation_id IS NOT NULL), '{}')::text, "
+		/* deleted rows' email ids leave the fetchers' lookup hash (link.c) */
+		"  coalesce(json_agg(json_build_array(email_id, id)) FILTER (WHERE email_id IS NOT NULL), "
+		"  '[]')::text "
 		"FROM (SELECT * FROM gone UNION ALL SELECT * FROM kept) x",
 		2, p);
 	if (!r)
 		return -EIO;
 	long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	int rc = refresh(w, PQgetvalue(r, 0, 1));
+	/* Before COMMIT: an entry dropped for a rollback costs a download, while one left for a
+	 * deleted row would make a link fail (which control.c also survives). */
+	json_t *ids = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
+	if (json_array_size(ids))
+		link_forget(w, account_id, ids);
+	json_decref(ids);
 	PQclear(r);
 	return rc < 0 ? rc : (int)(n > 0x7fffffff ? 0x7fffffff : n);
+}
+
+int mirror_orphans_later(struct writer *w, long long run_id, long long account_id,
+			 const char *message_ids)
+{
+	char run[24];
+	snprintf(run, sizeof(run), "%lld", run_id);
+	const char *p[] = { run };
+	/* A move's far side may be synced later in this run: its link (or content hash) then
+	 * finds the row and keeps its id. Messages still without a location when the run ends go
+	 * then (mirror_orphans_run_end). A run already over cannot wait. */
+	PGresult *r = pg_exec(w->pg, "defer orphan deletion",
+			      "UPDATE sync_runs SET orphans_pending = true WHERE run_id = $1::bigint "
+			      " AND status = 'running' RETURNING run_id", 1, p);
+	if (!r)
+		return -EIO;
+	int deferred = PQntuples(r) == 1;
+	PQclear(r);
+	return deferred ? 0 : mirror_drop_orphans(w, account_id, message_ids);
+}
+
+int mirror_orphans_run_end(struct writer *w, long long account_id)
+{
+	char acc[24];
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	const char *p[] = { acc };
+	PGresult *r = pg_exec(w->pg, "orphans of ended runs",
+			      "UPDATE sync_runs SET orphans_pending = false WHERE account_id = $1::bigint "
+			      " AND orphans_pending AND status <> 'running' RETURNING run_id", 1, p);
+	if (!r)
+		return -EIO;
+	int pending = PQntuples(r) > 0;
+	PQclear(r);
+	if (!pending)
+		return 0;
+	int n = mirror_drop_orphans(w, account_id, NULL);
+	if (n > 0)
+		log_info("account_id=%lld messages_removed=%d msg=\"messages left without a location at "
+			 "the end of the run removed\"", account_id, n);
+	return n < 0 ? n : 0;
 }
 
 /* Every writer inserts an account's messages under this lock (store.c): deleting one while
@@ -151,7 +201,8 @@ int mirror_vanished(struct writer *w, json_t *rec)
 	if (!r)
 		goto fail;
 	long long gone = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	int dropped = gone ? mirror_drop_orphans(w, account_id, PQgetvalue(r, 0, 1)) : 0;
+	int dropped = gone ? mirror_orphans_later(w, jint(rec, "run_id"), account_id,
+						  PQgetvalue(r, 0, 1)) : 0;
 	PQclear(r);
 	if (dropped < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;

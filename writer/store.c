@@ -5,6 +5,7 @@
  * never wait on each other in a cycle. */
 #include "writer.h"
 #include "copy.h"
+#include "link.h"
 #include "log.h"
 #include "pg.h"
 
@@ -738,7 +739,7 @@ static int replace_unparsed(struct wmsg *m, const char *why)
  * Returns 0, -EAGAIN (deadlock: retry), -EINVAL (a message was rejected) or -EIO. */
 static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_one)
 {
-	json_t *contacts = json_array();
+	json_t *contacts = json_array(), *ids = json_array();
 	struct counter *counters = calloc(n, sizeof(*counters));
 	struct item *it = calloc(n, sizeof(*it));
 	long long *convs = calloc(n, sizeof(*convs));
@@ -829,6 +830,11 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 			convs[nconvs++] = x->conv;
 		if (x->created == 1)
 			collect_contacts(contacts, &m[i], jint(m[i].meta, "account_id"));
+		/* The server's id of the content (objectid.c): a later move links to this row. */
+		const char *eid = jstr(m[i].meta, "email_id");
+		if (eid && x->id > 0)
+			json_array_append_new(ids, json_pack("{s:I, s:I, s:s}", "a",
+				(json_int_t)jint(m[i].meta, "account_id"), "m", (json_int_t)x->id, "e", eid));
 		if (x->located == 1) {
 			struct counter *c = counter_get(counters, &ncounters, jint(m[i].meta, "run_id"),
 							jint(m[i].meta, "folder_id"));
@@ -849,6 +855,8 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		if (crc < 0)
 			goto fail;
 	}
+	if (link_store_ids(w, ids) < 0)
+		goto fail;
 	qsort(counters, ncounters, sizeof(*counters), cmp_counter);
 	for (size_t i = 0; i < ncounters; i++) {
 		char run[24], folder[24], ing[16], dup[16];
@@ -862,6 +870,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 	}
 	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
+	link_remember(w, ids);
 	rc = 0;
 	goto out;
 fail:
@@ -871,6 +880,7 @@ fail:
 	}
 	PQclear(PQexec(w->pg, "ROLLBACK"));
 out:
+	json_decref(ids);
 	json_decref(contacts);
 	free(counters);
 	free(convs);

@@ -69,6 +69,15 @@ int mirror_lock_account(struct writer *w, long long account_id);
  * conversations. Returns how many, or <0. */
 int mirror_drop_orphans(struct writer *w, long long account_id, const char *message_ids);
 
+/* Inside the caller's transaction (holding the account's lock): messages that lost their last
+ * location in run_id are deleted when the run ends rather than now; when the run is over
+ * already, at once (mirror_drop_orphans's count, else 0). <0 on a database error. */
+int mirror_orphans_later(struct writer *w, long long run_id, long long account_id,
+			 const char *message_ids);
+/* Inside the caller's transaction (holding the account's lock), once a run has ended: deletes
+ * the account's messages without a location if an ended run deferred any. 0 or <0. */
+int mirror_orphans_run_end(struct writer *w, long long account_id);
+
 /* Applies a `cursor` record: 1 applied, 0 not yet (some UID it lists is not committed: keep
  * it pending and retry), <0 database error. */
 int control_cursor(struct writer *w, json_t *rec);

@@ -12,3 +12,7 @@ ALTER TABLE email_folders ADD COLUMN mailbox_id text;
 CREATE INDEX email_folders_mailbox_id ON email_folders (account_id, mailbox_id)
 	WHERE mailbox_id IS NOT NULL;
 ALTER TABLE sync_run_folders ADD COLUMN unlinked bigint[];
+-- A message that lost its last location in a run is deleted when the run ends, not at once:
+-- a move to a folder synced later in the same run then finds its row (a link, or the content
+-- hash) and keeps its id. orphans_pending says a run left such messages to look at.
+ALTER TABLE sync_runs ADD COLUMN orphans_pending boolean NOT NULL DEFAULT false;
