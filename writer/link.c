@@ -147,7 +147,9 @@ int link_apply(struct writer *w, json_t *rec)
 		"  AS x(u bigint, m bigint, e text, fl text[], s bigint)), "
 		"ins AS (INSERT INTO message_locations (message_id, folder_id, uidvalidity, uid, flags, modseq) "
 		"  SELECT x.m, $3::bigint, $4::bigint, x.u, coalesce(x.fl, '{}'), x.s FROM x "
-		"  JOIN messages m ON m.id = x.m AND m.account_id = $2::bigint ORDER BY x.u "
+		"  JOIN messages m ON m.id = x.m AND m.account_id = $2::bigint "
+		/* a folder removed meanwhile takes no location (its cursor goes with it) */
+		"  WHERE EXISTS (SELECT 1 FROM email_folders f WHERE f.id = $3::bigint) ORDER BY x.u "
 		"  ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING RETURNING message_id), "
 		/* A message kept with deleted_at (keep-deleted) is back where the server has it. */
 		"back AS (UPDATE messages m SET deleted_at = NULL WHERE m.id IN (SELECT message_id FROM ins) "
