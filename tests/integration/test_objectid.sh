@@ -124,4 +124,5 @@ check "dovecot move: still one row with the same id ($before)" [ "$(msg_id dov "
 check "no message of either account is left without a location" \
 	[ "$(sql "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id)")" = 0 ]
 check "no entry left pending in Redis" no_pending
+grep -hE 'linked=[1-9]|unlinked=|renamed on the server' "$RUN_LOG" | sed 's/^/  log: /'
 finish
