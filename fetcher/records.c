@@ -41,7 +41,6 @@ int emit_cursor(struct job *j, const char *error)
 	json_object_set_new(rec, "last_uid", json_integer((json_int_t)last));
 	json_object_set_new(rec, "uids", json_string(uids ? uids : ""));
 	json_object_set_new(rec, "fetched_count", json_integer((json_int_t)j->fetched.n));
-	json_object_set_new(rec, "linked_count", json_integer((json_int_t)j->linked.n));
 	if (j->mailbox_id[0])
 		json_object_set_new(rec, "mailbox_id", json_string(j->mailbox_id));
 	json_object_set_new(rec, "missing", json_string(missing ? missing : ""));

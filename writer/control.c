@@ -295,9 +295,7 @@ int control_cursor(struct writer *w, json_t *rec)
 	num(nmissing, sizeof(nmissing), (long long)nmiss);
 	num(uidnext, sizeof(uidnext), jint(rec, "uidnext"));
 	num(modseq, sizeof(modseq), jint(rec, "highest_modseq"));
-	/* Downloads only: the record's UIDs include the linked ones. */
-	num(fetched, sizeof(fetched), json_is_integer(json_object_get(rec, "fetched_count"))
-					      ? jint(rec, "fetched_count") : (long long)count);
+	num(fetched, sizeof(fetched), (long long)count);
 	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
 		goto out;
 	if (error) {

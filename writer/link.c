@@ -174,6 +174,16 @@ int link_apply(struct writer *w, json_t *rec)
 		goto fail;
 	PQclear(rr);
 	missed = (long long)json_array_size(gone);
+	/* A link delivers a message as a download would, and finds it stored: fetched (the
+	 * cursor's count) and a duplicate; linked_count says it cost no download. */
+	char nadded[24];
+	snprintf(nadded, sizeof(nadded), "%lld", added);
+	const char *pn[] = { run, folder, nadded };
+	if (added && pg_cmd(w->pg, "count links",
+			    "UPDATE sync_run_folders SET linked_count = linked_count + $3::int, "
+			    " duplicate_count = duplicate_count + $3::int "
+			    "WHERE run_id = $1::bigint AND folder_id = $2::bigint", 3, pn) < 0)
+		goto fail;
 	if (missed) {
 		/* Their message went between the fetcher's lookup and now (its last location
 		 * vanished elsewhere): the job's cursor must not pass these UIDs. They are reported

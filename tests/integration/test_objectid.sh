@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 9, stable object ids: on Cyrus IMAP 3.6 (OBJECTID), a message moved or copied between
 # folders, or renumbered by a UIDVALIDITY change, is linked to its stored row by its EMAILID and
-# not downloaded again (the run's fetched_count, which counts downloads, stays 0), keeps its
+# not downloaded again (the run's fetched_count equals its linked_count), keeps its
 # message id, and the database equals the server (verify.py); a folder renamed on the server
 # keeps its row (MAILBOXID). A link whose message row is gone falls back to a download and
 # still ends exact. Dovecot 2.3 (no OBJECTID) covers the fallback path of a move: downloaded,
@@ -45,6 +45,9 @@ sync_acc() { # ACCOUNT STEP: sync, exit 0, equal to the server
 	[ $ok -eq 0 ] || grep FAIL "$MAILPIPE_STACK_DIR/verify.out"
 	check "$2: $1 equals the server (verify.py)" [ $ok -eq 0 ]
 }
+# Of the last sync's messages: downloaded (fetched minus linked), and linked without a download.
+downloaded() { sql "SELECT coalesce(sum(fetched_count - linked_count), 0) FROM sync_run_folders WHERE run_id = $(field "$1" run_id)"; }
+linked() { sql "SELECT coalesce(sum(linked_count), 0) FROM sync_run_folders WHERE run_id = $(field "$1" run_id)"; }
 msg_id() { sql "SELECT m.id FROM messages m JOIN accounts a ON a.id = m.account_id WHERE a.name = '$1' AND m.content_sha256 = '$2'"; }
 locs() { sql "SELECT count(*) FROM message_locations l JOIN messages m ON m.id = l.message_id WHERE m.content_sha256 = '$2' AND m.account_id = (SELECT id FROM accounts WHERE name = '$1')"; }
 ids() { sql "SELECT string_agg(m.id::text, ',' ORDER BY m.id) FROM messages m JOIN accounts a ON a.id = m.account_id WHERE a.name = '$1'"; }
@@ -58,7 +61,7 @@ else
 fi
 
 sync_acc oid "first sync"
-first=$(field oid fetched_count)
+first=$(downloaded oid)
 check "first sync downloaded every message ($first)" [ "$first" -gt 30 ]
 check "the messages carry their EMAILID" [ "$(sql "SELECT count(*) FILTER (WHERE email_id IS NULL) FROM messages m JOIN accounts a ON a.id = m.account_id WHERE a.name = 'oid'")" = 0 ]
 check "every folder knows its MAILBOXID" [ "$(sql "SELECT count(*) FILTER (WHERE mailbox_id IS NULL) FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = 'oid'")" = 0 ]
@@ -67,7 +70,7 @@ check "every folder knows its MAILBOXID" [ "$(sql "SELECT count(*) FILTER (WHERE
 sha=$(cy move INBOX Archive)
 before=$(msg_id oid "$sha")
 sync_acc oid "move"
-check "move: nothing downloaded (fetched_count $(field oid fetched_count))" [ "$(field oid fetched_count)" = 0 ]
+check "move: nothing downloaded, one message linked ($(downloaded oid), $(linked oid))" [ "$(downloaded oid):$(linked oid)" = 0:1 ]
 check "move: the message keeps its row id ($before)" [ "$(msg_id oid "$sha")" = "$before" ]
 check "move: the link was applied" grep -q 'msg="links applied"' "$RUN_LOG"
 
@@ -76,7 +79,7 @@ sha=$(cy copy Archive Sent)
 before=$(msg_id oid "$sha")
 nloc=$(locs oid "$sha")
 sync_acc oid "copy"
-check "copy: nothing downloaded" [ "$(field oid fetched_count)" = 0 ]
+check "copy: nothing downloaded, one message linked" [ "$(downloaded oid):$(linked oid)" = 0:1 ]
 check "copy: one more location of the same row ($before)" [ "$(msg_id oid "$sha"):$(locs oid "$sha")" = "$before:$((nloc + 1))" ]
 
 # RENAME (with a child folder): the rows, their locations and cursors stay.
@@ -87,7 +90,7 @@ cy rename Projekte Projects
 sync_acc oid "rename"
 check "rename: Projects is Projekte's row ($parent)" [ "$(folder_id oid Projects)" = "$parent" ]
 check "rename: its child kept its row too ($child)" [ "$(folder_id oid 'Projects/Café Zürich')" = "$child" ]
-check "rename: nothing downloaded" [ "$(field oid fetched_count)" = 0 ]
+check "rename: nothing downloaded" [ "$(downloaded oid)" = 0 ]
 check "rename: every message kept its id" [ "$(ids oid)" = "$all" ]
 
 # UIDVALIDITY change: Archive/2023 deleted and created again with the same messages.
@@ -95,7 +98,8 @@ all=$(ids oid)
 uv=$(cy recreate Archive/2023)
 sync_acc oid "uidvalidity"
 check "uidvalidity: the folder has the new UIDVALIDITY $uv" [ "$(sql "SELECT uidvalidity FROM email_folders WHERE id = $(folder_id oid Archive/2023)")" = "$uv" ]
-check "uidvalidity: nothing downloaded" [ "$(field oid fetched_count)" = 0 ]
+n=$(sql "SELECT count(*) FROM message_locations WHERE folder_id = $(folder_id oid Archive/2023)")
+check "uidvalidity: nothing downloaded, its $n messages linked" [ "$(downloaded oid):$(linked oid)" = "0:$n" ]
 check "uidvalidity: every message kept its id" [ "$(ids oid)" = "$all" ]
 
 # Fallback: the hash names a message row that is gone (deleted after the lookup, in real
@@ -109,7 +113,7 @@ check "fallback: INBOX is reported incomplete and the message is not stored" \
 	[ "$(python3 -c 'import json,sys; print([f["status"] for f in json.load(open(sys.argv[1]))["folders"] if f["folder"] == "INBOX"][0])' "$MAILPIPE_STACK_DIR/oid.json"):$(sql "SELECT count(*) FROM messages WHERE content_sha256 = '$sha'")" = incomplete:0 ]
 check "fallback: the dead hash entry was dropped" [ "$(redis-cli -p "$MP_REDIS_PORT" HEXISTS "{mp}:emailid:$acc" "$emailid")" = 0 ]
 sync_acc oid "fallback, next sync"
-check "fallback: the message was downloaded (fetched_count 1)" [ "$(field oid fetched_count)" = 1 ]
+check "fallback: the message was downloaded" [ "$(downloaded oid):$(linked oid)" = 1:0 ]
 check "fallback: and stored once" [ "$(sql "SELECT count(*) FROM messages WHERE content_sha256 = '$sha'")" = 1 ]
 check "fallback: the hash names it now" [ "$(redis-cli -p "$MP_REDIS_PORT" HGET "{mp}:emailid:$acc" "$emailid")" = "$(msg_id oid "$sha")" ]
 
@@ -119,7 +123,7 @@ sync_acc dov "dovecot first sync"
 sha=$(dv move INBOX Archive)
 before=$(msg_id dov "$sha")
 sync_acc dov "dovecot move"
-check "dovecot move: downloaded (no OBJECTID)" [ "$(field dov fetched_count)" = 1 ]
+check "dovecot move: downloaded (no OBJECTID)" [ "$(downloaded dov):$(linked dov)" = 1:0 ]
 check "dovecot move: still one row with the same id ($before)" [ "$(msg_id dov "$sha")" = "$before" ]
 check "no message of either account is left without a location" \
 	[ "$(sql "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id)")" = 0 ]

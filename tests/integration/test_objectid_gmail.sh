@@ -30,7 +30,8 @@ check "their X-GM-MSGID is stored" [ "$(sql "SELECT count(*) FROM messages WHERE
 ids=$(sql "SELECT string_agg(id::text, ',' ORDER BY id) FROM messages")
 mailpipe sync gm --wait --timeout 60 >"$OUT/sync.json"
 check "every folder: sync exits 0" [ $? -eq 0 ]
-check "[Gmail]/All Mail: nothing downloaded" [ "$(folder_field '[Gmail]/All Mail' fetched_count)" = 0 ]
+check "[Gmail]/All Mail: its 6 messages delivered, all linked, none downloaded" \
+	[ "$(folder_field '[Gmail]/All Mail' fetched_count):$(sql "SELECT linked_count FROM sync_run_folders s JOIN email_folders f ON f.id = s.folder_id WHERE f.name = '[Gmail]/All Mail' AND s.run_id = $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$OUT/sync.json")")" = 6:6 ]
 check "[Gmail]/All Mail: its 6 messages are INBOX's rows" [ "$(sql "SELECT count(DISTINCT l.message_id) FROM message_locations l JOIN email_folders f ON f.id = l.folder_id WHERE f.name = '[Gmail]/All Mail' AND l.message_id IN ($ids)")" = 6 ]
 check "Archive's own 3 messages were downloaded" [ "$(folder_field Archive fetched_count)" = 3 ]
 check "the X-GM-MSGIDs were asked, never a body of All Mail" \

@@ -11,7 +11,11 @@ CREATE INDEX messages_email_id ON messages (account_id, email_id) WHERE email_id
 ALTER TABLE email_folders ADD COLUMN mailbox_id text;
 CREATE INDEX email_folders_mailbox_id ON email_folders (account_id, mailbox_id)
 	WHERE mailbox_id IS NOT NULL;
-ALTER TABLE sync_run_folders ADD COLUMN unlinked bigint[];
+-- linked_count: of a job's fetched_count (messages delivered), those linked without a download
+-- (each also a duplicate: a new location of a stored message).
+ALTER TABLE sync_run_folders
+	ADD COLUMN unlinked bigint[],
+	ADD COLUMN linked_count int NOT NULL DEFAULT 0;
 -- A message that lost its last location in a run is deleted when the run ends, not at once:
 -- a move to a folder synced later in the same run then finds its row (a link, or the content
 -- hash) and keeps its id. orphans_pending says a run left such messages to look at.
