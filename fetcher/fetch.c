@@ -616,6 +616,12 @@ static int do_sync(struct job *j)
 	}
 	if ((rc = examine(j, quoted)) < 0)
 		return rc;
+	/* A STATUS that disagrees with EXAMINE on UIDVALIDITY saw a stale index: Dovecot answers
+	 * "MESSAGES 0 UIDNEXT 1" after its UIDVALIDITY is changed until the mailbox is opened.
+	 * Asked again now, it is right, and the folder's counts come from it. */
+	if (j->mirror.have_status && j->mirror.uidvalidity != j->uidvalidity &&
+	    (rc = mirror_status(j)) < 0)
+		return rc;
 	if (j->exp_uidvalidity && j->uidvalidity != j->exp_uidvalidity) {
 		/* Invariant 4: old UIDs mean nothing now; the writer drops the old locations when
 		 * it applies this job's cursor, which carries the new uidvalidity. */
