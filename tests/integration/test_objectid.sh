@@ -4,7 +4,7 @@
 # not downloaded again (the run's fetched_count equals its linked_count), keeps its
 # message id, and the database equals the server (verify.py); a folder renamed on the server
 # keeps its row (MAILBOXID). A link whose message row is gone falls back to a download and
-# still ends exact. Dovecot 2.3 (no OBJECTID) covers the fallback path of a move: downloaded,
+# still ends exact; a writer killed while link records wait in it changes nothing. Dovecot 2.3 (no OBJECTID) covers the fallback path of a move: downloaded,
 # yet one message row with the same id.
 . "$(dirname "$0")/lib.sh"
 CYRUS=$ROOT/deploy/local/cyrus.sh
@@ -116,6 +116,35 @@ sync_acc oid "fallback, next sync"
 check "fallback: the message was downloaded" [ "$(downloaded oid):$(linked oid)" = 1:0 ]
 check "fallback: and stored once" [ "$(sql "SELECT count(*) FROM messages WHERE content_sha256 = '$sha'")" = 1 ]
 check "fallback: the hash names it now" [ "$(redis-cli -p "$MP_REDIS_PORT" HGET "{mp}:emailid:$acc" "$emailid")" = "$(msg_id oid "$sha")" ]
+
+# kill -9: three moves; the writer holds what it reads for 4 s (its batch window), and is killed
+# while the link records wait in it. The restarted writer takes them over: exact, no download.
+run_stop
+MAILPIPE_WRITER_BATCH_MS=4000 run_start
+shas=$(for _ in 1 2 3; do cy move INBOX Trash; done)
+all=$(ids oid)
+in_trash() { sql "SELECT count(*) FROM message_locations l JOIN email_folders f ON f.id = l.folder_id JOIN messages m ON m.id = l.message_id WHERE f.name = 'Trash' AND m.content_sha256 IN ($(printf "'%s'," $shas | sed 's/,$//'))"; }
+mailpipe sync oid --wait --timeout 120 >"$MAILPIPE_STACK_DIR/oid.json" &
+sync_pid=$!
+for _ in $(seq 200); do
+	redis-cli -p "$MP_REDIS_PORT" XRANGE '{mp}:parsed' - + | grep -qx link && break
+	sleep 0.05
+done
+links_waiting() {
+	[ "$(redis-cli -p "$MP_REDIS_PORT" XRANGE '{mp}:parsed' - + | grep -cx link)" -gt 0 ] && [ "$(in_trash)" = 0 ]
+}
+check "kill: the link records are in the stream, not yet applied" links_waiting
+writer=$(pgrep -P "$RUN_PID" -f mailpipe-writer | head -1)
+check "kill: the writer is killed (pid $writer)" kill -9 "$writer"
+wait "$sync_pid"
+check "kill: the sync completes after the writer was killed" [ $? -eq 0 ]
+python3 "$ROOT/tests/integration/verify.py" oid 127.0.0.1 "$CY_PORT" demo demo >"$MAILPIPE_STACK_DIR/verify.out" 2>&1
+check "kill: oid equals the server (verify.py)" [ $? -eq 0 ]
+check "kill: the three moves were linked, nothing downloaded" [ "$(downloaded oid):$(linked oid)" = 0:3 ]
+check "kill: every message kept its id" [ "$(ids oid)" = "$all" ]
+check "kill: each moved message is in Trash once" [ "$(in_trash)" = 3 ]
+run_stop
+run_start
 
 # Dovecot without OBJECTID: a move is downloaded, but the run keeps the row (the orphan
 # deletion waits for the run's end; the content hash finds it).
