@@ -114,12 +114,14 @@ static int link_chunk(struct job *j, const char *key)
 		argv[i + 2] = json_string_value(json_array_get(json_array_get(j->oid_seen, i), 1));
 	redisReply *r = redisCommandArgv(j->f->rc, (int)n + 2, argv, NULL);
 	free(argv);
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-		/* A lookup that fails costs downloads, not correctness. */
-		if (!r)
-			j->redis_failed = 1;
+	if (!r) {
+		j->redis_failed = 1;
+		return -EIO;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+		/* A lookup the server refuses costs downloads, not correctness. */
 		freeReplyObject(r);
-		return r ? 0 : -EIO;
+		return 0;
 	}
 	json_t *links = json_array();
 	struct uidset hit;
