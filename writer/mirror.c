@@ -101,9 +101,14 @@ int mirror_orphans_run_end(struct writer *w, long long account_id)
 	char acc[24];
 	snprintf(acc, sizeof(acc), "%lld", account_id);
 	const char *p[] = { acc };
+	/* Not while another run of the account is going: a push's run of INBOX alone may end
+	 * while a full run is about to link INBOX's moved messages elsewhere. The last run to
+	 * end does it (the caller holds the account's lock, so two ends do not race). */
 	PGresult *r = pg_exec(w->pg, "orphans of ended runs",
 			      "UPDATE sync_runs SET orphans_pending = false WHERE account_id = $1::bigint "
-			      " AND orphans_pending AND status <> 'running' RETURNING run_id", 1, p);
+			      " AND orphans_pending AND status <> 'running' AND NOT EXISTS (SELECT 1 "
+			      " FROM sync_runs o WHERE o.account_id = $1::bigint AND o.status = 'running') "
+			      "RETURNING run_id", 1, p);
 	if (!r)
 		return -EIO;
 	int pending = PQntuples(r) > 0;

@@ -75,7 +75,8 @@ int mirror_drop_orphans(struct writer *w, long long account_id, const char *mess
 int mirror_orphans_later(struct writer *w, long long run_id, long long account_id,
 			 const char *message_ids);
 /* Inside the caller's transaction (holding the account's lock), once a run has ended: deletes
- * the account's messages without a location if an ended run deferred any. 0 or <0. */
+ * the account's messages without a location if an ended run deferred any and no run of the
+ * account is still going. 0 or <0. */
 int mirror_orphans_run_end(struct writer *w, long long account_id);
 
 /* Applies a `cursor` record: 1 applied, 0 not yet (some UID it lists is not committed: keep
