@@ -73,7 +73,10 @@ static long long start_run(PGconn *pg, redisContext *rc, const struct mp_config 
 		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}'), $3, $4 "
 		    "  RETURNING run_id, account_id) "
 		    "SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
-		    "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ")::text, "
+		    "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
+		    /* The stored folders, for telling a rename by MAILBOXID (fetcher/objectid.c). */
+		    "  'known_folders', (SELECT coalesce(json_agg(json_build_object('name', f.name, "
+		    "    'mailbox_id', f.mailbox_id)), '[]') FROM email_folders f WHERE f.account_id = a.id))::text, "
 		    "  run.run_id FROM run JOIN accounts a ON a.id = run.account_id",
 		    4, params);
 	if (!r || PQntuples(r) != 1)

@@ -7,6 +7,7 @@
 #include "job.h"
 #include "log.h"
 #include "mutf7.h"
+#include "objectid.h"
 #include "quirks.h"
 #include "retry.h"
 #include "rstream.h"
@@ -172,6 +173,10 @@ static void emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch
 	if (modseq && modseq->type == IMAP_V_LIST && modseq->n == 1 &&
 	    imap_value_u64(&modseq->items[0], &n) == 0)
 		json_object_set_new(meta, "modseq", json_integer((json_int_t)n));
+	/* The server's id of the content: the writer keeps it, so a later move links. */
+	char oid[256];
+	if (j->oid_item && objectid_value(imap_list_get(fetch, j->oid_item), oid, sizeof(oid)) == 0)
+		json_object_set_new(meta, "email_id", json_string(oid));
 	char *m = json_dumps(meta, JSON_COMPACT);
 	json_decref(meta);
 	if (!m) {
@@ -207,6 +212,7 @@ static void on_untagged(void *data, const struct imap_response *r)
 	struct job *j = data;
 	uint64_t v;
 	if (r->status == IMAP_ST_OK && r->code) {
+		objectid_on_code(j, r);
 		if (imap_response_code_u64(r, "UIDVALIDITY", &v) == 0)
 			j->uidvalidity = v;
 		else if (imap_response_code_u64(r, "UIDNEXT", &v) == 0)
@@ -247,7 +253,8 @@ static void on_untagged(void *data, const struct imap_response *r)
 			body = imap_list_get(&r->args[0], "BODY[HEADER]");
 		/* A FETCH without a body is a flag update: the mirror's answer, or unsolicited. */
 		if (!body) {
-			mirror_on_fetch(j, (uint32_t)v, &r->args[0]);
+			if (!objectid_on_fetch(j, (uint32_t)v, &r->args[0]))
+				mirror_on_fetch(j, (uint32_t)v, &r->args[0]);
 			return;
 		}
 		if (v <= j->last_uid && j->last_uid && j->uidvalidity == j->exp_uidvalidity)
@@ -330,13 +337,16 @@ int job_command(struct job *j, const char *cmd)
 	return j->wait_status == IMAP_ST_OK ? 0 : -EREMOTEIO;
 }
 
-/* What a UID FETCH of whole messages asks for; Gmail's thread id where the server offers it. */
+/* What a UID FETCH of whole messages asks for; Gmail's thread id and the message's stable id
+ * (objectid.c) where the server offers them. */
 static const char *body_items(struct job *j)
 {
-	return quirks_for(jstr(json_object_get(j->json, "account"), "provider"))->gmail_ext &&
-		       quirks_cap(session_capabilities(j->s), "X-GM-EXT-1")
-		       ? "UID FLAGS INTERNALDATE RFC822.SIZE X-GM-THRID BODY.PEEK[]"
-		       : "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]";
+	int gm = quirks_for(jstr(json_object_get(j->json, "account"), "provider"))->gmail_ext &&
+		 quirks_cap(session_capabilities(j->s), "X-GM-EXT-1");
+	snprintf(j->fetch_items, sizeof(j->fetch_items), "UID FLAGS INTERNALDATE RFC822.SIZE%s%s%s "
+		 "BODY.PEEK[]", gm ? " X-GM-THRID" : "", j->oid_item ? " " : "",
+		 j->oid_item ? j->oid_item : "");
+	return j->fetch_items;
 }
 
 #define HEADER_ITEMS "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER]"
@@ -439,7 +449,8 @@ static int do_list(struct job *j)
 {
 	json_decref(j->folders);
 	j->folders = json_array();
-	return mirror_list(j);
+	int rc = mirror_list(j);
+	return rc < 0 ? rc : objectid_list(j);
 }
 
 /* Fetches the UIDs of todo (which it may reorder and shrink) into {mp}:raw: sizes first,
@@ -636,6 +647,8 @@ static int do_sync(struct job *j)
 	m->qresync = 0;
 	m->full_scan = m->flag_scanned = 0;
 	m->vanished = m->flag_updates = 0;
+	objectid_begin(j);
+	j->mailbox_id[0] = 0;
 	/* One STATUS tells whether anything changed: a folder that did not costs no SELECT. */
 	if ((rc = mirror_status(j)) < 0)
 		return rc;
@@ -657,6 +670,7 @@ static int do_sync(struct job *j)
 		j->last_uid = 0;
 		j->fetched.n = 0;
 		j->stored.n = 0;
+		j->linked.n = 0;
 	}
 	j->missing.n = 0;
 	j->search.n = 0;
@@ -686,7 +700,10 @@ static int do_sync(struct job *j)
 		    !uidset_contains(&j->stored, j->search.v[i]))
 			uidset_add(&todo, j->search.v[i]);
 
-	rc = fetch_todo(j, &todo, j->last_uid == 0);
+	/* Moved, copied or renumbered messages already stored are linked, not downloaded. */
+	rc = objectid_link(j, &todo);
+	if (rc == 0)
+		rc = fetch_todo(j, &todo, j->last_uid == 0);
 	uidset_release(&todo);
 	if (rc == 0)
 		rc = recheck_status(j, caps);
@@ -729,6 +746,7 @@ static int do_backfill(struct job *j)
 		return -EREMOTEIO;
 	}
 	j->condstore = 0;
+	objectid_begin(j);
 	if ((rc = examine(j, quoted)) < 0)
 		return rc;
 	if (j->uidvalidity != j->exp_uidvalidity) {
@@ -854,6 +872,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	uidset_init(&j.oversize);
 	uidset_init(&j.stored);
 	uidset_init(&j.missing);
+	uidset_init(&j.linked);
 	mirror_init(&j);
 	/* Messages above the cursor that are stored already (a folder whose cursor waits below a
 	 * missing UID, or a run cut short) are not downloaded again. */
@@ -1012,8 +1031,9 @@ report:
 			 : emit_folders(&j, j.error[0] ? j.error : NULL);
 	result = rc < 0 ? FETCH_RETRY : FETCH_DONE;
 	if (is_sync && !j.error[0])
-		log_info("account=%s folder=\"%s\" fetched=%zu uidvalidity=%llu msg=\"folder fetched\"",
-			 j.account, j.folder, j.fetched.n, (unsigned long long)j.uidvalidity);
+		log_info("account=%s folder=\"%s\" fetched=%zu linked=%zu uidvalidity=%llu msg=\"folder "
+			 "fetched\"", j.account, j.folder, j.fetched.n, j.linked.n,
+			 (unsigned long long)j.uidvalidity);
 out:
 	if (locked)
 		unlock_folder(&j);
@@ -1029,5 +1049,6 @@ out:
 	uidset_release(&j.stored);
 	uidset_release(&j.missing);
 	mirror_release(&j);
+	objectid_release(&j);
 	return result;
 }

@@ -82,6 +82,13 @@ struct job {
 	int64_t retry_after_ms;	/* the server asked for a wait longer than we wait inline */
 	time_t last_refresh;
 	char error[600];
+
+	/* stable ids (objectid.c) */
+	const char *oid_item;	/* FETCH item of a message's id ("EMAILID"), NULL when not offered */
+	json_t *oid_seen;	/* while asking ids: [uid, id, [flags], modseq] of each answer */
+	struct uidset linked;	/* UIDs linked to stored messages by an acknowledged `link` record */
+	char mailbox_id[256];	/* the last EXAMINE's [MAILBOXID (...)], "" when none */
+	char fetch_items[200];	/* what a UID FETCH of whole messages asks for */
 };
 
 /* Sends command and waits for its completion. 0 on OK; -EIO when the connection failed;

@@ -14,6 +14,7 @@ struct quirks {
 	int gmail_ext;		/* X-GM-MSGID, X-GM-THRID, X-GM-LABELS where announced */
 	int max_connections;	/* per account, IDLE included (the scale work reads it) */
 	const char *note;	/* why, for the README and logs */
+	int no_objectid;	/* OBJECTID / X-GM-MSGID announced but not to be relied on */
 };
 
 /* The row for provider; the generic row for an unknown or NULL one. Never NULL. */
@@ -30,6 +31,11 @@ int quirks_use_condstore(const struct quirks *q, const char *caps, int account_o
 /* QRESYNC (RFC 7162: EXAMINE with the known state, VANISHED (EARLIER)) is used when announced,
  * CONDSTORE is in use, and neither the table nor the account refuses it. */
 int quirks_use_qresync(const struct quirks *q, const char *caps, int condstore, int account_off);
+
+/* The FETCH item naming a message's content for good (a move, a copy, a UIDVALIDITY change
+ * keep it): "EMAILID" where OBJECTID (RFC 8474) is announced, "X-GM-MSGID" where the table
+ * allows Gmail's extensions and X-GM-EXT-1 is announced; NULL otherwise. */
+const char *quirks_object_id(const struct quirks *q, const char *caps);
 
 /* Keeps the capability list of a server line that carries one ("* CAPABILITY ...", or
  * "A1 OK [CAPABILITY ...] Logged in") in caps (size bytes, always terminated); lines

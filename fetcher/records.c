@@ -12,7 +12,16 @@
 int emit_cursor(struct job *j, const char *error)
 {
 	json_t *rec = job_record(j);
-	char *uids = uidset_format(&j->fetched);
+	/* Linked UIDs (objectid.c) are delivered too: the cursor waits for their links. */
+	struct uidset delivered;
+	uidset_init(&delivered);
+	for (size_t i = 0; i < j->fetched.n; i++)
+		uidset_add(&delivered, j->fetched.v[i]);
+	for (size_t i = 0; i < j->linked.n; i++)
+		uidset_add(&delivered, j->linked.v[i]);
+	uidset_normalize(&delivered);
+	char *uids = uidset_format(&delivered);
+	uidset_release(&delivered);
 	uint64_t last = j->last_uid;
 	if (!error) {
 		if (j->uidnext > 0 && j->uidnext - 1 > last)
@@ -33,6 +42,8 @@ int emit_cursor(struct job *j, const char *error)
 	json_object_set_new(rec, "last_uid", json_integer((json_int_t)last));
 	json_object_set_new(rec, "uids", json_string(uids ? uids : ""));
 	json_object_set_new(rec, "fetched_count", json_integer((json_int_t)j->fetched.n));
+	if (j->mailbox_id[0])
+		json_object_set_new(rec, "mailbox_id", json_string(j->mailbox_id));
 	json_object_set_new(rec, "missing", json_string(missing ? missing : ""));
 	if (!error)
 		mirror_cursor_fields(j, rec);

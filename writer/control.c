@@ -5,6 +5,7 @@
 #include "writer.h"
 #include "changes.h"
 #include "jobs.h"
+#include "link.h"
 #include "log.h"
 #include "pg.h"
 #include "uidset.h"
@@ -41,7 +42,20 @@ static int push_next_sync(struct writer *w, long long account_id, json_t *rec)
 
 static void finish_and_notify(struct writer *w, long long run_id, long long account_id)
 {
-	int done = jobs_finish_run_if_done(w->pg, run_id);
+	/* The run ends in the same transaction as its deferred deletions (mirror.c), so that
+	 * `sync --wait`, which reads the run's status, sees the mailbox as it is. The account's
+	 * lock comes first, as everywhere. */
+	int done = -EIO;
+	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
+		return;
+	if (mirror_lock_account(w, account_id) == 0)
+		done = jobs_finish_run_if_done(w->pg, run_id);
+	if (done == 1 && mirror_orphans_run_end(w, account_id) < 0)
+		done = -EIO;
+	if (done < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0) {
+		PQclear(PQexec(w->pg, "ROLLBACK"));
+		return;
+	}
 	if (done == 1) {
 		jobs_emit_event(w->st->rc, &w->st->cfg, "run_done", run_id, account_id, NULL);
 		/* Also for a run found finished already (a redelivered record): at least once. */
@@ -104,6 +118,37 @@ static void folder_notices(struct writer *w, long long account_id, json_t *rec, 
 	free(paired);
 }
 
+/* A folder the server renamed keeps its row, locations and cursor: a listed folder whose
+ * MAILBOXID (fetcher/objectid.c) is that of exactly one stored folder no longer listed takes
+ * over that row. A name already stored (two folders swapped names) is left to the removal and
+ * new folder below. */
+static int rename_folders(struct writer *w, const char *acc, const char *folders)
+{
+	const char *p[] = { acc, folders };
+	PGresult *r = pg_exec(
+		w->pg, "rename folders by mailbox id",
+		"WITH listed AS (SELECT f.name, f.wire_name, f.mailbox_id FROM jsonb_to_recordset($2::jsonb) "
+		"  AS f(name text, wire_name text, mailbox_id text, selectable boolean) WHERE f.selectable), "
+		"pair AS (SELECT ef.id, ef.name AS old_name, l.name, l.wire_name FROM listed l "
+		"  JOIN email_folders ef ON ef.account_id = $1::bigint AND ef.mailbox_id = l.mailbox_id "
+		"  WHERE ef.name NOT IN (SELECT name FROM listed) "
+		"  AND NOT EXISTS (SELECT 1 FROM email_folders o WHERE o.account_id = $1::bigint AND o.name = l.name) "
+		"  AND (SELECT count(*) FROM listed l2 WHERE l2.mailbox_id = l.mailbox_id) = 1 "
+		"  AND (SELECT count(*) FROM email_folders e2 WHERE e2.account_id = $1::bigint "
+		"    AND e2.mailbox_id = l.mailbox_id) = 1), "
+		"u AS (UPDATE email_folders ef SET name = pair.name, wire_name = pair.wire_name FROM pair "
+		"  WHERE ef.id = pair.id RETURNING pair.old_name, pair.name) "
+		"SELECT count(*), coalesce(string_agg(old_name || ' -> ' || name, ', '), '') FROM u",
+		2, p);
+	if (!r)
+		return -EIO;
+	if (strcmp(PQgetvalue(r, 0, 0), "0"))
+		log_info("account_id=%s folders=\"%s\" msg=\"folders renamed on the server follow their "
+			 "new names (MAILBOXID)\"", acc, PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return 0;
+}
+
 int control_folders(struct writer *w, json_t *rec)
 {
 	char run[24], acc[24];
@@ -130,6 +175,8 @@ int control_folders(struct writer *w, json_t *rec)
 			goto fail;
 	} else {
 		const char *p[] = { acc, folders, run };
+		if (rename_folders(w, acc, folders) < 0)
+			goto fail;
 		/* Only rows that differ are rewritten, so a re-sync leaves folders untouched. */
 		added = pg_exec(w->pg, "upsert folders",
 			   "WITH up AS (INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
@@ -206,7 +253,7 @@ int control_folders(struct writer *w, json_t *rec)
 				 account_id, PQgetvalue(gone, i, 1));
 		if (ngone) {
 			if (mirror_lock_account(w, account_id) < 0 ||
-			    mirror_drop_orphans(w, account_id, NULL) < 0)
+			    mirror_orphans_later(w, run_id, account_id, NULL) < 0)
 				goto fail;
 		}
 		const char *p2[] = { run };
@@ -281,8 +328,18 @@ int control_cursor(struct writer *w, json_t *rec)
 	long long run_id = jint(rec, "run_id"), account_id = jint(rec, "account_id");
 	const char *error = json_string_value(json_object_get(rec, "error"));
 	const char *missing = json_string_value(json_object_get(rec, "missing"));
+	const char *listed = json_string_value(json_object_get(rec, "uids"));
 	size_t count = 0, nmiss = 0;
-	char *uids = uids_array(json_string_value(json_object_get(rec, "uids")), &count);
+	char *own_uids = NULL, *own_missing = NULL;
+	/* UIDs linked to a message that was gone by then (link.c) are not committed: missing. */
+	if (!error && link_unlinked(w, run_id, jint(rec, "folder_id"), listed, missing, &own_uids,
+				    &own_missing) < 0)
+		return -EIO;
+	if (own_uids) {
+		listed = own_uids;
+		missing = own_missing;
+	}
+	char *uids = uids_array(listed, &count);
 	char *miss = uids_array(missing, &nmiss);
 	long long last_uid = jint(rec, "last_uid");
 	json_t *reset = NULL; /* folder_reset notice, sent after COMMIT */
@@ -292,6 +349,8 @@ int control_cursor(struct writer *w, json_t *rec)
 		log_error("run=%lld msg=\"cursor record with an invalid uid set, dropped\"", run_id);
 		free(uids);
 		free(miss);
+		free(own_uids);
+		free(own_missing);
 		return 1;
 	}
 	if (nmiss) {
@@ -382,6 +441,13 @@ int control_cursor(struct writer *w, json_t *rec)
 			   "   OR uidvalidity IS DISTINCT FROM $2::bigint THEN NULL ELSE backfill_enqueued_at END, "
 			   " last_synced_at = now(), last_error = NULL WHERE id = $1::bigint", 9, p2) < 0)
 			goto fail;
+		/* The folder's MAILBOXID (EXAMINE's), by which a later rename is told (control_folders). */
+		const char *mbox = json_string_value(json_object_get(rec, "mailbox_id"));
+		const char *pm[] = { folder, mbox };
+		if (mbox && pg_cmd(w->pg, "store mailbox id",
+				   "UPDATE email_folders SET mailbox_id = $2 WHERE id = $1::bigint "
+				   " AND mailbox_id IS DISTINCT FROM $2", 2, pm) < 0)
+			goto fail;
 		/* A folder with messages the server would not deliver is incomplete: it says which,
 		 * and the next sync asks for them again. */
 		char why[200] = "";
@@ -421,6 +487,8 @@ out:
 	json_decref(reset);
 	free(uids);
 	free(miss);
+	free(own_uids);
+	free(own_missing);
 	return rc;
 }
 

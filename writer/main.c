@@ -1,5 +1,6 @@
 /* mailpipe-writer: reads {mp}:parsed in batches (count or age), writes Postgres (store.c,
  * control.c) and acknowledges only after COMMIT. Reads configuration and loops. */
+#include "link.h"
 #include "log.h"
 #include "pg.h"
 #include "writer.h"
@@ -159,6 +160,8 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 			res = mirror_flags(w, rec);
 		} else if (strcmp(type, "vanished") == 0) {
 			res = mirror_vanished(w, rec);
+		} else if (strcmp(type, "link") == 0) {
+			res = link_apply(w, rec);
 		} else {
 			log_warn("entry=%s type=%s msg=\"unknown record type, dropped\"", e[i].id, type);
 			res = 1;

@@ -5,6 +5,7 @@
  * recomputed; an empty conversation goes. Each record is idempotent: applying it twice
  * changes nothing the second time. Called by main.c and control.c. */
 #include "changes.h"
+#include "link.h"
 #include "log.h"
 #include "pg.h"
 #include "writer.h"
@@ -35,7 +36,8 @@ static int refresh(struct writer *w, const char *convs)
 		      " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)", 1, p);
 }
 
-int mirror_drop_orphans(struct writer *w, long long account_id, const char *message_ids)
+int mirror_drop_orphans(struct writer *w, long long account_id, const char *message_ids,
+			json_t **deleted)
 {
 	char acc[24];
 	snprintf(acc, sizeof(acc), "%lld", account_id);
@@ -49,23 +51,88 @@ int mirror_drop_orphans(struct writer *w, long long account_id, const char *mess
 		"  AND NOT coalesce((SELECT (options->>'keep_deleted')::boolean FROM accounts "
 		"   WHERE id = $1::bigint), false) "
 		"  AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id) "
-		"  RETURNING m.conversation_id), "
+		"  RETURNING m.conversation_id, m.email_id, m.id), "
 		"kept AS (UPDATE messages m SET deleted_at = now() WHERE m.account_id = $1::bigint "
 		"  AND ($2::bigint[] IS NULL OR m.id = ANY($2::bigint[])) AND m.deleted_at IS NULL "
 		"  AND coalesce((SELECT (options->>'keep_deleted')::boolean FROM accounts "
 		"   WHERE id = $1::bigint), false) "
 		"  AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id) "
-		"  RETURNING m.conversation_id) "
+		"  RETURNING m.conversation_id, NULL::text AS email_id, m.id) "
 		"SELECT count(*), coalesce(array_agg(DISTINCT conversation_id) FILTER "
-		"  (WHERE conversation_id IS NOT NULL), '{}')::text "
+		"  (WHERE conversation_id IS NOT NULL), '{}')::text, "
+		/* deleted rows' email ids leave the fetchers' lookup hash (link.c) */
+		"  coalesce(json_agg(json_build_array(email_id, id)) FILTER (WHERE email_id IS NOT NULL), "
+		"  '[]')::text, coalesce(json_agg(id), '[]')::text "
 		"FROM (SELECT * FROM gone UNION ALL SELECT * FROM kept) x",
 		2, p);
 	if (!r)
 		return -EIO;
 	long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	int rc = refresh(w, PQgetvalue(r, 0, 1));
+	/* Before COMMIT: an entry dropped for a rollback costs a download, while one left for a
+	 * deleted row would make a link fail (which control.c also survives). */
+	json_t *ids = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
+	if (json_array_size(ids))
+		link_forget(w, account_id, ids);
+	json_decref(ids);
+	if (deleted)
+		*deleted = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
 	PQclear(r);
 	return rc < 0 ? rc : (int)(n > 0x7fffffff ? 0x7fffffff : n);
+}
+
+int mirror_orphans_later(struct writer *w, long long run_id, long long account_id,
+			 const char *message_ids)
+{
+	char run[24];
+	snprintf(run, sizeof(run), "%lld", run_id);
+	const char *p[] = { run };
+	/* A move's far side may be synced later in this run: its link (or content hash) then
+	 * finds the row and keeps its id. Messages still without a location when the run ends go
+	 * then (mirror_orphans_run_end). A run already over cannot wait. */
+	PGresult *r = pg_exec(w->pg, "defer orphan deletion",
+			      "UPDATE sync_runs SET orphans_pending = true WHERE run_id = $1::bigint "
+			      " AND status = 'running' RETURNING run_id", 1, p);
+	if (!r)
+		return -EIO;
+	int deferred = PQntuples(r) == 1;
+	PQclear(r);
+	return deferred ? 0 : mirror_drop_orphans(w, account_id, message_ids, NULL);
+}
+
+int mirror_orphans_run_end(struct writer *w, long long account_id)
+{
+	char acc[24];
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	const char *p[] = { acc };
+	/* Not while another run of the account is going: a push's run of INBOX alone may end
+	 * while a full run is about to link INBOX's moved messages elsewhere. The last run to
+	 * end does it (the caller holds the account's lock, so two ends do not race). */
+	PGresult *r = pg_exec(w->pg, "orphans of ended runs",
+			      "UPDATE sync_runs SET orphans_pending = false WHERE account_id = $1::bigint "
+			      " AND orphans_pending AND status <> 'running' AND NOT EXISTS (SELECT 1 "
+			      " FROM sync_runs o WHERE o.account_id = $1::bigint AND o.status = 'running') "
+			      "RETURNING run_id", 1, p);
+	if (!r)
+		return -EIO;
+	int pending = PQntuples(r) > 0;
+	PQclear(r);
+	if (!pending)
+		return 0;
+	json_t *deleted = NULL;
+	int n = mirror_drop_orphans(w, account_id, NULL, &deleted);
+	/* Their locations' message_removed went out when they vanished, with message_deleted
+	 * 0: now the rows go (or get deleted_at). Sent by the caller after its COMMIT. */
+	size_t i;
+	json_t *id;
+	json_array_foreach(deleted, i, id)
+		changes_add(w, "message_deleted", json_pack("{s:I, s:I}", "account_id",
+				(json_int_t)account_id, "message_id", json_integer_value(id)));
+	json_decref(deleted);
+	if (n > 0)
+		log_info("account_id=%lld messages_removed=%d msg=\"messages left without a location at "
+			 "the end of the run removed\"", account_id, n);
+	return n < 0 ? n : 0;
 }
 
 /* Every writer inserts an account's messages under this lock (store.c): deleting one while
@@ -173,7 +240,10 @@ int mirror_vanished(struct writer *w, json_t *rec)
 	if (!r)
 		goto fail;
 	long long gone = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	int dropped = gone ? mirror_drop_orphans(w, account_id, PQgetvalue(r, 0, 1)) : 0;
+	/* Messages left without a location go when the run ends (mirror_orphans_later): then
+	 * each gets a message_deleted notice; at once only when no run of it is going. */
+	int dropped = gone ? mirror_orphans_later(w, jint(rec, "run_id"), account_id,
+						  PQgetvalue(r, 0, 1)) : 0;
 	/* Which of those messages went with their last location (deleted, or deleted_at set). */
 	PGresult *alive = NULL;
 	if (dropped > 0 && w->st->cfg.changes_maxlen > 0) {

@@ -6,6 +6,7 @@
 #include "writer.h"
 #include "changes.h"
 #include "copy.h"
+#include "link.h"
 #include "log.h"
 #include "pg.h"
 
@@ -739,7 +740,7 @@ static int replace_unparsed(struct wmsg *m, const char *why)
  * Returns 0, -EAGAIN (deadlock: retry), -EINVAL (a message was rejected) or -EIO. */
 static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_one)
 {
-	json_t *contacts = json_array();
+	json_t *contacts = json_array(), *ids = json_array();
 	struct counter *counters = calloc(n, sizeof(*counters));
 	struct item *it = calloc(n, sizeof(*it));
 	long long *convs = calloc(n, sizeof(*convs));
@@ -834,6 +835,11 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 			collect_contacts(contacts, &m[i], jint(m[i].meta, "account_id"));
 		if (x->created == 1)
 			milestone_note(w, jint(m[i].meta, "account_id"));
+		/* The server's id of the content (objectid.c): a later move links to this row. */
+		const char *eid = jstr(m[i].meta, "email_id");
+		if (eid && x->id > 0)
+			json_array_append_new(ids, json_pack("{s:I, s:I, s:s}", "a",
+				(json_int_t)jint(m[i].meta, "account_id"), "m", (json_int_t)x->id, "e", eid));
 		if (x->located == 1) {
 			struct counter *c = counter_get(counters, &ncounters, jint(m[i].meta, "run_id"),
 							jint(m[i].meta, "folder_id"));
@@ -854,6 +860,8 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		if (crc < 0)
 			goto fail;
 	}
+	if (link_store_ids(w, ids) < 0)
+		goto fail;
 	qsort(counters, ncounters, sizeof(*counters), cmp_counter);
 	for (size_t i = 0; i < ncounters; i++) {
 		char run[24], folder[24], ing[16], dup[16];
@@ -877,6 +885,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 				"folder_id", (json_int_t)jint(m[i].meta, "folder_id"),
 				"uidvalidity", (json_int_t)jint(m[i].meta, "uidvalidity"),
 				"uid", (json_int_t)jint(m[i].meta, "uid"), "message_id", (json_int_t)it[i].id));
+	link_remember(w, ids);
 	rc = 0;
 	goto out;
 fail:
@@ -886,6 +895,7 @@ fail:
 	}
 	PQclear(PQexec(w->pg, "ROLLBACK"));
 out:
+	json_decref(ids);
 	json_decref(contacts);
 	free(counters);
 	free(convs);

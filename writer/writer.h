@@ -74,7 +74,18 @@ int mirror_lock_account(struct writer *w, long long account_id);
  * messages (message_ids, a bigint[] literal; NULL = all of the account's) that have no
  * location left, or marks them deleted_at for keep_deleted accounts, and recomputes their
  * conversations. Returns how many, or <0. */
-int mirror_drop_orphans(struct writer *w, long long account_id, const char *message_ids);
+int mirror_drop_orphans(struct writer *w, long long account_id, const char *message_ids,
+			json_t **deleted);
+
+/* Inside the caller's transaction (holding the account's lock): messages that lost their last
+ * location in run_id are deleted when the run ends rather than now; when the run is over
+ * already, at once (mirror_drop_orphans's count, else 0). <0 on a database error. */
+int mirror_orphans_later(struct writer *w, long long run_id, long long account_id,
+			 const char *message_ids);
+/* Inside the caller's transaction (holding the account's lock), once a run has ended: deletes
+ * the account's messages without a location if an ended run deferred any and no run of the
+ * account is still going. 0 or <0. */
+int mirror_orphans_run_end(struct writer *w, long long account_id);
 
 /* Applies a `cursor` record: 1 applied, 0 not yet (some UID it lists is not committed: keep
  * it pending and retry), <0 database error. */

@@ -36,6 +36,7 @@ ENDLESS_CHUNK = 64 * 1024
 ENDLESS_LIMIT = 128 * 1024 * 1024
 MAX_CLIENT_LITERAL = 1 << 20
 GONE_UID = 3  # the UID the missing* scenarios lose
+GMAIL_ALL = "[Gmail]/All Mail"  # the gmail scenario's folder holding INBOX's messages again
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,14 +117,24 @@ RAW_MESSAGES = [
 
 
 def make_folders(n_inbox: int, raw: bool = False) -> dict:
+    inbox = [make_message("INBOX", u) for u in range(1, n_inbox + 1)]
     folders = {
-        "INBOX": Folder("INBOX", 1, [make_message("INBOX", u) for u in range(1, n_inbox + 1)]),
+        "INBOX": Folder("INBOX", 1, inbox),
         "Archive": Folder("Archive", 7, [make_message("Archive", u) for u in range(1, 4)]),
+        # Seen only by the gmail scenario: INBOX's messages under other UIDs, as Gmail's
+        # labels show one message in several folders.
+        GMAIL_ALL: Folder(GMAIL_ALL, 11, [Message(m.uid + 100, m.raw, m.flags, m.internaldate)
+                                          for m in inbox]),
     }
     if raw:
         folders["Raw"] = Folder("Raw", 11, [Message(u, b, "", BASE_DATE + timedelta(hours=u))
                                             for u, b in enumerate(RAW_MESSAGES, 1)])
     return folders
+
+
+def gm_msgid(m: Message) -> int:
+    """Gmail's X-GM-MSGID: one per message content, the same in every folder."""
+    return int(hashlib.sha256(m.raw).hexdigest()[:15], 16)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,11 +284,13 @@ class Scenario:
     body_fetch: Optional[Callable] = None   # async (conn, tag, msgs, render), INBOX only
     body_fetch_when: Callable = always      # (conn) -> bool, checked once per body FETCH
     omit: Optional[Callable] = None         # (conn, uids) -> uids left out of a body FETCH
+    gmail: bool = False                     # X-GM-EXT-1 (X-GM-MSGID) and GMAIL_ALL
 
 
 THROTTLE_HINT = "[THROTTLED] Request is throttled. Suggested Backoff Time: 2000 milliseconds"
 SCENARIOS = {
     "good": Scenario(),
+    "gmail": Scenario(gmail=True),
     "hugeliteral": Scenario(body_fetch=huge_literal),
     "endlessline": Scenario(body_fetch=endless_line),
     "endlessgreeting": Scenario(greeting=endless_greeting),
@@ -456,6 +469,8 @@ def render_fetch(seq: int, m: Message, items: list, with_uid: bool):
             fields.append(b"RFC822.SIZE %d" % len(m.raw))
         elif it == "X-GM-THRID":
             fields.append(b"X-GM-THRID %d" % (1000000 + m.uid))
+        elif it == "X-GM-MSGID":
+            fields.append(b"X-GM-MSGID %d" % gm_msgid(m))
         else:
             base, off, cnt = split_partial(it)
             if base not in BODY_ITEMS:
@@ -679,6 +694,8 @@ class Conn:
     def find_folder(self, name: str) -> Optional[Folder]:
         if name.upper() == "INBOX":
             return self.server.folders["INBOX"]
+        if name == GMAIL_ALL and not self.scenario.gmail:
+            return None
         return self.server.folders.get(name)
 
     # --- login
@@ -705,7 +722,8 @@ class Conn:
         if self.scenario.bye_after_login:
             self.pending_bye = self.scenario.bye_after_login(self)
         self.log("login_ok", detail={"as": user})
-        await self.line(f"{tag} OK [CAPABILITY {CAPS_AUTHED}] Logged in")
+        caps = CAPS_AUTHED + (" X-GM-EXT-1" if self.scenario.gmail else "")
+        await self.line(f"{tag} OK [CAPABILITY {caps}] Logged in")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -768,8 +786,11 @@ async def cmd_list(c, tag, args, uid):
     else:
         glob = pattern.replace("%", "*")
         for f in c.server.folders.values():
+            if f.name == GMAIL_ALL and not c.scenario.gmail:
+                continue
+            name = f'"{f.name}"' if " " in f.name else f.name
             if fnmatch.fnmatchcase(f.name, glob) or (glob.upper() == "INBOX" and f.name == "INBOX"):
-                await c.line(f'* LIST (\\HasNoChildren) "/" {f.name}')
+                await c.line(f'* LIST (\\HasNoChildren) "/" {name}')
     await c.line(f"{tag} OK LIST completed")
 
 

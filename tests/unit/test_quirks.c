@@ -50,6 +50,20 @@ static void test_qresync(void)
 	CHECK(!quirks_use_qresync(icloud, caps, 1, 0));
 }
 
+static void test_object_id(void)
+{
+	const struct quirks *g = quirks_for("imap"), *gm = quirks_for("gmail");
+	CHECK_EQ_STR(quirks_object_id(g, "IMAP4rev1 OBJECTID MOVE"), "EMAILID");
+	CHECK_EQ_STR(quirks_object_id(gm, "IMAP4rev1 X-GM-EXT-1"), "X-GM-MSGID");
+	/* Never used when not announced; Gmail's ids only where the table allows them. */
+	CHECK(quirks_object_id(g, "IMAP4rev1 XOBJECTID") == NULL);
+	CHECK(quirks_object_id(quirks_for("icloud"), "IMAP4rev1 X-GM-EXT-1") == NULL);
+	CHECK(quirks_object_id(gm, "IMAP4rev1 IDLE") == NULL);
+	struct quirks off = *g;
+	off.no_objectid = 1;
+	CHECK(quirks_object_id(&off, "IMAP4rev1 OBJECTID") == NULL);
+}
+
 static void test_caps_line(void)
 {
 	char caps[4096] = "old";
@@ -81,5 +95,6 @@ int main(void)
 	TEST_RUN(test_caps);
 	TEST_RUN(test_condstore);
 	TEST_RUN(test_qresync);
+	TEST_RUN(test_object_id);
 	return test_summary();
 }
