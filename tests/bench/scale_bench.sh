@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# make bench, issue 11's figures: SCALE_ACCOUNTS accounts (default 1000; Dovecot passwd-file
+# users, SCALE_MESSAGES small messages each (default 37) in INBOX, Sent and Archive) synced by
+# one `mailpipe run` on this machine: time to the first sync of all, then a no-change poll
+# round of all of them (every account made due at once); logins and connections per account
+# (Dovecot's own log), CPU seconds and peak memory per process kind. Prints figures; asserts
+# nothing. IDLE is off here: Dovecot's imap process limit (512 in deploy/local) is below one
+# watch per account.
+set -eu
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PATH=$ROOT/bin:$PATH
+N=${SCALE_ACCOUNTS:-1000} PER=${SCALE_MESSAGES:-37}
+export MAILPIPE_STACK_DIR
+MAILPIPE_STACK_DIR=$(mktemp -d /tmp/mailpipe-scale.XXXXXX)
+base=${BENCH_PORT:-24500}
+export MP_REDIS_PORT=$((base + 20)) MP_PG_PORT=$((base + 21)) MP_IMAP_PORT=$((base + 22)) MP_IMAPS_PORT=$((base + 23))
+export MP_DEMO_COUNT=0 MP_PG_FSYNC=${MP_PG_FSYNC:-on}
+run_pid=
+trap '[ -n "$run_pid" ] && kill $run_pid 2>/dev/null; wait; "$ROOT/deploy/local/stack.sh" destroy >/dev/null 2>&1' EXIT
+"$ROOT/deploy/local/stack.sh" start >/dev/null 2>&1 || { echo "scale bench: stack did not start" >&2; exit 1; }
+eval "$("$ROOT/deploy/local/stack.sh" env)"
+export MAILPIPE_LOG=warn BENCH_SECRET=scale MAILPIPE_IDLE=0
+# A parked connection per account would be 2 x N imap processes: Dovecot here allows 512.
+export MAILPIPE_CONN_PARKED=${MAILPIPE_CONN_PARKED:-200}
+mailpipe db migrate >/dev/null
+
+# N users: one passwd-file line each, and their Maildirs written directly.
+"$ROOT/deploy/local/stack.sh" add-user u0 scale >/dev/null
+passwd=$MAILPIPE_STACK_DIR/dovecot/passwd
+python3 - "$MAILPIPE_STACK_DIR/mail" "$passwd" "$N" "$PER" <<'PY'
+import os, sys, time
+mail, passwd, n, per = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with open(passwd, "a") as p:
+    for u in range(1, n):
+        p.write(f"u{u}:{{PLAIN}}scale::::::\n")
+t0 = int(time.time()) - 86400 * 30
+for u in range(n):
+    root = os.path.join(mail, f"u{u}", "Maildir")
+    for folder in ("", ".Sent", ".Archive"):
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(root, folder, sub), exist_ok=True)
+    for i in range(per):
+        folder = "" if i % 5 < 3 else (".Sent" if i % 5 == 3 else ".Archive")
+        name = f"{t0 + i * 3600}.M{u}_{i}P1.scale:2,{'S' if i % 2 else ''}"
+        reply = f"In-Reply-To: <u{u}-{i - 1}@scale.test>\n" if i % 4 == 1 else ""
+        with open(os.path.join(root, folder, "cur", name), "w") as f:
+            f.write(f"From: Sender {i % 7} <s{i % 7}@example.org>\nTo: u{u}@scale.test\n"
+                    f"Subject: message {i} of u{u}\nMessage-ID: <u{u}-{i}@scale.test>\n{reply}"
+                    f"Date: Mon, 1 Jan 2024 00:00:00 +0000\n\nBody {i} of user {u}.\n"
+                    + "Some text to make it a realistic small message. " * 8 + "\n")
+PY
+chown -R --reference="$MAILPIPE_STACK_DIR/mail/u0" "$MAILPIPE_STACK_DIR/mail"
+t_add0=$(date +%s.%N)
+seq 0 $((N - 1)) | xargs -P 4 -I{} mailpipe account add u{} --host 127.0.0.1 --port "$MP_IMAPS_PORT" \
+	--tls implicit --username u{} --secret env:BENCH_SECRET --ca-file "$MP_CA_FILE" \
+	--interval 3600 --initial-window-days 0 --no-idle >/dev/null
+t_add1=$(date +%s.%N)
+
+logins() { grep -c 'imap-login: Info: Login: user=<u' "$MAILPIPE_STACK_DIR/dovecot/info.log" || true; }
+finished() { # accounts with at least $1 finished runs
+	psql "$MAILPIPE_DATABASE_URL" -XAtc "SELECT count(*) FROM (SELECT account_id FROM sync_runs
+		WHERE status <> 'running' GROUP BY account_id HAVING count(*) >= $1) s"
+}
+wait_finished() { # RUNS TIMEOUT_S
+	local end=$(($(date +%s) + $2))
+	while [ "$(finished "$1")" -lt "$N" ]; do
+		[ "$(date +%s)" -lt "$end" ] || { echo "scale bench: only $(finished "$1") of $N accounts done" >&2; return 1; }
+		sleep 0.2
+	done
+}
+# CPU clock ticks (utime + stime, and those of reaped children) of a process and everything
+# under it: this stack's servers by their pid files, our stages under `mailpipe run`.
+tree() { echo "$1"; for c in $(pgrep -P "$1" || true); do tree "$c"; done; }
+ticks() {
+	local total=0 p
+	for p in $(tree "$1"); do
+		[ -r "/proc/$p/stat" ] || continue
+		total=$((total + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat")))
+	done
+	echo "$total"
+}
+stage_ticks() {
+	local total=0 p
+	for p in $(pgrep -P "$run_pid" -f "$1" || true); do total=$((total + $(ticks "$p"))); done
+	echo "$total"
+}
+snapshot() {
+	for k in scheduler fetcher parser writer; do printf 'mailpipe-%s=%s ' "$k" "$(stage_ticks "mailpipe-$k")"; done
+	printf 'redis=%s ' "$(ticks "$(cat "$MAILPIPE_STACK_DIR/redis/redis.pid")")"
+	printf 'postgres=%s ' "$(ticks "$(head -1 "$MAILPIPE_STACK_DIR/pg/data/postmaster.pid")")"
+	printf 'dovecot=%s ' "$(ticks "$(cat "$MAILPIPE_STACK_DIR/dovecot/run/master.pid")")"
+}
+
+mailpipe run 2>"$MAILPIPE_STACK_DIR/run.log" &
+run_pid=$!
+l0=$(logins)
+c0=$(snapshot)
+t0=$(date +%s.%N)
+wait_finished 1 1800
+t1=$(date +%s.%N)
+c1=$(snapshot)
+l1=$(logins)
+msgs=$(psql "$MAILPIPE_DATABASE_URL" -XAtc "SELECT count(*) FROM message_locations")
+failed=$(psql "$MAILPIPE_DATABASE_URL" -XAtc "SELECT count(*) FROM sync_runs WHERE status <> 'ok'")
+# The no-change round: every account due at once, as after an outage or on a shared interval.
+psql "$MAILPIPE_DATABASE_URL" -XAtqc "UPDATE accounts SET next_sync_at = now()"
+t2=$(date +%s.%N)
+wait_finished 2 1800
+t3=$(date +%s.%N)
+c2=$(snapshot)
+l2=$(logins)
+hwm=""
+for k in mailpipe-scheduler mailpipe-fetcher mailpipe-parser mailpipe-writer; do
+	m=0
+	for p in $(pgrep -P "$run_pid" -f "$k" || true); do
+		v=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+		[ "${v:-0}" -gt "$m" ] && m=$v
+	done
+	hwm="$hwm $k=$m"
+done
+python3 - "$N" "$msgs" "$failed" "$t_add0" "$t_add1" "$t0" "$t1" "$t2" "$t3" "$l0" "$l1" "$l2" \
+	"$(getconf CLK_TCK)" "$c0" "$c1" "$c2" "$hwm" <<'PY'
+import sys
+a = sys.argv[1:]
+n, msgs, failed = int(a[0]), int(a[1]), int(a[2])
+ta0, ta1, t0, t1, t2, t3 = map(float, a[3:9])
+l0, l1, l2, hz = int(a[9]), int(a[10]), int(a[11]), int(a[12])
+snap = lambda s: {k: int(v) for k, v in (x.split("=") for x in s.split())}
+c0, c1, c2 = snap(a[13]), snap(a[14]), snap(a[15])
+hwm = {k: int(v) for k, v in (x.split("=") for x in a[16].split())}
+print(f"scale: {n} accounts, {msgs} messages stored, {failed} runs not ok; "
+      f"accounts added in {ta1 - ta0:.1f} s (4 CLI processes at once)")
+print(f"scale: first sync of all: {t1 - t0:.1f} s ({msgs / (t1 - t0):.0f} msg/s), "
+      f"{(l1 - l0) / n:.2f} logins per account")
+print(f"scale: no-change poll round of all: {t3 - t2:.1f} s, {(l2 - l1) / n:.2f} logins per account")
+print("scale: CPU seconds, first sync | no-change round (per account, ms):")
+for k in c0:
+    f = (c1[k] - c0[k]) / hz
+    r = (c2[k] - c1[k]) / hz
+    print(f"  {k:20s} {f:7.1f} s | {r:6.1f} s ({r * 1000 / n:.1f} ms)")
+print("scale: peak memory (VmHWM, largest process of each stage): "
+      + ", ".join(f"{k.split('-')[1]} {v / 1024:.0f} MB" for k, v in hwm.items()))
+PY
