@@ -7,8 +7,10 @@ BEFORE and AFTER are the account's locations ("folder_id uid message_id flag,fla
 before and after a sync, MESSAGES the message ids stored after it, ENTRIES the JSON lines
 changes_app.py read. The entries must tell exactly what changed between the two snapshots:
 message_added for each new location, flags_changed for each changed flag set (with the new
-flags), message_removed for each location gone (message_deleted when its message row went) except
-those of a folder_removed or folder_renamed folder, each naming the row's ids. Prints what differs and exits 1, or prints a summary.
+flags), message_removed for each location gone except those of a folder_removed or
+folder_renamed folder, and for each message row that went with its last location either
+message_deleted=1 on its message_removed or (once the account's last running sync ended) a
+message_deleted entry, each naming the row's ids. Prints what differs and exits 1, or prints a summary.
 """
 import json
 import sys
@@ -47,7 +49,11 @@ def main():
     if flagged != want_flags:
         bad.append(f"flags_changed {sorted(flagged.items())[:6]} != changed rows {sorted(want_flags.items())[:6]}")
 
-    removed = {key(e): (int(e["message_id"]), e["message_deleted"] == "1")
+    # A row that went with its last location is told on its message_removed (deleted at once)
+    # or by a message_deleted entry when the account's last running sync ended.
+    deleted_later = {int(e["message_id"]) for e in mine if e["type"] == "message_deleted"}
+    removed = {key(e): (int(e["message_id"]),
+                        e["message_deleted"] == "1" or int(e["message_id"]) in deleted_later)
                for e in mine if e["type"] == "message_removed"}
     # A folder removed (or renamed away) takes every location of it: one entry says so.
     gone_folders = {int(e.get("old_folder_id") or e["folder_id"]) for e in mine
@@ -56,6 +62,8 @@ def main():
                     if k not in after and k[0] not in gone_folders}
     if removed != want_removed:
         bad.append(f"message_removed {sorted(removed.items())} != gone locations {sorted(want_removed.items())}")
+    if deleted_later - {v[0] for v in before.values() if v[0] not in stored}:
+        bad.append(f"message_deleted for rows still stored: {sorted(deleted_later & stored)}")
 
     if bad:
         print("  " + "\n  ".join(bad))
