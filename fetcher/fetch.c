@@ -35,174 +35,14 @@ static long long jint(json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
-/* ---- Redis side ---- */
-
-/* The run's live progress (`mailpipe status`, `sync --wait` at a terminal): messages this
- * folder's job put on {mp}:raw, beside the parsers' <folder>:parsed. Best effort. */
-static void count_progress(struct job *j, size_t n)
-{
-	char key[160], field[40];
-	if (!j->run_id || !j->folder_id)
-		return;
-	snprintf(key, sizeof(key), "%s%lld", j->f->cfg->key_progress_prefix, j->run_id);
-	snprintf(field, sizeof(field), "%lld:fetched", j->folder_id);
-	redisReply *r = redisCommand(j->f->rc, "HINCRBY %s %s %lld", key, field, (long long)n);
-	freeReplyObject(r);
-	r = redisCommand(j->f->rc, "EXPIRE %s 86400", key);
-	freeReplyObject(r);
-}
-
-static void collect_appended(struct job *j)
-{
-	if (j->appended.n == 0)
-		return;
-	if (rstream_collect(j->f->rc, j->appended.n) < 0) {
-		j->redis_failed = 1;
-	} else {
-		for (size_t i = 0; i < j->appended.n; i++)
-			uidset_add(&j->fetched, j->appended.v[i]);
-		count_progress(j, j->appended.n);
-	}
-	j->appended.n = 0;
-}
-
-/* Keeps the folder lock and the job's pending entry fresh, so that neither a second fetcher
- * nor XAUTOCLAIM takes a long job away from a live fetcher. */
-static void refresh_claims(struct job *j, int force)
-{
-	time_t now = time(NULL);
-	long every_ms = j->f->cfg->lock_ttl_ms / 3;
-	if (j->f->cfg->claim_idle_ms / 3 < every_ms)
-		every_ms = j->f->cfg->claim_idle_ms / 3;
-	if (!force && (now - j->last_refresh) * 1000 < every_ms)
-		return;
-	j->last_refresh = now;
-	redisContext *rc = j->f->rc;
-	if (j->folder_id) {
-		redisReply *r = redisCommand(rc, "PEXPIRE %s %ld", j->lock_key, j->f->cfg->lock_ttl_ms);
-		freeReplyObject(r);
-	}
-	if (j->f->entry_id) {
-		redisReply *r = redisCommand(rc, "XCLAIM %s fetchers %s 0 %s JUSTID",
-					     j->f->jobs_key ? j->f->jobs_key : j->f->cfg->key_jobs,
-					     j->f->cfg->consumer, j->f->entry_id);
-		freeReplyObject(r);
-	}
-}
-
 static void on_session_wait(void *data)
 {
 	struct job *j = data;
 	/* The context may hold pipelined XADDs whose replies are unread: read them first, or
 	 * the claim's reply would be taken for theirs. */
-	collect_appended(j);
-	refresh_claims(j, 0);
+	job_collect(j);
+	job_refresh_claims(j, 0);
 	conns_tick(j->f->conns);
-}
-
-/* Pauses while the raw stream is over its budget of entries or bytes (invariant 5): we
- * simply stop reading the socket, and TCP flow control holds the server back. */
-static void wait_for_budget(struct job *j)
-{
-	int waited = 0;
-	j->unchecked_bytes = 0;
-	j->unchecked_entries = 0;
-	while (!*j->f->stopping) {
-		long long n, bytes;
-		int over = rstream_over_budget(j->f->rc, j->f->cfg->key_raw, j->f->cfg->raw_budget,
-					       j->f->cfg->raw_budget_bytes, &n, &bytes);
-		if (over < 0) {
-			j->redis_failed = 1;
-			return;
-		}
-		if (!over)
-			break;
-		if (!waited)
-			log_debug("account=%s folder=\"%s\" msg=\"raw stream at %lld entries, %lld bytes, "
-				  "pausing\"", j->account, j->folder, n, bytes);
-		waited = 1;
-		refresh_claims(j, 0);
-		usleep(50 * 1000);
-	}
-	if (waited)
-		session_touch(j->s);
-}
-
-static void emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch)
-{
-	const struct imap_value *body = imap_list_get(fetch, "BODY[]");
-	int header_only = body == NULL;
-	if (header_only)
-		body = imap_list_get(fetch, "BODY[HEADER]");
-	const struct imap_value *flags = imap_list_get(fetch, "FLAGS");
-	const struct imap_value *idate = imap_list_get(fetch, "INTERNALDATE");
-	const struct imap_value *size = imap_list_get(fetch, "RFC822.SIZE");
-	const struct imap_value *modseq = imap_list_get(fetch, "MODSEQ");
-	uint64_t n = 0;
-
-	json_t *meta = json_object();
-	json_t *fl = json_array();
-	if (flags && flags->type == IMAP_V_LIST)
-		for (size_t i = 0; i < flags->n; i++)
-			/* \Recent belongs to one session, not to the message (gone in IMAP4rev2). */
-			if (flags->items[i].s && !imap_value_is(&flags->items[i], "\\Recent"))
-				json_array_append_new(fl, json_stringn(flags->items[i].s, flags->items[i].len));
-	json_object_set_new(meta, "run_id", json_integer(j->run_id));
-	json_object_set_new(meta, "account_id", json_integer(j->account_id));
-	json_object_set_new(meta, "folder_id", json_integer(j->folder_id));
-	json_object_set_new(meta, "uidvalidity", json_integer((json_int_t)j->uidvalidity));
-	json_object_set_new(meta, "uid", json_integer(uid));
-	json_object_set_new(meta, "flags", fl);
-	if (idate && idate->s)
-		json_object_set_new(meta, "internaldate", json_stringn(idate->s, idate->len));
-	if (size && imap_value_u64(size, &n) == 0)
-		json_object_set_new(meta, "size", json_integer((json_int_t)n));
-	if (header_only)
-		json_object_set_new(meta, "truncated", json_true());
-	/* The parser needs the account's view of a message: its own address (direction) and
-	 * the cleaning steps the account turned off. */
-	json_t *acc = json_object_get(j->json, "account");
-	json_t *email = json_object_get(acc, "email"), *clean_off = json_object_get(acc, "clean_off");
-	if (json_is_string(email))
-		json_object_set(meta, "account_email", email);
-	if (json_array_size(clean_off))
-		json_object_set(meta, "clean_off", clean_off);
-	const struct imap_value *thrid = imap_list_get(fetch, "X-GM-THRID");
-	if (thrid && thrid->s)
-		json_object_set_new(meta, "gm_thrid", json_stringn(thrid->s, thrid->len));
-	if (modseq && modseq->type == IMAP_V_LIST && modseq->n == 1 &&
-	    imap_value_u64(&modseq->items[0], &n) == 0)
-		json_object_set_new(meta, "modseq", json_integer((json_int_t)n));
-	/* The server's id of the content: the writer keeps it, so a later move links. */
-	char oid[256];
-	if (j->oid_item && objectid_value(imap_list_get(fetch, j->oid_item), oid, sizeof(oid)) == 0)
-		json_object_set_new(meta, "email_id", json_string(oid));
-	char *m = json_dumps(meta, JSON_COMPACT);
-	json_decref(meta);
-	if (!m) {
-		j->redis_failed = 1;
-		return;
-	}
-	const char *names[] = { "meta", "raw" };
-	const char *vals[] = { m, body->s ? body->s : "" };
-	size_t lens[] = { strlen(m), body->s ? body->len : 0 };
-	rstream_append_add(j->f->rc, j->f->cfg->key_raw, 2, names, vals, lens);
-	metrics_add(MX_FETCHED_MESSAGES, 1);
-	metrics_add(MX_FETCHED_BYTES, (int64_t)lens[1]);
-	free(m);
-	uidset_add(&j->appended, uid);
-	j->unchecked_bytes += lens[1];
-	j->unchecked_entries++;
-	/* The budget is checked every 256 messages, or sooner when they are big: the stream can
-	 * overshoot it by a sixteenth (plus one message). */
-	int check = j->unchecked_entries >= 256 ||
-		    j->unchecked_bytes >= (size_t)j->f->cfg->raw_budget_bytes / 16;
-	if (j->appended.n >= 32 || check) {
-		collect_appended(j);
-		if (check)
-			wait_for_budget(j);
-		refresh_claims(j, 0);
-	}
 }
 
 /* ---- IMAP side ---- */
@@ -259,7 +99,7 @@ static void on_untagged(void *data, const struct imap_response *r)
 		}
 		if (v <= j->last_uid && j->last_uid && j->uidvalidity == j->exp_uidvalidity)
 			return;
-		emit_raw(j, (uint32_t)v, &r->args[0]);
+		job_emit_raw(j, (uint32_t)v, &r->args[0]);
 	} else if (strcasecmp(r->name, "LIST") == 0 && r->nargs >= 3 && j->folders) {
 		const struct imap_value *attrs = &r->args[0], *delim = &r->args[1], *name = &r->args[2];
 		json_t *a = json_array();
@@ -413,7 +253,7 @@ static int recover_missing(struct job *j, const struct uidset *todo)
 	uidset_release(&header);
 	if (rc == -EIO || rc == -ENOMEM)
 		goto out;
-	collect_appended(j);
+	job_collect(j);
 	still_missing(j, &asked, &miss);
 	if (!miss.n) {
 		rc = 0;
@@ -554,7 +394,7 @@ static int fetch_todo(struct job *j, struct uidset *todo, int newest_first)
 			snprintf(j->fetch_error, sizeof(j->fetch_error), "UID FETCH of headers failed: %s", j->wait_text);
 		}
 	}
-	collect_appended(j);
+	job_collect(j);
 	rc = 0;
 	if (!j->redis_failed && !j->fetch_failed && !*j->f->stopping) {
 		rc = recover_missing(j, todo);
@@ -577,7 +417,7 @@ out:
 	/* XADDs of messages that arrived before a failure are still unanswered in the context:
 	 * read their replies now (the messages are safe in Redis and need no second fetch), or
 	 * the next command on the context would take one of them for its own reply. */
-	collect_appended(j);
+	job_collect(j);
 	return rc;
 }
 
@@ -777,32 +617,6 @@ static int do_backfill(struct job *j)
 	return rc;
 }
 
-/* ---- records and the job lifecycle ---- */
-
-int job_emit(struct job *j, const char *type, json_t *rec)
-{
-	char *data = json_dumps(rec, JSON_COMPACT);
-	if (!data)
-		return -ENOMEM;
-	const char *names[] = { "type", "data" };
-	const char *vals[] = { type, data };
-	int rc = rstream_add(j->f->rc, j->f->cfg->key_parsed, 2, names, vals, NULL);
-	free(data);
-	return rc;
-}
-
-json_t *job_record(struct job *j)
-{
-	json_t *rec = json_object();
-	json_object_set(rec, "job_id", json_object_get(j->json, "job_id"));
-	json_object_set_new(rec, "run_id", json_integer(j->run_id));
-	json_object_set_new(rec, "account_id", json_integer(j->account_id));
-	return rec;
-}
-
-
-
-
 /* What this sync saw of its folder, for the account's IDLE watch when the job ran on its
  * connection: the watch asks for another sync only if the folder changed since. */
 static void job_look(struct job *j, struct idle_seen *seen)
@@ -820,32 +634,6 @@ static void job_look(struct job *j, struct idle_seen *seen)
 		seen->exists = j->mirror.messages;
 		seen->modseq = j->mirror.modseq;
 	}
-}
-
-static int lock_folder(struct job *j)
-{
-	const char *key = j->lock_key;
-	/* A lock in our own name is ours: left by this consumer before a restart, or kept by a
-	 * Redis that restarted from its AOF while we were mid-job. */
-	redisReply *r = redisCommand(j->f->rc, "EVAL %s 1 %s %s %ld",
-				     "local v = redis.call('get', KEYS[1]) "
-				     "if v == false or v == ARGV[1] then "
-				     "redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0",
-				     key, j->f->cfg->consumer, j->f->cfg->lock_ttl_ms);
-	int ok = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-	freeReplyObject(r);
-	return ok ? 0 : -EBUSY;
-}
-
-static void unlock_folder(struct job *j)
-{
-	const char *key = j->lock_key;
-	redisReply *r = redisCommand(j->f->rc,
-				     "EVAL %s 1 %s %s",
-				     "if redis.call('get', KEYS[1]) == ARGV[1] then "
-				     "return redis.call('del', KEYS[1]) else return 0 end",
-				     key, j->f->cfg->consumer);
-	freeReplyObject(r);
 }
 
 enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
@@ -889,7 +677,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		return FETCH_DONE;
 	}
 	if (is_sync) {
-		if (lock_folder(&j) < 0)
+		if (job_lock_folder(&j) < 0)
 			return FETCH_BUSY;
 		locked = 1;
 	}
@@ -943,7 +731,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 				 j.account, j.folder, attempt, (long long)delay, j.error);
 			for (long long t = stage_now_ms() + delay; stage_now_ms() < t && !*f->stopping;) {
 				usleep(50 * 1000);
-				refresh_claims(&j, 0);
+				job_refresh_claims(&j, 0);
 			}
 			if (*f->stopping)
 				break;
@@ -957,11 +745,11 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 			j.redis_failed = 0;
 			j.appended.n = 0;
 			j.unchecked_bytes = j.unchecked_entries = 0;
-			if (is_sync && lock_folder(&j) < 0) {
+			if (is_sync && job_lock_folder(&j) < 0) {
 				rc = -EBUSY;
 				break;
 			}
-			refresh_claims(&j, 1);
+			job_refresh_claims(&j, 1);
 		}
 		j.error[0] = 0;
 		j.wait_transient = 0;
@@ -1036,7 +824,7 @@ report:
 			 (unsigned long long)j.uidvalidity);
 out:
 	if (locked)
-		unlock_folder(&j);
+		job_unlock_folder(&j);
 	if (secret) {
 		memset(secret, 0, strlen(secret));
 		free(secret);

@@ -91,6 +91,19 @@ struct job {
 	char fetch_items[200];	/* what a UID FETCH of whole messages asks for */
 };
 
+/* jobredis.c: the job's Redis side. */
+/* Reads the replies of pipelined raw XADDs: their UIDs count as fetched. */
+void job_collect(struct job *j);
+/* Keeps the folder lock and the job's pending entry fresh (force: now). */
+void job_refresh_claims(struct job *j, int force);
+/* Pauses while {mp}:raw is over its budget of entries or bytes (invariant 5). */
+void job_wait_for_budget(struct job *j);
+/* Appends one message's raw entry (XADD pipelined; job_collect reads the reply). */
+void job_emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch);
+/* The folder's lock in this fetcher's name (ours already counts): 0, or -EBUSY. */
+int job_lock_folder(struct job *j);
+void job_unlock_folder(struct job *j);
+
 /* Sends command and waits for its completion. 0 on OK; -EIO when the connection failed;
  * -EREMOTEIO when the server said NO/BAD (j->wait_text has its words). */
 int job_command(struct job *j, const char *cmd);
