@@ -192,39 +192,20 @@ void mirror_on_fetch(struct job *j, uint32_t uid, const struct imap_value *fetch
 		j->redis_failed = 1;
 }
 
-static int emit_vanished(struct job *j)
+/* A `vanished` record: the old UIDs the server still has (key "present", from a scan or a
+ * SEARCH), or those QRESYNC reported gone ("removed"). */
+static int emit_vanished(struct job *j, const char *key, struct uidset *set)
 {
-	struct mirror_state *m = &j->mirror;
-	uidset_normalize(&m->present);
-	char *present = uidset_format(&m->present);
-	if (!present)
+	uidset_normalize(set);
+	char *uids = uidset_format(set);
+	if (!uids)
 		return -ENOMEM;
 	json_t *rec = job_record(j);
 	json_object_set_new(rec, "folder_id", json_integer(j->folder_id));
 	json_object_set_new(rec, "uidvalidity", json_integer((json_int_t)j->uidvalidity));
 	json_object_set_new(rec, "upto", json_integer((json_int_t)j->last_uid));
-	json_object_set_new(rec, "present", json_string(present));
-	free(present);
-	int rc = job_emit(j, "vanished", rec);
-	json_decref(rec);
-	return rc < 0 ? -EIO : 0;
-}
-
-/* The expunges QRESYNC reported: a `vanished` record naming the UIDs gone (rather than the
- * ones present, as a scan or SEARCH tells). */
-static int emit_gone(struct job *j)
-{
-	struct mirror_state *m = &j->mirror;
-	uidset_normalize(&m->gone);
-	char *gone = uidset_format(&m->gone);
-	if (!gone)
-		return -ENOMEM;
-	json_t *rec = job_record(j);
-	json_object_set_new(rec, "folder_id", json_integer(j->folder_id));
-	json_object_set_new(rec, "uidvalidity", json_integer((json_int_t)j->uidvalidity));
-	json_object_set_new(rec, "upto", json_integer((json_int_t)j->last_uid));
-	json_object_set_new(rec, "removed", json_string(gone));
-	free(gone);
+	json_object_set_new(rec, key, json_string(uids));
+	free(uids);
 	int rc = job_emit(j, "vanished", rec);
 	json_decref(rec);
 	return rc < 0 ? -EIO : 0;
@@ -249,7 +230,7 @@ int mirror_old_uids(struct job *j)
 		if ((rc = emit_updates(j)) < 0)
 			return rc;
 		if (m->gone.n) {
-			if ((rc = emit_gone(j)) < 0)
+			if ((rc = emit_vanished(j, "removed", &m->gone)) < 0)
 				return rc;
 			m->vanished = 1;
 		}
@@ -286,7 +267,7 @@ int mirror_old_uids(struct job *j)
 	if ((rc = emit_updates(j)) < 0)
 		return rc;
 	if (m->full_scan || old_on_server != m->stored_count) {
-		if ((rc = emit_vanished(j)) < 0)
+		if ((rc = emit_vanished(j, "present", &m->present)) < 0)
 			return rc;
 		m->vanished = 1;
 	}

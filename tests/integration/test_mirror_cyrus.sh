@@ -6,21 +6,8 @@
 export MAILPIPE_IDLE=1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mirror_lib.sh"
-CYRUS=$ROOT/deploy/local/cyrus.sh
-if ! out=$(MP_CYRUS_SUDO="sudo -n" "$CYRUS" install 2>&1 </dev/null); then
-	echo "SKIP test_mirror_cyrus: Cyrus IMAP could not be installed: $(printf '%s\n' "$out" | tail -n 1)"
-	exit 0
-fi
-stack_up 20 1
-CY_DIR=$MAILPIPE_STACK_DIR/cyrus
-trap 'run_stop; "$CYRUS" stop "$CY_DIR" >/dev/null 2>&1; stack_down' EXIT
-CY_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-if ! "$CYRUS" start "$CY_DIR" "$CY_PORT" >"$MAILPIPE_STACK_DIR/cyrus.start.log" 2>&1; then
-	cat "$MAILPIPE_STACK_DIR/cyrus.start.log"
-	fail "Cyrus starts on 127.0.0.1:$CY_PORT"
-	finish
-fi
-check "Cyrus user demo gets a 60-message sample" "$CYRUS" add-user "$CY_DIR" demo demo --sample 60 11
+. "$(dirname "$0")/cyrus_lib.sh"
+cyrus_up test_mirror_cyrus 60 11 1
 for a in "cs" "cso --no-qresync" "plain --no-condstore --flag-scan-interval 0"; do
 	set -- $a
 	mailpipe account add "$@" --host 127.0.0.1 --port "$CY_PORT" --tls none --username demo \

@@ -7,21 +7,8 @@
 # still ends exact; a writer killed while link records wait in it changes nothing. Dovecot 2.3 (no OBJECTID) covers the fallback path of a move: downloaded,
 # yet one message row with the same id.
 . "$(dirname "$0")/lib.sh"
-CYRUS=$ROOT/deploy/local/cyrus.sh
-if ! out=$(MP_CYRUS_SUDO="sudo -n" "$CYRUS" install 2>&1 </dev/null); then
-	echo "SKIP test_objectid: Cyrus IMAP could not be installed: $(printf '%s\n' "$out" | tail -n 1)"
-	exit 0
-fi
-stack_up 20 3
-CY_DIR=$MAILPIPE_STACK_DIR/cyrus
-trap 'run_stop; "$CYRUS" stop "$CY_DIR" >/dev/null 2>&1; stack_down' EXIT
-CY_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-if ! "$CYRUS" start "$CY_DIR" "$CY_PORT" >"$MAILPIPE_STACK_DIR/cyrus.start.log" 2>&1; then
-	cat "$MAILPIPE_STACK_DIR/cyrus.start.log"
-	fail "Cyrus starts on 127.0.0.1:$CY_PORT"
-	finish
-fi
-check "Cyrus user demo gets a 40-message sample" "$CYRUS" add-user "$CY_DIR" demo demo --sample 40 5
+. "$(dirname "$0")/cyrus_lib.sh"
+cyrus_up test_objectid 40 5 3
 mailpipe account add oid --host 127.0.0.1 --port "$CY_PORT" --tls none --username demo \
 	--secret env:TEST_IMAP_SECRET --interval 0 --initial-window-days 0 \
 	--email demo@example.org >/dev/null
