@@ -30,6 +30,8 @@ int from_env_fill(const char *kind, struct account_spec *s);
 
 int cmd_db(struct cli *c, int argc, char **argv);
 int cmd_account(struct cli *c, int argc, char **argv);
+/* account resume|disable NAME (cli/account_state.c) */
+int cmd_account_state(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);
 int cmd_run(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);

@@ -20,6 +20,7 @@ void cli_usage(void)
 	      "                       [--flag-scan-interval S]\n"
 	      "  mailpipe account add NAME --from-env icloud|mailatlas [flags above override]\n"
 	      "  mailpipe account list [--json] | show NAME [--json] | remove NAME\n"
+	      "  mailpipe account resume NAME | disable NAME\n"
 	      "  mailpipe sync NAME [--folder F]... [--wait] [--timeout S] [--json]\n"
 	      "  mailpipe run\n"
 	      "  mailpipe list [--account NAME] [--folder F] [--limit N] [--json]\n"

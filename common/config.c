@@ -77,6 +77,18 @@ static const struct opt opts[] = {
 	  "older messages fetched per backfill job (accounts with --backfill)" },
 	{ "MAILPIPE_CHANGES_MAXLEN", NUM(changes_maxlen), "100000", 0, 1000000000L,
 	  "entries kept (MAXLEN ~) in the change stream for apps; 0 = no change stream" },
+	{ "MAILPIPE_BACKOFF_BASE_MS", NUM(backoff_base_ms), "60000", 100, 86400000L,
+	  "an account's wait after a failed run, doubled per failure in a row, with jitter" },
+	{ "MAILPIPE_BACKOFF_MAX_MS", NUM(backoff_max_ms), "3600000", 100, 604800000L,
+	  "longest wait of an account backing off" },
+	{ "MAILPIPE_AUTH_RETRY_S", NUM(auth_retry_s), "21600", 1, 31536000L,
+	  "an account whose login was refused is tried again after this long (or a new secret)" },
+	{ "MAILPIPE_SCHEDULE_BATCH", NUM(schedule_batch), "500", 1, 100000,
+	  "due accounts planned per statement; a tick plans batches for at most half a tick" },
+	{ "MAILPIPE_ACCOUNT_JOBS_MAX", NUM(account_jobs_max), "4", 1, 10000,
+	  "folder jobs of one account queued or running at once" },
+	{ "MAILPIPE_SCHEDULER_LEASE_MS", NUM(lease_ms), "10000", 500, 3600000L,
+	  "the planning scheduler's lease; another takes over this long after it dies" },
 	{ "MAILPIPE_FAULT_PARSER_ABORT", STR(fault_parser_abort), "", 0, 0,
 	  "fault injection for tests: parsers crash on a message containing this text" },
 };
@@ -125,6 +137,8 @@ int config_load(struct mp_config *cfg)
 	snprintf(cfg->key_progress_prefix, sizeof(cfg->key_progress_prefix), "{%s}:progress:", p);
 	snprintf(cfg->key_idle_targets, sizeof(cfg->key_idle_targets), "{%s}:idle:targets", p);
 	snprintf(cfg->key_idle_lease_prefix, sizeof(cfg->key_idle_lease_prefix), "{%s}:idle:lease:", p);
+	snprintf(cfg->key_jobs_first, sizeof(cfg->key_jobs_first), "{%s}:jobs:first", p);
+	snprintf(cfg->key_sched_lease, sizeof(cfg->key_sched_lease), "{%s}:scheduler:lease", p);
 	return 0;
 }
 

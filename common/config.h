@@ -37,6 +37,13 @@ struct mp_config {
 	long conn_idle_s;	/* a fetcher's parked account connection lives this long unused */
 	long conn_parked;	/* ... and it keeps at most this many */
 	long changes_maxlen;	/* MAXLEN ~ of {mp}:changes; 0 = not published */
+	/* Account states and fair scheduling (common/account_state.c, scheduler/). */
+	long backoff_base_ms;	/* an account's first backoff after a failed run, doubled per failure */
+	long backoff_max_ms;	/* ... capped here */
+	long auth_retry_s;	/* an auth_failed account is tried again after this long */
+	long schedule_batch;	/* due accounts planned per statement */
+	long account_jobs_max;	/* folder jobs of one account in flight at once */
+	long lease_ms;		/* the planning scheduler's lease in Redis */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];
@@ -47,6 +54,8 @@ struct mp_config {
 	char key_progress_prefix[96];	/* + run id: hash of per-folder counters of a running sync */
 	char key_idle_targets[96];	/* the accounts to watch, published by the scheduler */
 	char key_idle_lease_prefix[96];	/* one fetcher watches an account: its lease */
+	char key_jobs_first[96];	/* first syncs of folders, read after {mp}:jobs */
+	char key_sched_lease[96];	/* which scheduler plans (scheduler/lease.c) */
 };
 
 /* Fills cfg from defaults then the environment. Returns 0, or -EINVAL after printing one line
