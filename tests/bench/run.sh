@@ -69,3 +69,4 @@ print(f"  no-change re-sync: {float(e2)-float(s2):.2f} s")
 PY
 "$ROOT/tests/bench/writer_bench.sh"
 "$ROOT/tests/bench/mirror_bench.sh"
+"$ROOT/tests/bench/schedule_bench.sh"
