@@ -107,8 +107,8 @@ static json_t *streams_info(redisContext *rc, const struct mp_config *cfg)
 		now_ms = strtoll(t->element[0]->str, NULL, 10) * 1000 +
 			 strtoll(t->element[1]->str, NULL, 10) / 1000;
 	freeReplyObject(t);
-	const char *keys[] = { cfg->key_jobs, cfg->key_raw, cfg->key_parsed, cfg->key_backfill,
-			       cfg->key_requests, cfg->key_changes };
+	const char *keys[] = { cfg->key_jobs, cfg->key_jobs_first, cfg->key_raw, cfg->key_parsed,
+			       cfg->key_backfill, cfg->key_requests, cfg->key_changes };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		json_array_append_new(a, stream_info(rc, keys[i], now_ms));
 	return a;
