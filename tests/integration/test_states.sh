@@ -104,6 +104,27 @@ check "status shows disabled" [ "$(status_state good)" = "disabled False" ]
 mailpipe account resume good >/dev/null
 check "resumed, it syncs again" wait_for 10 '[ "$(runs good)" -gt "$r1" ]'
 
+# 5. Fair scheduling: at most MAILPIPE_ACCOUNT_JOBS_MAX folder jobs of one account out at once.
+# A scheduler alone (no fetcher to finish anything) turns a request for all six of good's
+# folders into a run: two jobs go out, four wait; fetchers started later finish them all.
+sql "UPDATE accounts SET sync_interval_s = 0"
+wait_for 30 '[ "$(sql "SELECT count(*) FROM sync_runs WHERE status = '\''running'\''")" = 0 ]'
+run_stop
+MAILPIPE_ACCOUNT_JOBS_MAX=2 mailpipe-scheduler >>"$RUN_LOG" 2>&1 &
+SCHED_PID=$!
+folders=$(sql "SELECT json_agg(f.name) FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name = 'good'")
+redis-cli -p "$MP_REDIS_PORT" XADD '{mp}:requests' '*' account good folders "$folders" request_id capped >/dev/null
+check "the request became a run" wait_for 10 '[ -n "$(sql "SELECT run_id FROM sync_runs WHERE request_id = '\''capped'\''")" ]'
+sleep 1
+split=$(sql "SELECT count(*) FILTER (WHERE s.enqueued_at IS NOT NULL) || ' ' || count(*) FROM sync_run_folders s
+	JOIN sync_runs r ON r.run_id = s.run_id WHERE r.request_id = 'capped'")
+check "two of its six folder jobs went out, the rest wait ($split)" [ "$split" = "2 6" ]
+kill -TERM $SCHED_PID
+wait $SCHED_PID 2>/dev/null
+MAILPIPE_ACCOUNT_JOBS_MAX=2 run_start
+check "fetchers started, the capped run ends ok with every folder done" \
+	wait_for 60 '[ "$(sql "SELECT r.status || count(*) FILTER (WHERE s.status = '\''done'\'') FROM sync_runs r JOIN sync_run_folders s ON s.run_id = r.run_id WHERE r.request_id = '\''capped'\'' GROUP BY r.status")" = ok6 ]'
+
 mailpipe account resume nobody >/dev/null 2>&1
 check "resume of an unknown account exits 1" [ $? -eq 1 ]
 mailpipe account resume 2>/dev/null
