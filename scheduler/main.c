@@ -92,16 +92,17 @@ static void on_tick(uv_timer_t *t)
 		s->st.rc = NULL;
 		return;
 	}
-	if (held != 1)
-		return;
-	if (schedule_tick(s->pg, s->st.rc, &s->st.cfg) < 0 && s->st.rc->err) {
-		redisFree(s->st.rc);
-		s->st.rc = NULL;
-		return;
+	/* Only the lease holder plans; every scheduler samples the streams for its metrics. */
+	if (held == 1) {
+		if (schedule_tick(s->pg, s->st.rc, &s->st.cfg) < 0 && s->st.rc->err) {
+			redisFree(s->st.rc);
+			s->st.rc = NULL;
+			return;
+		}
+		if (s->st.cfg.idle)
+			requests_publish_targets(s->pg, s->st.rc, &s->st.cfg);
+		jobs_enqueue_backfill(s->pg, s->st.rc, &s->st.cfg);
 	}
-	if (s->st.cfg.idle)
-		requests_publish_targets(s->pg, s->st.rc, &s->st.cfg);
-	jobs_enqueue_backfill(s->pg, s->st.rc, &s->st.cfg);
 	/* At most once a second, and only when someone may scrape. */
 	if (s->st.metrics && uv_now(t->loop) - s->sampled_at >= 1000) {
 		streams_sample(s->st.rc, &s->st.cfg);
