@@ -48,7 +48,7 @@ r0=$(runs)
 check "A takes the lease within the lease time (+ a tick)" wait_for 5 '[[ "$(holder)" == scheduler-* ]]'
 ms=$((($(date +%s%N) - t0) / 1000000))
 echo "  takeover after ${ms} ms (lease 2000 ms, tick 200 ms)"
-check "takeover took at most 2.5 s ($ms ms)" [ "$ms" -le 2500 ]
+check "takeover took at most the lease, a tick and some slack: 3 s ($ms ms)" [ "$ms" -le 3000 ]
 check "the accounts keep syncing under A" wait_for 10 '[ "$(runs)" -gt $((r0 + 5)) ]'
 check "A logged the takeover" grep -q "planning lease taken" "$RUN_LOG"
 check "A now plans ($(planned "$RUN_LOG") runs)" [ "$(planned "$RUN_LOG")" -gt 0 ]
