@@ -317,6 +317,8 @@ int cmd_account(struct cli *c, int argc, char **argv)
 		return account_remove(c, argv[2]);
 	if (!strcmp(argv[1], "secret"))
 		return cmd_account_secret(c, argc - 1, argv + 1);
+	if (!strcmp(argv[1], "resume") || !strcmp(argv[1], "disable"))
+		return cmd_account_state(c, argc - 1, argv + 1);
 	cli_usage();
 	return 2;
 }

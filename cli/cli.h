@@ -51,6 +51,8 @@ int cmd_secrets(struct cli *c, int argc, char **argv);
 
 int cmd_db(struct cli *c, int argc, char **argv);
 int cmd_account(struct cli *c, int argc, char **argv);
+/* account resume|disable NAME (cli/account_state.c) */
+int cmd_account_state(struct cli *c, int argc, char **argv);
 int cmd_sync(struct cli *c, int argc, char **argv);
 int cmd_run(struct cli *c, int argc, char **argv);
 int cmd_status(struct cli *c, int argc, char **argv);

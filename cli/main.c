@@ -24,6 +24,7 @@ void cli_usage(void)
 	      "  mailpipe account list [--json] | show NAME [--json] | remove NAME\n"
 	      "  mailpipe account secret NAME (--secret-stdin | --secret REF)\n"
 	      "  mailpipe secrets rotate        (MAILPIPE_SECRET_KEY new, MAILPIPE_SECRET_KEY_OLD old)\n"
+	      "  mailpipe account resume NAME | disable NAME\n"
 	      "  mailpipe sync NAME [--folder F]... [--wait] [--timeout S] [--json]\n"
 	      "  mailpipe run\n"
 	      "  mailpipe list [--account NAME] [--folder F] [--limit N] [--json]\n"

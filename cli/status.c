@@ -107,8 +107,8 @@ static json_t *streams_info(redisContext *rc, const struct mp_config *cfg)
 		now_ms = strtoll(t->element[0]->str, NULL, 10) * 1000 +
 			 strtoll(t->element[1]->str, NULL, 10) / 1000;
 	freeReplyObject(t);
-	const char *keys[] = { cfg->key_jobs, cfg->key_raw, cfg->key_parsed, cfg->key_backfill,
-			       cfg->key_requests, cfg->key_changes };
+	const char *keys[] = { cfg->key_jobs, cfg->key_jobs_first, cfg->key_raw, cfg->key_parsed,
+			       cfg->key_backfill, cfg->key_requests, cfg->key_changes };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		json_array_append_new(a, stream_info(rc, keys[i], now_ms));
 	return a;
@@ -177,15 +177,10 @@ json_t *status_run_progress(PGconn *pg, redisContext *rc, const struct mp_config
 
 static const char *SQL_STATUS =
 	"SELECT json_build_object('account', a.name, 'account_id', a.id, "
-	/* accounts.state says whether an account is meant to sync; the rest is read from what
-	 * happened: a refused login, or a server's backoff hint that moved next_sync_at past
-	 * the account's own interval. */
-	" 'state', CASE WHEN a.state <> 'active' THEN a.state "
-	"   WHEN a.last_error LIKE '%auth failed for account%' THEN 'auth_failed' "
-	"   WHEN a.next_sync_at > now() + make_interval(secs => a.sync_interval_s + 1) THEN 'backoff' "
-	"   ELSE 'active' END, "
-	" 'backoff_until', CASE WHEN a.state = 'active' "
-	"   AND a.next_sync_at > now() + make_interval(secs => a.sync_interval_s + 1) THEN a.next_sync_at END, "
+	/* The account's state as the state machine keeps it (common/account_state.c); backoff and
+	 * auth_failed wait until next_sync_at (a new secret or `account resume` ends the latter). */
+	" 'state', a.state, 'failure_count', a.failure_count, 'state_changed_at', a.state_changed_at, "
+	" 'backoff_until', CASE WHEN a.state IN ('backoff', 'auth_failed') THEN a.next_sync_at END, "
 	" 'host', a.host, 'last_error', a.last_error, 'next_sync_at', a.next_sync_at, "
 	" 'sync_interval_s', a.sync_interval_s, "
 	" 'last_sync_at', (SELECT max(s.finished_at) FROM sync_runs s WHERE s.account_id = a.id), "

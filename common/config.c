@@ -88,6 +88,18 @@ static const struct opt opts[] = {
 	  "longest run of a cmd: secret reference (a token broker)" },
 	{ "MAILPIPE_SECRET_CMD_CACHE_S", NUM(secret_cmd_cache_s), "300", 0, 86400,
 	  "a cmd: secret's output without a stated expiry is reused this long (0: never)" },
+	{ "MAILPIPE_BACKOFF_BASE_MS", NUM(backoff_base_ms), "60000", 100, 86400000L,
+	  "an account's wait after a failed run, doubled per failure in a row, with jitter" },
+	{ "MAILPIPE_BACKOFF_MAX_MS", NUM(backoff_max_ms), "3600000", 100, 604800000L,
+	  "longest wait of an account backing off" },
+	{ "MAILPIPE_AUTH_RETRY_S", NUM(auth_retry_s), "21600", 1, 31536000L,
+	  "an account whose login was refused is tried again after this long (or a new secret)" },
+	{ "MAILPIPE_SCHEDULE_BATCH", NUM(schedule_batch), "500", 1, 100000,
+	  "due accounts planned per statement; a tick plans batches for at most half a tick" },
+	{ "MAILPIPE_ACCOUNT_JOBS_MAX", NUM(account_jobs_max), "4", 1, 10000,
+	  "folder jobs of one account queued or running at once" },
+	{ "MAILPIPE_SCHEDULER_LEASE_MS", NUM(lease_ms), "10000", 500, 3600000L,
+	  "the planning scheduler's lease; another takes over this long after it dies" },
 	{ "MAILPIPE_FAULT_PARSER_ABORT", STR(fault_parser_abort), "", 0, 0,
 	  "fault injection for tests: parsers crash on a message containing this text" },
 };
@@ -139,6 +151,8 @@ int config_load(struct mp_config *cfg)
 	snprintf(cfg->key_conn_acct_prefix, sizeof(cfg->key_conn_acct_prefix), "{%s}:conn:acct:", p);
 	snprintf(cfg->key_conn_host_prefix, sizeof(cfg->key_conn_host_prefix), "{%s}:conn:host:", p);
 	snprintf(cfg->key_conn_want_prefix, sizeof(cfg->key_conn_want_prefix), "{%s}:conn:want:", p);
+	snprintf(cfg->key_jobs_first, sizeof(cfg->key_jobs_first), "{%s}:jobs:first", p);
+	snprintf(cfg->key_sched_lease, sizeof(cfg->key_sched_lease), "{%s}:scheduler:lease", p);
 	return 0;
 }
 

@@ -42,6 +42,13 @@ struct mp_config {
 	char *secret_key_old;	/* references to earlier keys, comma-separated */
 	long secret_cmd_timeout_s; /* a cmd: reference is killed after this long */
 	long secret_cmd_cache_s;   /* ... and its plain output reused this long */
+	/* Account states and fair scheduling (common/account_state.c, scheduler/). */
+	long backoff_base_ms;	/* an account's first backoff after a failed run, doubled per failure */
+	long backoff_max_ms;	/* ... capped here */
+	long auth_retry_s;	/* an auth_failed account is tried again after this long */
+	long schedule_batch;	/* due accounts planned per statement */
+	long account_jobs_max;	/* folder jobs of one account in flight at once */
+	long lease_ms;		/* the planning scheduler's lease in Redis */
 
 	/* Derived: stream and key names with the {prefix} hash tag. */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];
@@ -55,6 +62,8 @@ struct mp_config {
 	char key_progress_prefix[96];	/* + run id: hash of per-folder counters of a running sync */
 	char key_idle_targets[96];	/* the accounts to watch, published by the scheduler */
 	char key_idle_lease_prefix[96];	/* one fetcher watches an account: its lease */
+	char key_jobs_first[96];	/* first syncs of folders, read after {mp}:jobs */
+	char key_sched_lease[96];	/* which scheduler plans (scheduler/lease.c) */
 };
 
 /* Fills cfg from defaults then the environment. Returns 0, or -EINVAL after printing one line

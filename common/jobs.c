@@ -24,18 +24,28 @@
 	"'max_connections', coalesce((a.options->>'max_connections')::int, 0), "                 \
 	"'backfill', coalesce((a.options->>'backfill')::boolean, false))"
 
-static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r)
+/* XADDs column 0 of every row, pipelined. With first_col >= 0, a row whose column first_col
+ * is true (a folder never synced) goes to {mp}:jobs:first, which fetchers read only when
+ * {mp}:jobs is empty: one account's first sync does not hold up everyone's polls. */
+static int enqueue_rows_split(redisContext *rc, const struct mp_config *cfg, PGresult *r,
+			      int first_col)
 {
 	int n = PQntuples(r);
 	for (int i = 0; i < n; i++) {
 		const char *names[] = { "job" };
 		const char *vals[] = { PQgetvalue(r, i, 0) };
-		rstream_append_add(rc, cfg->key_jobs, 1, names, vals, NULL);
+		int first = first_col >= 0 && !strcmp(PQgetvalue(r, i, first_col), "t");
+		rstream_append_add(rc, first ? cfg->key_jobs_first : cfg->key_jobs, 1, names, vals, NULL);
 	}
 	if (rstream_collect(rc, (size_t)n) < 0)
 		return -EIO;
 	metrics_add(MX_JOBS_ENQUEUED, n);
 	return n;
+}
+
+static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r)
+{
+	return enqueue_rows_split(rc, cfg, r, -1);
 }
 
 static long long start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
@@ -93,6 +103,57 @@ out:
 	PQclear(r);
 	free(filter);
 	return run_id;
+}
+
+int jobs_start_due_runs(PGconn *pg, redisContext *rc, const struct mp_config *cfg, long limit)
+{
+	char lim[24], epoch_key[128], epoch[64];
+	snprintf(lim, sizeof(lim), "%ld", limit);
+	snprintf(epoch_key, sizeof(epoch_key), "{%s}:epoch", cfg->redis_prefix);
+	const char *params[] = { lim,
+				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL };
+	/* The same predicate as the accounts_due index (migration 012), so the oldest due
+	 * accounts come off the index and the cost of a batch does not grow with the table.
+	 * Committed before the jobs exist, as in start_run. */
+	PGresult *r = pg_exec(
+		pg, "start due runs",
+		"WITH due AS (SELECT d.id FROM accounts d WHERE d.state IN ('active', 'backoff') "
+		"  AND d.sync_interval_s > 0 AND d.next_sync_at <= now() "
+		"  AND NOT EXISTS (SELECT 1 FROM sync_runs r WHERE r.account_id = d.id AND r.status = 'running') "
+		"  ORDER BY d.next_sync_at LIMIT $1::int FOR UPDATE SKIP LOCKED), "
+		"acc AS (UPDATE accounts a SET next_sync_at = now() + "
+		"  make_interval(secs => a.sync_interval_s * (1 + 0.1 * random())) "
+		"  FROM due WHERE a.id = due.id RETURNING a.*), "
+		"run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch) "
+		"  SELECT id, '{}', $2 FROM acc RETURNING run_id, account_id) "
+		"SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
+		"  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ")::text, "
+		"  run.run_id, a.name FROM run JOIN acc a ON a.id = run.account_id",
+		2, params);
+	if (!r)
+		return -EIO;
+	int n = PQntuples(r);
+	if (n > 0 && enqueue_rows(rc, cfg, r) < 0) {
+		/* None of them is known queued: all fail, and their accounts come round again. */
+		json_t *ids = json_array();
+		for (int i = 0; i < n; i++)
+			json_array_append_new(ids, json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)));
+		char *list = json_dumps(ids, JSON_COMPACT);
+		json_decref(ids);
+		const char *p2[] = { list };
+		pg_cmd(pg, "fail unqueued runs",
+		       "UPDATE sync_runs SET status = 'failed', finished_at = now(), error_count = 1, "
+		       " error = 'the job could not be queued in Redis' "
+		       "WHERE run_id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)", 1, p2);
+		free(list);
+		PQclear(r);
+		return -EIO;
+	}
+	for (int i = 0; i < n; i++)
+		log_debug("account=%s run=%s msg=\"scheduled sync started\"", PQgetvalue(r, i, 2),
+			  PQgetvalue(r, i, 1));
+	PQclear(r);
+	return n;
 }
 
 long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
@@ -170,9 +231,10 @@ long long jobs_start_requested_run(PGconn *pg, redisContext *rc, const struct mp
 int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
 			long long run_id)
 {
-	char run[24];
+	char run[24], cap[24];
 	snprintf(run, sizeof(run), "%lld", run_id);
-	const char *params[] = { run };
+	snprintf(cap, sizeof(cap), "%ld", cfg->account_jobs_max);
+	const char *params[] = { run, cap };
 	int n = -EIO;
 
 	if (pg_cmd(pg, "begin", "BEGIN", 0, NULL) < 0)
@@ -182,12 +244,23 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		/* One job per folder at a time: a younger run's job of a folder waits until the
 		 * older one's cursor is committed, then goes out built from the folder's new state,
 		 * so it never downloads again what the older job is still delivering (a push that
-		 * arrives during a sync, a poison message fetched twice). */
-		"WITH q AS (SELECT run_id, folder_id FROM sync_run_folders s "
-		"  WHERE status = 'queued' AND enqueued_at IS NULL AND ($1::bigint = 0 OR run_id = $1::bigint) "
+		 * arrives during a sync, a poison message fetched twice). And at most
+		 * MAILPIPE_ACCOUNT_JOBS_MAX jobs of one account out at once, so an account of a
+		 * hundred folders cannot fill every fetcher: the rest go as its jobs end (the writer
+		 * calls this after every cursor). */
+		"WITH inflight AS (SELECT r.account_id, count(*) AS n FROM sync_run_folders s "
+		"  JOIN sync_runs r ON r.run_id = s.run_id "
+		"  WHERE s.status = 'queued' AND s.enqueued_at IS NOT NULL GROUP BY r.account_id), "
+		"cand AS (SELECT s.run_id, s.folder_id, coalesce(i.n, 0) + row_number() OVER "
+		"  (PARTITION BY r.account_id ORDER BY s.run_id, s.folder_id) AS nth "
+		"  FROM sync_run_folders s JOIN sync_runs r ON r.run_id = s.run_id "
+		"  LEFT JOIN inflight i ON i.account_id = r.account_id "
+		"  WHERE s.status = 'queued' AND s.enqueued_at IS NULL AND ($1::bigint = 0 OR s.run_id = $1::bigint) "
 		"  AND NOT EXISTS (SELECT 1 FROM sync_run_folders o WHERE o.folder_id = s.folder_id "
-		"    AND o.status = 'queued' AND o.run_id < s.run_id) "
-		"  ORDER BY run_id, folder_id LIMIT 1000 FOR UPDATE SKIP LOCKED), "
+		"    AND o.status = 'queued' AND o.run_id < s.run_id)), "
+		"q AS (SELECT s.run_id, s.folder_id FROM sync_run_folders s JOIN cand c "
+		"  ON c.run_id = s.run_id AND c.folder_id = s.folder_id WHERE c.nth <= $2::bigint "
+		"  ORDER BY s.run_id, s.folder_id LIMIT 1000 FOR UPDATE OF s SKIP LOCKED), "
 		"u AS (UPDATE sync_run_folders s SET enqueued_at = now() FROM q "
 		"  WHERE s.run_id = q.run_id AND s.folder_id = q.folder_id RETURNING s.run_id, s.folder_id) "
 		"SELECT json_build_object('type', 'sync_folder', 'job_id', u.run_id || ':' || f.id, "
@@ -211,12 +284,13 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		"     FROM message_locations l WHERE l.folder_id = f.id AND l.uidvalidity = f.uidvalidity "
 		"     AND l.uid > f.last_uid) g GROUP BY grp) ranges), "
 		"  'window_start', CASE WHEN f.last_uid = 0 AND a.initial_window_days > 0 THEN "
-		"    to_char(now() - make_interval(days => a.initial_window_days), 'FMDD-Mon-YYYY') END)::text "
+		"    to_char(now() - make_interval(days => a.initial_window_days), 'FMDD-Mon-YYYY') END)::text, "
+		"  f.uidvalidity IS NULL "
 		"FROM u JOIN email_folders f ON f.id = u.folder_id JOIN accounts a ON a.id = f.account_id",
-		1, params);
+		2, params);
 	if (!r)
 		goto fail;
-	n = enqueue_rows(rc, cfg, r);
+	n = enqueue_rows_split(rc, cfg, r, 1);
 	PQclear(r);
 	if (n < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;

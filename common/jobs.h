@@ -8,6 +8,13 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
+/* The scheduler's plan: up to limit due accounts (active or backoff, next_sync_at passed, no
+ * run in progress; oldest first, by index) each get a run and a list_folders job, and their
+ * next_sync_at moves to now + interval + up to a tenth of it at random, so accounts created
+ * together drift apart. One statement and one pipelined XADD per batch. Returns the number
+ * of runs started, or <0. */
+int jobs_start_due_runs(PGconn *pg, redisContext *rc, const struct mp_config *cfg, long limit);
+
 /* Creates a sync_runs row for the account and enqueues its list_folders job. folders (may be
  * NULL/0) restricts this run to those folder names. Returns the run id (>0) or <0. */
 long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,

@@ -30,6 +30,7 @@ static int create_groups(struct stage *st)
 {
 	const struct mp_config *c = &st->cfg;
 	if (rstream_group_create(st->rc, c->key_jobs, "fetchers") < 0 ||
+	    rstream_group_create(st->rc, c->key_jobs_first, "fetchers") < 0 ||
 	    rstream_group_create(st->rc, c->key_raw, "parsers") < 0 ||
 	    rstream_group_create(st->rc, c->key_parsed, "writers") < 0)
 		return -EIO;

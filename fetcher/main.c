@@ -85,11 +85,19 @@ int main(int argc, char **argv)
 	 * (own pending entries first, then reclaimed, then new) on the same connection. */
 	struct stage bst = st;
 	rstream_group_create(st.rc, st.cfg.key_backfill, "fetchers");
+	/* First syncs of folders ({mp}:jobs:first) likewise wait for polls and pushes, and
+	 * backfill waits for them. */
+	struct stage fst = st;
 	int idle_jobs = 0;
 	while (!stopping) {
 		int redelivered;
 		const char *key = st.cfg.key_jobs;
 		redisReply *r = stage_next(&st, key, "fetchers", 1, idle_jobs ? 1000 : -1, &redelivered);
+		if (!r && !st.rc->err) {
+			fst.rc = st.rc;
+			r = stage_next(&fst, st.cfg.key_jobs_first, "fetchers", 1, -1, &redelivered);
+			key = st.cfg.key_jobs_first;
+		}
 		if (!r && !st.rc->err) {
 			bst.rc = st.rc;
 			r = stage_next(&bst, st.cfg.key_backfill, "fetchers", 1, -1, &redelivered);
@@ -107,6 +115,8 @@ int main(int argc, char **argv)
 				rstream_group_create(st.rc, st.cfg.key_backfill, "fetchers");
 				bst.rc = st.rc;
 				bst.own_pending_done = 0;
+				fst.rc = st.rc;
+				fst.own_pending_done = 0;
 			}
 			f.rc = st.rc;
 			continue;

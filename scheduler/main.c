@@ -1,6 +1,7 @@
 /* mailpipe-scheduler: a libuv timer that runs schedule_tick every MAILPIPE_TICK_MS, and
  * signal handles for a graceful stop. Reads configuration and loops; nothing else. */
 #include "jobs.h"
+#include "lease.h"
 #include "log.h"
 #include "pg.h"
 #include "requests.h"
@@ -36,6 +37,7 @@ struct sched {
 	uv_signal_t sigterm, sigint;
 	struct backoff pg_retry, redis_retry;
 	uint64_t sampled_at;	/* loop time of the last stream sample for the metrics */
+	struct lease lease;	/* only its holder plans; every scheduler serves requests */
 };
 
 /* Both servers are reconnected one attempt per tick, never in a loop inside the callback: the
@@ -84,14 +86,23 @@ static void on_tick(uv_timer_t *t)
 	struct sched *s = t->data;
 	if (reconnect(s, uv_now(t->loop)) < 0)
 		return;
-	if (schedule_tick(s->pg, s->st.rc, &s->st.cfg) < 0 && s->st.rc->err) {
+	int held = lease_hold(&s->lease, s->st.rc, &s->st.cfg);
+	if (held < 0 && s->st.rc->err) {
 		redisFree(s->st.rc);
 		s->st.rc = NULL;
 		return;
 	}
-	if (s->st.cfg.idle)
-		requests_publish_targets(s->pg, s->st.rc, &s->st.cfg);
-	jobs_enqueue_backfill(s->pg, s->st.rc, &s->st.cfg);
+	/* Only the lease holder plans; every scheduler samples the streams for its metrics. */
+	if (held == 1) {
+		if (schedule_tick(s->pg, s->st.rc, &s->st.cfg) < 0 && s->st.rc->err) {
+			redisFree(s->st.rc);
+			s->st.rc = NULL;
+			return;
+		}
+		if (s->st.cfg.idle)
+			requests_publish_targets(s->pg, s->st.rc, &s->st.cfg);
+		jobs_enqueue_backfill(s->pg, s->st.rc, &s->st.cfg);
+	}
 	/* At most once a second, and only when someone may scrape. */
 	if (s->st.metrics && uv_now(t->loop) - s->sampled_at >= 1000) {
 		streams_sample(s->st.rc, &s->st.cfg);
@@ -104,6 +115,8 @@ static void on_stop(uv_signal_t *h, int sig)
 	struct sched *s = h->data;
 	(void)sig;
 	stopping = 1;
+	/* Handed over at once rather than when the lease runs out. */
+	lease_release(&s->lease, s->st.rc, &s->st.cfg);
 	uv_timer_stop(&s->timer);
 	uv_close((uv_handle_t *)&s->timer, NULL);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -121,6 +134,10 @@ int main(int argc, char **argv)
 	}
 	if (stage_init(&s.st, "scheduler", &stopping) < 0)
 		return 1;
+	lease_init(&s.lease, &s.st.cfg);
+	if (s.st.cfg.lease_ms < 2 * s.st.cfg.tick_ms)
+		log_warn("lease_ms=%ld tick_ms=%ld msg=\"the planning lease is shorter than two ticks: "
+			 "schedulers may take it from each other\"", s.st.cfg.lease_ms, s.st.cfg.tick_ms);
 	uv_loop_t *loop = uv_default_loop();
 	uv_timer_init(loop, &s.timer);
 	s.timer.data = &s;

@@ -3,6 +3,7 @@
  * job fetched is committed (invariant 1), drops locations of an old UIDVALIDITY (invariant 4)
  * and refreshes the folder's counts. Both are idempotent: a redelivered record changes nothing. */
 #include "writer.h"
+#include "account_state.h"
 #include "changes.h"
 #include "jobs.h"
 #include "link.h"
@@ -171,9 +172,15 @@ int control_folders(struct writer *w, json_t *rec)
 		    pg_cmd(w->pg, "record account error",
 			   "UPDATE accounts a SET last_error = $2 FROM sync_runs r "
 			   "WHERE r.run_id = $1::bigint AND a.id = r.account_id", 2, p) < 0 ||
-		    push_next_sync(w, account_id, rec) < 0)
+		    push_next_sync(w, account_id, rec) < 0 ||
+		    /* The account could not be listed at all: it backs off (or, refused, waits
+		     * for a new secret) rather than being tried again at its next interval. */
+		    account_state_on_failure(w->pg, &w->st->cfg, account_id, error,
+					     jint(rec, "retry_after_ms"), 0) < 0)
 			goto fail;
 	} else {
+		if (account_state_on_success(w->pg, account_id) < 0)
+			goto fail;
 		const char *p[] = { acc, folders, run };
 		if (rename_folders(w, acc, folders) < 0)
 			goto fail;
@@ -383,9 +390,13 @@ int control_cursor(struct writer *w, json_t *rec)
 			   "UPDATE sync_run_folders SET status = 'failed', error = $3, finished_at = now(), "
 			   " fetched_count = $4::int WHERE run_id = $1::bigint AND folder_id = $2::bigint "
 			   " AND status = 'queued'", 4, p2) < 0 ||
-		    push_next_sync(w, account_id, rec) < 0)
+		    push_next_sync(w, account_id, rec) < 0 ||
+		    account_state_on_failure(w->pg, &w->st->cfg, account_id, error,
+					     jint(rec, "retry_after_ms"), 1) < 0)
 			goto fail;
 	} else {
+		if (account_state_on_success(w->pg, account_id) < 0)
+			goto fail;
 		long long have = committed(w, folder, uidv, uids);
 		if (have < 0)
 			goto fail;

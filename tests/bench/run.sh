@@ -70,3 +70,4 @@ PY
 "$ROOT/tests/bench/writer_bench.sh"
 "$ROOT/tests/bench/mirror_bench.sh"
 "$ROOT/tests/bench/scale_bench.sh"
+"$ROOT/tests/bench/schedule_bench.sh"

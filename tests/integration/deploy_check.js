@@ -184,7 +184,7 @@ function checkK8s() {
       if (!real) kedaProblems.push(`${so.metadata.name}: stream '${m.stream}' is none of mailpipe's (${Object.keys(facts.groups).join(", ")})`);
       else if (real.group !== m.consumerGroup) kedaProblems.push(`${so.metadata.name}: ${m.stream} is read by group ${real.group}, not ${m.consumerGroup}`);
       else if (stage && real.stage !== stage) kedaProblems.push(`${so.metadata.name}: scales ${stage} on ${m.stream}, which ${real.stage}s read`);
-      else scaled[stage] = m.stream;
+      else scaled[stage] = scaled[stage] || m.stream; // the first trigger is the stage's own stream
     }
   }
   check("k8s: KEDA triggers use only redis-streams keys, with mailpipe's real stream and group names", kedaProblems);

@@ -87,7 +87,7 @@ no_pending() {
 	local n pair try
 	for try in $(seq 50); do
 		n=0
-		for pair in "{mp}:jobs fetchers" "{mp}:raw parsers" "{mp}:parsed writers"; do
+		for pair in "{mp}:jobs fetchers" "{mp}:jobs:first fetchers" "{mp}:raw parsers" "{mp}:parsed writers"; do
 			set -- $pair
 			n=$(redis-cli -p "$MP_REDIS_PORT" XPENDING "$1" "$2" | head -1)
 			[ "$n" = 0 ] || break

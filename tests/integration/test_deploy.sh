@@ -88,7 +88,7 @@ EOF
 check "the stages' streams and groups were found in the sources" python3 -c "
 import json, sys
 g = json.load(open(sys.argv[1]))['groups']
-assert {k: v['group'] for k, v in g.items()} == {'{mp}:jobs': 'fetchers', '{mp}:raw': 'parsers', '{mp}:parsed': 'writers'}, g" "$tmp/facts.json"
+assert {k: v['group'] for k, v in g.items()} == {'{mp}:jobs': 'fetchers', '{mp}:jobs:first': 'fetchers', '{mp}:raw': 'parsers', '{mp}:parsed': 'writers'}, g" "$tmp/facts.json"
 
 # --- Kubernetes, compose, Dockerfile ----------------------------------------------------------
 NODE_MODULES=$("$ROOT/deploy/npm-deps.sh" dir)

@@ -57,7 +57,7 @@ check "every stage process exited" [ -z "$alive" ]
 check "the stop came before the end of the sync" [ "$at_stop" -lt "$total" ]
 check "the run is still open in the database" \
 	[ "$(sql "SELECT status FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE a.name = 'shut'")" = running ]
-for g in "{mp}:jobs fetchers" "{mp}:raw parsers" "{mp}:parsed writers"; do
+for g in "{mp}:jobs fetchers" "{mp}:jobs:first fetchers" "{mp}:raw parsers" "{mp}:parsed writers"; do
 	set -- $g
 	echo "  left in $1: $(redis-cli -p "$MP_REDIS_PORT" XLEN "$1") entries, $(redis-cli -p "$MP_REDIS_PORT" XPENDING "$1" "$2" | head -1) pending"
 done
@@ -78,10 +78,11 @@ term_stage() { # STAGE
 	mailpipe sync "$acct" --wait --timeout 170 >"$MAILPIPE_STACK_DIR/summary-$acct.json" &
 	local sync_pid=$!
 	check "$stage: the sync is under way" wait_locations "$acct" 300
-	# A fetcher in the middle of a job: the one whose consumer holds a job.
+	# A fetcher in the middle of a job: the one whose consumer holds a job (a first sync's
+	# folder jobs are on {mp}:jobs:first).
 	for p in $(stage_pids "$stage"); do
 		if [ "$stage" != fetcher ] ||
-			redis-cli -p "$MP_REDIS_PORT" XINFO CONSUMERS '{mp}:jobs' fetchers | paste - - - - - - - - |
+			redis-cli -p "$MP_REDIS_PORT" XINFO CONSUMERS '{mp}:jobs:first' fetchers | paste - - - - - - - - |
 			grep -q "name	$(consumer_of "$p")	pending	[1-9]"; then
 			pid=$p
 			break

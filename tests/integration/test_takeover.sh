@@ -64,8 +64,9 @@ PGAPPNAME=takeover-lock psql "$MAILPIPE_DATABASE_URL" -X -q \
 	-c "SELECT pg_advisory_lock(1, $acct::int)" -c "SELECT pg_sleep(600)" >/dev/null 2>&1 &
 lock_pid=$!
 
+# Folder jobs of a first sync go out on {mp}:jobs:first (read after {mp}:jobs, common/jobs.c).
 fetcher_paused() {
-	[ "$(pending '{mp}:jobs' fetchers doomed-fetcher)" -gt 0 ] && [ "$(rcli XLEN '{mp}:raw')" -gt 500 ]
+	[ "$(pending '{mp}:jobs:first' fetchers doomed-fetcher)" -gt 0 ] && [ "$(rcli XLEN '{mp}:raw')" -gt 500 ]
 }
 check "the doomed fetcher pauses mid-job on the raw budget" wait_for 60 fetcher_paused
 # Thawed, the parser works through the backlog; it is frozen again at a moment it holds
@@ -88,7 +89,7 @@ writer_blocked() {
 check "the doomed writer holds parsed entries, blocked on its account lock" wait_for 60 writer_blocked
 check "the doomed fetcher holds a job, paused on the raw budget" wait_for 60 fetcher_paused
 
-held_jobs=$(pending '{mp}:jobs' fetchers doomed-fetcher)
+held_jobs=$(pending '{mp}:jobs:first' fetchers doomed-fetcher)
 held_raw=$(pending '{mp}:raw' parsers doomed-parser)
 held_parsed=$(pending '{mp}:parsed' writers doomed-writer)
 echo "  doomed consumers hold: jobs $held_jobs, raw $held_raw, parsed $held_parsed"
@@ -111,7 +112,7 @@ taken() { # KEY GROUP CONSUMER: records how long until CONSUMER holds nothing
 	printf '  %s: entries of %s taken over %.1f s after the kill, %.1f s after mailpipe run started\n' \
 		"$1" "$3" "$(since "$killed_at")" "$(since "$started_at")"
 }
-check "a live fetcher took over the dead fetcher's job" wait_for 120 taken '{mp}:jobs' fetchers doomed-fetcher
+check "a live fetcher took over the dead fetcher's job" wait_for 120 taken '{mp}:jobs:first' fetchers doomed-fetcher
 check "a live parser took over the dead parser's raw entries" wait_for 60 taken '{mp}:raw' parsers doomed-parser
 check "a live writer took over the dead writer's parsed entries" wait_for 60 taken '{mp}:parsed' writers doomed-writer
 
@@ -135,7 +136,7 @@ held_job() { # prints the pid of a fetcher whose consumer holds a job
 	local p c
 	for p in $(pgrep -P "$RUN_PID" -f mailpipe-fetcher); do
 		c=$(tr '\0' '\n' <"/proc/$p/environ" | sed -n 's/^MAILPIPE_CONSUMER=//p')
-		[ "$(pending '{mp}:jobs' fetchers "$c")" -gt 0 ] && echo "$p" && return 0
+		[ "$(pending '{mp}:jobs:first' fetchers "$c")" -gt 0 ] && echo "$p" && return 0
 	done
 	return 1
 }
