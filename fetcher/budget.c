@@ -13,6 +13,10 @@
 #include <uv.h>
 
 #define LEASE_MS 30000
+/* A closed connection's lease lapses this long after the close rather than at once: the
+ * server ends its side a moment later (Dovecot's imap process outlives LOGOUT), and counts it
+ * until then. */
+#define CLOSE_GRACE_MS 1500
 
 struct held {
 	long ticket;
@@ -52,6 +56,13 @@ static const char renew_script[] =
 	"redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2) "
 	"redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]) * 2) return 1";
 
+/* The lease of a closed connection lapses after ARGV[2] ms; the key's own lifetime stays. */
+static const char close_script[] =
+	"local t = redis.call('TIME') "
+	"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+	"redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1]) "
+	"redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[2]), ARGV[1]) return 1";
+
 struct budget *budget_new(const struct mp_config *cfg)
 {
 	struct budget *b = calloc(1, sizeof(*b));
@@ -71,13 +82,14 @@ static redisContext *conn(struct budget *b)
 	return b->rc;
 }
 
-static void drop(struct budget *b, size_t i)
+static void drop(struct budget *b, size_t i, long long grace_ms)
 {
 	redisContext *rc = conn(b);
 	if (rc) {
-		redisReply *r = redisCommand(rc, "ZREM %s %s", b->v[i].acct_key, b->v[i].member);
-		freeReplyObject(r);
-		r = redisCommand(rc, "ZREM %s %s", b->v[i].host_key, b->v[i].member);
+		char ttl[24];
+		snprintf(ttl, sizeof(ttl), "%lld", grace_ms);
+		redisReply *r = redisCommand(rc, "EVAL %s 2 %s %s %s %s", close_script, b->v[i].acct_key,
+					     b->v[i].host_key, b->v[i].member, ttl);
 		freeReplyObject(r);
 	}
 	b->v[i] = b->v[--b->n];
@@ -88,7 +100,7 @@ void budget_free(struct budget *b)
 	if (!b)
 		return;
 	while (b->n)
-		drop(b, b->n - 1);
+		drop(b, b->n - 1, CLOSE_GRACE_MS);
 	redisFree(b->rc);
 	uv_mutex_destroy(&b->mu);
 	free(b->v);
@@ -175,7 +187,7 @@ void budget_cancel(struct budget *b, long ticket)
 	uv_mutex_lock(&b->mu);
 	size_t i = find(b, ticket, NULL);
 	if (i < b->n)
-		drop(b, i);
+		drop(b, i, 1); /* never opened: at once */
 	uv_mutex_unlock(&b->mu);
 }
 
@@ -186,7 +198,7 @@ void budget_closed(struct budget *b, CURL *curl)
 	uv_mutex_lock(&b->mu);
 	size_t i = find(b, 0, curl);
 	if (i < b->n)
-		drop(b, i);
+		drop(b, i, CLOSE_GRACE_MS);
 	uv_mutex_unlock(&b->mu);
 }
 

@@ -212,6 +212,10 @@ run_stop
 # IDLE watches log in from their own thread (fetcher/idle.c) with the same stored secret; the
 # scheduler publishes their targets, sealed box included, in a Redis key that stays.
 export MAILPIPE_SECRET_KEY=file:$D/key2 MAILPIPE_IDLE=1
+# A secret the fetcher could not open put vault in auth_failed (no watch, no schedule) until
+# the operator says the key is fixed.
+mailpipe account resume vault >/dev/null
+check "account resume vault after the key is fixed" [ "$(sql "SELECT state FROM accounts WHERE name = 'vault'")" = active ]
 run_start
 opened() { grep -q 'account=vault msg="IDLE watch opened' "$RUN_LOG"; }
 for i in $(seq 100); do opened && break; sleep 0.2; done
