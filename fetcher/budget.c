@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define LEASE_MS 30000
@@ -41,7 +42,8 @@ static const char take_script[] =
 	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) "
 	"if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then "
 	"  redis.call('SET', KEYS[3], '1', 'PX', 5000) return 0 end "
-	"if tonumber(ARGV[3]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return -1 end "
+	"if tonumber(ARGV[3]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then "
+	"  redis.call('SET', KEYS[4], '1', 'PX', 5000) return -1 end "
 	"redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1]) "
 	"redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1]) "
 	"redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) * 2) "
@@ -132,14 +134,18 @@ long budget_take(struct budget *b, long long account_id, const char *host, int a
 	h->ticket = ++b->serial;
 	snprintf(h->acct_key, sizeof(h->acct_key), "%s%lld", b->cfg->key_conn_acct_prefix, account_id);
 	snprintf(h->host_key, sizeof(h->host_key), "%s%s", b->cfg->key_conn_host_prefix, host);
-	snprintf(h->member, sizeof(h->member), "%s/%ld", b->cfg->consumer, h->ticket);
-	char want[160], lim[24], hlim[24], ttl[24];
+	/* The pid too: a fetcher restarted under the same consumer name must not reuse the names
+	 * of leases its previous life left lapsing, or ZADD would count one for two. */
+	snprintf(h->member, sizeof(h->member), "%s/%ld/%ld", b->cfg->consumer, (long)getpid(),
+		 h->ticket);
+	char want[160], hwant[400], lim[24], hlim[24], ttl[24];
 	snprintf(want, sizeof(want), "%s%lld", b->cfg->key_conn_want_prefix, account_id);
+	snprintf(hwant, sizeof(hwant), "%shost:%s", b->cfg->key_conn_want_prefix, host);
 	snprintf(lim, sizeof(lim), "%d", account_limit);
 	snprintf(hlim, sizeof(hlim), "%ld", b->cfg->host_connections);
 	snprintf(ttl, sizeof(ttl), "%d", LEASE_MS);
-	redisReply *r = rc ? redisCommand(rc, "EVAL %s 3 %s %s %s %s %s %s %s", take_script, h->acct_key,
-					  h->host_key, want, h->member, lim, hlim, ttl)
+	redisReply *r = rc ? redisCommand(rc, "EVAL %s 4 %s %s %s %s %s %s %s %s", take_script,
+					  h->acct_key, h->host_key, want, hwant, h->member, lim, hlim, ttl)
 			   : NULL;
 	if (r && r->type == REDIS_REPLY_INTEGER) {
 		if (r->integer == 1) {
@@ -221,16 +227,17 @@ void budget_tick(struct budget *b)
 	uv_mutex_unlock(&b->mu);
 }
 
-int budget_wanted(struct budget *b, long long account_id)
+int budget_wanted(struct budget *b, long long account_id, const char *host)
 {
 	if (!b)
 		return 0;
 	uv_mutex_lock(&b->mu);
-	char want[160];
+	char want[160], hwant[400];
 	snprintf(want, sizeof(want), "%s%lld", b->cfg->key_conn_want_prefix, account_id);
+	snprintf(hwant, sizeof(hwant), "%shost:%s", b->cfg->key_conn_want_prefix, host);
 	redisContext *rc = conn(b);
-	redisReply *r = rc ? redisCommand(rc, "EXISTS %s", want) : NULL;
-	int wanted = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	redisReply *r = rc ? redisCommand(rc, "EXISTS %s %s", want, hwant) : NULL;
+	int wanted = r && r->type == REDIS_REPLY_INTEGER && r->integer > 0;
 	freeReplyObject(r);
 	uv_mutex_unlock(&b->mu);
 	return wanted;

@@ -30,8 +30,8 @@ void budget_cancel(struct budget *b, long ticket);
 void budget_closed(struct budget *b, CURL *curl);
 /* Renews this process's leases when due (about every third of their lifetime). */
 void budget_tick(struct budget *b);
-/* 1 when a fetcher found the account at its limit in the last seconds: a connection parked
- * for it should be closed rather than kept. */
-int budget_wanted(struct budget *b, long long account_id);
+/* 1 when a fetcher found the account, or the host, at its limit in the last seconds: a
+ * connection parked for it should be closed rather than kept. */
+int budget_wanted(struct budget *b, long long account_id, const char *host);
 
 #endif

@@ -13,7 +13,7 @@
 
 struct parked {
 	long long account_id;
-	char key[600];
+	char key[600], host[256];
 	CURL *curl;
 	char caps[4096];
 	long long since_ms;
@@ -84,7 +84,7 @@ void conns_expire(struct conns *c)
 	uv_mutex_lock(&c->mu);
 	for (size_t i = c->n; i-- > 0;)
 		if (now - c->v[i].since_ms >= c->cfg->conn_idle_s * 1000 ||
-		    (check_wanted && budget_wanted(c->budget, c->v[i].account_id))) {
+		    (check_wanted && budget_wanted(c->budget, c->v[i].account_id, c->v[i].host))) {
 			log_debug("account_id=%lld msg=\"parked connection closed\"", c->v[i].account_id);
 			unpark(c, i);
 		}
@@ -199,6 +199,7 @@ void conns_release(struct conns *c, struct conn_use *u, struct session *s)
 	struct parked *p = &c->v[c->n++];
 	p->account_id = u->account_id;
 	snprintf(p->key, sizeof(p->key), "%s", u->key);
+	snprintf(p->host, sizeof(p->host), "%s", u->host ? u->host : "");
 	p->curl = curl;
 	memcpy(p->caps, caps, sizeof(caps));
 	p->since_ms = stage_now_ms();

@@ -8,10 +8,21 @@ export MAILPIPE_IDLE=1 MAILPIPE_FETCHERS=4
 . "$(dirname "$0")/lib.sh"
 stack_up 200 31
 export MAILPIPE_LOG=info
-who_max() { # OUTFILE: samples demo's connection count until the file stop exists
+# Dovecot's count of demo's sessions; or (SOCKETS=1) the TCP connections open to its IMAPS
+# port, counted from our side: a session Dovecot is still tearing down after our LOGOUT is
+# not one we hold, and under a churn of closes (a host at its limit asks every fetcher to close
+# its parked connections) Dovecot's count lags by seconds on a loaded machine.
+count_now() {
+	if [ "${SOCKETS:-0}" = 1 ]; then
+		ss -Htn state established "( dport = :$MP_IMAPS_PORT )" | wc -l
+	else
+		doveadm -c "$MP_DOVECOT_CONF" who 2>/dev/null | awk '$1 == "demo" {print $2}'
+	fi
+}
+who_max() { # OUTFILE: samples the connection count until the file stop exists
 	local max=0 n
 	while [ ! -e "$1.stop" ]; do
-		n=$(doveadm -c "$MP_DOVECOT_CONF" who 2>/dev/null | awk '$1 == "demo" {print $2}')
+		n=$(count_now)
 		[ -n "$n" ] && [ "$n" -gt "$max" ] && max=$n
 		echo "$max" >"$1"
 		sleep 0.05
@@ -60,9 +71,9 @@ export MAILPIPE_HOST_CONNECTIONS=3 MAILPIPE_IDLE=0
 add_account h1
 add_account h2
 run_start
-max=$(sample host bash -c 'mailpipe sync h1 --wait --timeout 120 & p=$!; mailpipe sync h2 --wait --timeout 120; s=$?; wait $p && [ $s -eq 0 ]')
+max=$(SOCKETS=1 sample host bash -c 'mailpipe sync h1 --wait --timeout 120 & p=$!; mailpipe sync h2 --wait --timeout 120; s=$?; wait $p && [ $s -eq 0 ]')
 check "two accounts sync together under a host limit" [ $? -eq 0 ]
-check "the host never had more than 3 connections (Dovecot saw at most $max)" [ "$max" -le 3 ]
+check "the host never had more than 3 connections open (at most $max sockets seen)" [ "$max" -le 3 ]
 verify h1
 verify h2
 check "no entry left pending in Redis" no_pending
