@@ -129,8 +129,8 @@ static long long start_folder_run(PGconn *pg, redisContext *rc, const struct mp_
 		"  SELECT $1::bigint, array(SELECT name FROM want), true, $3, $4 "
 		"  WHERE (SELECT count(*) FROM known) = (SELECT count(*) FROM want) "
 		"  AND (SELECT count(*) FROM want) > 0 RETURNING run_id), "
-		"ins AS (INSERT INTO sync_run_folders (run_id, folder_id) "
-		"  SELECT run.run_id, known.id FROM run, known RETURNING run_id) "
+		"ins AS (INSERT INTO sync_run_folders (account_id, run_id, folder_id) "
+		"  SELECT $1::bigint, run.run_id, known.id FROM run, known RETURNING run_id) "
 		"SELECT run_id, (SELECT count(*) FROM ins) FROM run",
 		4, params);
 	free(filter);
@@ -183,13 +183,14 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		 * older one's cursor is committed, then goes out built from the folder's new state,
 		 * so it never downloads again what the older job is still delivering (a push that
 		 * arrives during a sync, a poison message fetched twice). */
-		"WITH q AS (SELECT run_id, folder_id FROM sync_run_folders s "
+		"WITH q AS (SELECT account_id, run_id, folder_id FROM sync_run_folders s "
 		"  WHERE status = 'queued' AND enqueued_at IS NULL AND ($1::bigint = 0 OR run_id = $1::bigint) "
-		"  AND NOT EXISTS (SELECT 1 FROM sync_run_folders o WHERE o.folder_id = s.folder_id "
-		"    AND o.status = 'queued' AND o.run_id < s.run_id) "
+		"  AND NOT EXISTS (SELECT 1 FROM sync_run_folders o WHERE o.account_id = s.account_id "
+		"    AND o.folder_id = s.folder_id AND o.status = 'queued' AND o.run_id < s.run_id) "
 		"  ORDER BY run_id, folder_id LIMIT 1000 FOR UPDATE SKIP LOCKED), "
 		"u AS (UPDATE sync_run_folders s SET enqueued_at = now() FROM q "
-		"  WHERE s.run_id = q.run_id AND s.folder_id = q.folder_id RETURNING s.run_id, s.folder_id) "
+		"  WHERE s.account_id = q.account_id AND s.run_id = q.run_id AND s.folder_id = q.folder_id "
+		"  RETURNING s.run_id, s.folder_id) "
 		"SELECT json_build_object('type', 'sync_folder', 'job_id', u.run_id || ':' || f.id, "
 		"  'run_id', u.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
 		"  'folder_id', f.id, 'folder', f.name, 'wire_name', f.wire_name, "
@@ -198,8 +199,8 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		/* The folder as stored, for the mirror: a STATUS that matches it ends the job. */
 		"  'uidnext', coalesce(f.uidnext, 0), 'message_count', f.message_count, "
 		"  'unread_count', f.unread_count, "
-		"  'stored_count', (SELECT count(*) FROM message_locations l WHERE l.folder_id = f.id "
-		"    AND l.uidvalidity = f.uidvalidity AND l.uid <= f.last_uid), "
+		"  'stored_count', (SELECT count(*) FROM message_locations l WHERE l.account_id = f.account_id "
+		"    AND l.folder_id = f.id AND l.uidvalidity = f.uidvalidity AND l.uid <= f.last_uid), "
 		"  'flags_due', f.last_flag_scan_at IS NULL OR f.last_flag_scan_at < now() - "
 		"    make_interval(secs => coalesce((a.options->>'flag_scan_s')::int, 600)), "
 		/* UIDs above the cursor already stored, as ranges ("4:9,12"): the cursor waits
@@ -208,7 +209,8 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		"  'stored', (SELECT string_agg(CASE WHEN lo = hi THEN lo::text ELSE lo || ':' || hi END, "
 		"    ',' ORDER BY lo) FROM (SELECT min(uid) AS lo, max(uid) AS hi FROM "
 		"    (SELECT l.uid, l.uid - row_number() OVER (ORDER BY l.uid) AS grp "
-		"     FROM message_locations l WHERE l.folder_id = f.id AND l.uidvalidity = f.uidvalidity "
+		"     FROM message_locations l WHERE l.account_id = f.account_id AND l.folder_id = f.id "
+		"     AND l.uidvalidity = f.uidvalidity "
 		"     AND l.uid > f.last_uid) g GROUP BY grp) ranges), "
 		"  'window_start', CASE WHEN f.last_uid = 0 AND a.initial_window_days > 0 THEN "
 		"    to_char(now() - make_interval(days => a.initial_window_days), 'FMDD-Mon-YYYY') END)::text "

@@ -196,10 +196,10 @@ static int account_create(PGconn *pg, const char *name, long long *account, long
 		return -EIO;
 	snprintf(fol, sizeof(fol), "%lld", *folder);
 	snprintf(rn, sizeof(rn), "%lld", *run);
-	const char *r[] = { rn, fol };
+	const char *r[] = { rn, fol, acc };
 	return pg_cmd(pg, "create run folder",
-		      "INSERT INTO sync_run_folders (run_id, folder_id, uidvalidity) "
-		      "VALUES ($1::bigint, $2::bigint, 1)", 2, r);
+		      "INSERT INTO sync_run_folders (account_id, run_id, folder_id, uidvalidity) "
+		      "VALUES ($3::bigint, $1::bigint, $2::bigint, 1)", 3, r);
 }
 
 /* Levels the ground before a timed pass: dirty buffers of the previous pass are written now,
