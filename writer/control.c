@@ -179,7 +179,8 @@ int control_folders(struct writer *w, json_t *rec)
 			goto fail;
 		/* Only rows that differ are rewritten, so a re-sync leaves folders untouched. */
 		added = pg_exec(w->pg, "upsert folders",
-			   "WITH up AS (INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
+			   "WITH known AS (SELECT id FROM email_folders WHERE account_id = $1::bigint), "
+			   "up AS (INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
 			   " special_use, attributes) "
 			   "SELECT a.id, a.provider, f.name, f.wire_name, f.delimiter, f.special_use, "
 			   " coalesce(array(SELECT jsonb_array_elements_text(f.attributes)), '{}') "
@@ -192,9 +193,11 @@ int control_folders(struct writer *w, json_t *rec)
 			   "WHERE (email_folders.wire_name, email_folders.delimiter, email_folders.special_use, "
 			   " email_folders.attributes) IS DISTINCT FROM (EXCLUDED.wire_name, EXCLUDED.delimiter, "
 			   " EXCLUDED.special_use, EXCLUDED.attributes) "
-			   "RETURNING id, name, xmax = 0 AS inserted) "
-			   /* Only the new rows: a known folder's new attributes are no app's news. */
-			   "SELECT id, name FROM up WHERE inserted", 2, p);
+			   "RETURNING id, name) "
+			   /* Only the new rows: a known folder's new attributes are no app's news. The
+			    * statement's snapshot tells them (xmax = 0 did, but a partitioned table
+			    * returns no system column from an upsert). */
+			   "SELECT id, name FROM up WHERE id NOT IN (SELECT id FROM known)", 2, p);
 		if (!added)
 			goto fail;
 		/* The run's folders: this run's --folder filter, else the account's, else all. A
