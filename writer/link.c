@@ -62,6 +62,9 @@ void link_remember(struct writer *w, json_t *rows)
 	redisContext *rc = w->st->rc;
 	size_t pending = 0, i;
 	json_t *x;
+	/* Nothing to tell, no Redis round trip (and the bench and thread drivers have no Redis). */
+	if (!json_array_size(rows))
+		return;
 	json_array_foreach(rows, i, x) {
 		char key[200], mid[24];
 		hash_key(key, sizeof(key), w, jint(x, "a"));
