@@ -140,7 +140,10 @@ static const char SQL_REFRESH_CONV[] =
 	"  coalesce(jsonb_agg(DISTINCT m.from_email) FILTER (WHERE m.from_email IS NOT NULL), '[]') AS people "
 	" FROM messages m WHERE m.account_id = ANY($2::bigint[]) "
 	"  AND m.conversation_id = ANY($1::bigint[]) GROUP BY m.account_id, m.conversation_id) s "
-	"WHERE c.account_id = s.account_id AND c.id = s.id";
+	"WHERE c.account_id = s.account_id AND c.id = s.id "
+	/* the list again, for the target: a partitioned conversations was otherwise scanned
+	 * whole to join s */
+	" AND c.id = ANY($1::bigint[])";
 
 /* Contacts of the batch's new messages, pre-aggregated per address, in one statement whose
  * rows arrive in (account, address) order so concurrent writers lock them in the same order. */
