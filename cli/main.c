@@ -10,7 +10,7 @@
 void cli_usage(void)
 {
 	fputs("usage:\n"
-	      "  mailpipe db migrate\n"
+	      "  mailpipe db migrate [--partitions N]\n"
 	      "  mailpipe account add NAME (--provider P | --host H --port N --tls implicit|starttls|none)\n"
 	      "                       --username U [--auth password|xoauth2]\n"
 	      "                       (--secret env:VAR|file:PATH|cmd:COMMAND | --secret-stdin)\n"
@@ -64,7 +64,22 @@ PGconn *cli_db(struct cli *c, int need_schema)
 
 int cmd_db(struct cli *c, int argc, char **argv)
 {
-	if (argc != 2 || strcmp(argv[1], "migrate") != 0) {
+	long parts = 0;
+	char *end = NULL;
+	if (argc == 4 && strcmp(argv[2], "--partitions") == 0) {
+		parts = strtol(argv[3], &end, 10);
+		if (*argv[3] == 0 || *end || parts < 1 || parts > 1024) {
+			fprintf(stderr, "mailpipe: --partitions must be 1 to 1024, not '%s'\n", argv[3]);
+			return 2;
+		}
+	} else if (argc == 3 && strcmp(argv[2], "--partitions") == 0) {
+		fprintf(stderr, "mailpipe: --partitions needs a value\n");
+		return 2;
+	} else if (argc != 2) {
+		cli_usage();
+		return 2;
+	}
+	if (strcmp(argv[1], "migrate") != 0) {
 		cli_usage();
 		return 2;
 	}
@@ -76,6 +91,20 @@ int cmd_db(struct cli *c, int argc, char **argv)
 		return 1;
 	printf("database at schema version %d (%d migration%s applied)\n", pg_schema_version(pg), n,
 	       n == 1 ? "" : "s");
+	if (parts) {
+		/* The per-account tables rebuilt as PARTITION BY HASH (account_id), migration 013;
+		 * tables already partitioned are left as they are. */
+		char np[16];
+		snprintf(np, sizeof(np), "%ld", parts);
+		const char *params[] = { np };
+		PGresult *r = pg_exec(pg, "partition by account",
+				      "SELECT mp_partition_by_account($1::int)", 1, params);
+		if (!r)
+			return 1;
+		printf("%s table%s partitioned by hash of account_id into %ld partitions\n",
+		       PQgetvalue(r, 0, 0), strcmp(PQgetvalue(r, 0, 0), "1") ? "s" : "", parts);
+		PQclear(r);
+	}
 	return 0;
 }
 

@@ -103,7 +103,8 @@ static const char *arg_num(struct call *k, const char *name, char *buf)
 #define FILTERS IN_SCOPE " AND ($2::text IS NULL OR a.name = $2) AND ($3::text IS NULL OR a.provider = $3)"
 #define MESSAGE_IN_FOLDER                                                                        \
 	"($4::text IS NULL OR EXISTS (SELECT 1 FROM message_locations l "                        \
-	" JOIN email_folders f ON f.id = l.folder_id WHERE l.message_id = m.id AND f.name = $4))"
+	" JOIN email_folders f ON f.account_id = l.account_id AND f.id = l.folder_id "               \
+	" WHERE l.account_id = m.account_id AND l.message_id = m.id AND f.name = $4))"
 
 struct filters {
 	char limit[24];
@@ -165,8 +166,9 @@ static json_t *tool_list_conversations(struct call *k)
 		"SELECT " QUERY_CONVERSATION_JSON "::text FROM conversations v "
 		"JOIN accounts a ON a.id = v.account_id WHERE " FILTERS
 		" AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM messages m "
-		"  JOIN message_locations l ON l.message_id = m.id JOIN email_folders f ON f.id = l.folder_id "
-		"  WHERE m.conversation_id = v.id AND f.name = $4)) "
+		"  JOIN message_locations l ON l.account_id = m.account_id AND l.message_id = m.id "
+		"  JOIN email_folders f ON f.account_id = l.account_id AND f.id = l.folder_id "
+		"  WHERE m.account_id = v.account_id AND m.conversation_id = v.id AND f.name = $4)) "
 		"ORDER BY v.last_message_at DESC NULLS LAST, v.id DESC LIMIT $5::int", NULL);
 }
 
@@ -229,7 +231,8 @@ static json_t *tool_get_conversation(struct call *k)
 	const char *mparams[] = { id, arg_num(k, "limit", limit) };
 	r = query(k, "list conversation messages",
 		"SELECT " QUERY_MESSAGE_JSON "::text FROM messages m JOIN accounts a ON a.id = m.account_id "
-		"WHERE m.conversation_id = $1::bigint "
+		"WHERE m.account_id = (SELECT v.account_id FROM conversations v WHERE v.id = $1::bigint) "
+		" AND m.conversation_id = $1::bigint "
 		"ORDER BY coalesce(m.sent_at, m.received_at) NULLS LAST, m.id LIMIT $2::int", 2, mparams);
 	json_t *out = r ? json_pack("{s:O, s:o}", "conversation", json_array_get(conv, 0), "messages",
 				    rows(r)) : NULL;
@@ -253,8 +256,10 @@ static json_t *tool_sync_status(struct call *k)
 		" 'folders', coalesce((SELECT json_agg(json_build_object('name', f.name, "
 		"   'server_count', f.message_count, 'server_unread', f.unread_count, "
 		"   'stored_count', (SELECT count(*) FROM message_locations l "
-		"     WHERE l.folder_id = f.id AND l.uidvalidity = f.uidvalidity), "
-		"   'stored_unread', (SELECT count(*) FROM message_locations l WHERE l.folder_id = f.id "
+		"     WHERE l.account_id = f.account_id AND l.folder_id = f.id "
+		"     AND l.uidvalidity = f.uidvalidity), "
+		"   'stored_unread', (SELECT count(*) FROM message_locations l "
+		"     WHERE l.account_id = f.account_id AND l.folder_id = f.id "
 		"     AND l.uidvalidity = f.uidvalidity AND NOT ('\\Seen' = ANY (l.flags))), "
 		"   'uidvalidity', f.uidvalidity, 'last_uid', f.last_uid, 'last_synced_at', f.last_synced_at, "
 		"   'last_error', f.last_error) ORDER BY f.name) FROM email_folders f "

@@ -119,8 +119,9 @@ int cmd_list(struct cli *c, int argc, char **argv)
 	return print_result(pg_exec(pg, "list messages",
 		"SELECT " MESSAGE_ROW " FROM messages m JOIN accounts a ON a.id = m.account_id "
 		"WHERE ($1::text IS NULL OR a.name = $1) AND ($2::text IS NULL OR EXISTS (SELECT 1 "
-		" FROM message_locations l JOIN email_folders f ON f.id = l.folder_id "
-		" WHERE l.message_id = m.id AND f.name = $2)) "
+		" FROM message_locations l JOIN email_folders f ON f.account_id = l.account_id "
+		" AND f.id = l.folder_id WHERE l.account_id = m.account_id AND l.message_id = m.id "
+		" AND f.name = $2)) "
 		"ORDER BY coalesce(m.sent_at, m.received_at) DESC NULLS LAST, m.id DESC LIMIT $3::int",
 		3, params), o.json);
 }

@@ -118,12 +118,15 @@ static const char *SQL_PROGRESS =
 	"SELECT coalesce(json_agg(json_build_object('folder_id', f.id, 'folder', f.name, "
 	" 'status', CASE s.status WHEN 'queued' THEN 'running' WHEN 'done' THEN 'ok' ELSE s.status END, "
 	" 'server_count', coalesce(s.server_count, f.message_count), "
-	" 'stored_count', (SELECT count(*) FROM message_locations l WHERE l.folder_id = f.id), "
+	" 'stored_count', (SELECT count(*) FROM message_locations l "
+	"   WHERE l.account_id = f.account_id AND l.folder_id = f.id), "
 	" 'fetched', s.fetched_count, 'written', s.ingested_count + s.duplicate_count, "
 	" 'elapsed_s', extract(epoch FROM coalesce(s.finished_at, now()) "
 	"   - coalesce(s.enqueued_at, r.started_at))::float8) ORDER BY f.name), '[]')::text "
-	"FROM sync_run_folders s JOIN email_folders f ON f.id = s.folder_id "
-	"JOIN sync_runs r ON r.run_id = s.run_id WHERE s.run_id = $1::bigint";
+	"FROM sync_run_folders s JOIN email_folders f ON f.account_id = s.account_id "
+	" AND f.id = s.folder_id "
+	"JOIN sync_runs r ON r.account_id = s.account_id AND r.run_id = s.run_id "
+	"WHERE s.run_id = $1::bigint";
 
 json_t *status_run_progress(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
 			    long long run_id)
@@ -196,8 +199,7 @@ static const char *SQL_STATUS =
 	"   'uidvalidity', f.uidvalidity, 'last_uid', f.last_uid, 'last_synced_at', f.last_synced_at, "
 	"   'last_error', f.last_error) ORDER BY f.name) FROM email_folders f "
 	"   LEFT JOIN (SELECT l.folder_id, count(*) AS n FROM message_locations l "
-	"     JOIN email_folders ef ON ef.id = l.folder_id WHERE ef.account_id = a.id "
-	"     GROUP BY l.folder_id) c ON c.folder_id = f.id "
+	"     WHERE l.account_id = a.id GROUP BY l.folder_id) c ON c.folder_id = f.id "
 	"   WHERE f.account_id = a.id), '[]'::json), "
 	" 'message_count', (SELECT count(*) FROM messages m WHERE m.account_id = a.id))::text "
 	"FROM accounts a WHERE $1::text IS NULL OR a.name = $1 ORDER BY a.name";

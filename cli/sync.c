@@ -19,7 +19,8 @@
 static const char *SQL_SUMMARY =
 	"SELECT json_build_object('status', r.status, "
 	" 'run_id', r.run_id, 'account', a.name, 'host', a.host, 'port', a.port, 'auth', a.auth, "
-	" 'folder_count', (SELECT count(*) FROM sync_run_folders s WHERE s.run_id = r.run_id), "
+	" 'folder_count', (SELECT count(*) FROM sync_run_folders s WHERE s.account_id = r.account_id "
+	"   AND s.run_id = r.run_id), "
 	" 'error_count', r.error_count, 'fetched_count', r.fetched_count, "
 	" 'ingested_count', r.ingested_count, 'duplicate_count', r.duplicate_count, "
 	" 'missing_count', r.missing_count, 'error', r.error, "
@@ -30,8 +31,9 @@ static const char *SQL_SUMMARY =
 	"   'ingested_count', s.ingested_count, 'duplicate_count', s.duplicate_count, "
 	"   'missing_count', s.missing_count, 'missing', s.missing, "
 	"   'error', s.error) ORDER BY f.name) "
-	"  FROM sync_run_folders s JOIN email_folders f ON f.id = s.folder_id "
-	"  WHERE s.run_id = r.run_id), '[]'::json))::text, r.status "
+	"  FROM sync_run_folders s JOIN email_folders f ON f.account_id = s.account_id "
+	"   AND f.id = s.folder_id WHERE s.account_id = r.account_id AND s.run_id = r.run_id), "
+	"  '[]'::json))::text, r.status "
 	"FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.run_id = $1::bigint";
 
 /* Reads run_id's summary into *out (new reference). Returns 0 when the run is finished, 1 while

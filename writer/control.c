@@ -186,7 +186,8 @@ int control_folders(struct writer *w, json_t *rec)
 			goto fail;
 		/* Only rows that differ are rewritten, so a re-sync leaves folders untouched. */
 		added = pg_exec(w->pg, "upsert folders",
-			   "WITH up AS (INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
+			   "WITH known AS (SELECT id FROM email_folders WHERE account_id = $1::bigint), "
+			   "up AS (INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
 			   " special_use, attributes) "
 			   "SELECT a.id, a.provider, f.name, f.wire_name, f.delimiter, f.special_use, "
 			   " coalesce(array(SELECT jsonb_array_elements_text(f.attributes)), '{}') "
@@ -199,9 +200,11 @@ int control_folders(struct writer *w, json_t *rec)
 			   "WHERE (email_folders.wire_name, email_folders.delimiter, email_folders.special_use, "
 			   " email_folders.attributes) IS DISTINCT FROM (EXCLUDED.wire_name, EXCLUDED.delimiter, "
 			   " EXCLUDED.special_use, EXCLUDED.attributes) "
-			   "RETURNING id, name, xmax = 0 AS inserted) "
-			   /* Only the new rows: a known folder's new attributes are no app's news. */
-			   "SELECT id, name FROM up WHERE inserted", 2, p);
+			   "RETURNING id, name) "
+			   /* Only the new rows: a known folder's new attributes are no app's news. The
+			    * statement's snapshot tells them (xmax = 0 did, but a partitioned table
+			    * returns no system column from an upsert). */
+			   "SELECT id, name FROM up WHERE id NOT IN (SELECT id FROM known)", 2, p);
 		if (!added)
 			goto fail;
 		/* The run's folders: this run's --folder filter, else the account's, else all. A
@@ -216,7 +219,8 @@ int control_folders(struct writer *w, json_t *rec)
 			   "  AS f(name text, selectable boolean, status jsonb) WHERE f.selectable), "
 			   "want AS (SELECT CASE WHEN cardinality(r.folder_filter) > 0 THEN r.folder_filter "
 			   "  ELSE a.folders END AS names, coalesce((a.options->>'flag_scan_s')::int, 600) AS scan "
-			   "  FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.run_id = $3::bigint), "
+			   "  FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.account_id = $1::bigint "
+			   "  AND r.run_id = $3::bigint), "
 			   "pick AS (SELECT ef.id, ef.uidvalidity, ef.last_uid, "
 			   "  (l.status->>'messages')::int AS server_count, "
 			   "  (l.status->>'uidvalidity')::bigint IS NOT DISTINCT FROM ef.uidvalidity "
@@ -232,10 +236,11 @@ int control_folders(struct writer *w, json_t *rec)
 			   "  WHERE ef.account_id = $1::bigint "
 			   "  AND (cardinality(want.names) = 0 OR ef.name = ANY(want.names))), "
 			   "done AS (UPDATE email_folders ef SET last_synced_at = now(), last_error = NULL "
-			   "  FROM pick WHERE pick.id = ef.id AND pick.unchanged RETURNING ef.id) "
-			   "INSERT INTO sync_run_folders (run_id, folder_id, status, finished_at, uidvalidity, "
-			   "  last_uid, server_count) "
-			   "SELECT $3::bigint, id, CASE WHEN unchanged THEN 'done' ELSE 'queued' END, "
+			   "  FROM pick WHERE ef.account_id = $1::bigint AND pick.id = ef.id AND pick.unchanged "
+			   "  RETURNING ef.id) "
+			   "INSERT INTO sync_run_folders (account_id, run_id, folder_id, status, finished_at, "
+			   "  uidvalidity, last_uid, server_count) "
+			   "SELECT $1::bigint, $3::bigint, id, CASE WHEN unchanged THEN 'done' ELSE 'queued' END, "
 			   "  CASE WHEN unchanged THEN now() END, CASE WHEN unchanged THEN uidvalidity END, "
 			   "  CASE WHEN unchanged THEN last_uid END, server_count FROM pick "
 			   "ON CONFLICT DO NOTHING", 4, pq) < 0)
@@ -315,12 +320,16 @@ static char *uids_array(const char *uids, size_t *count)
 
 /* How many of the record's UIDs (an array literal) have a location in the folder: all of
  * them means every message the job delivered is committed. <0 on a database error. */
-static long long committed(struct writer *w, const char *folder, const char *uidv, const char *uids)
+static long long committed(struct writer *w, long long account_id, const char *folder,
+			   const char *uidv, const char *uids)
 {
-	const char *p[] = { folder, uidv, uids };
+	char acc[24];
+	num(acc, sizeof(acc), account_id);
+	const char *p[] = { folder, uidv, uids, acc };
 	PGresult *r = pg_exec(w->pg, "check committed UIDs",
-			      "SELECT count(*) FROM message_locations WHERE folder_id = $1::bigint "
-			      " AND uidvalidity = $2::bigint AND uid = ANY($3::bigint[])", 3, p);
+			      "SELECT count(*) FROM message_locations WHERE account_id = $4::bigint "
+			      " AND folder_id = $1::bigint AND uidvalidity = $2::bigint "
+			      " AND uid = ANY($3::bigint[])", 4, p);
 	if (!r)
 		return -EIO;
 	long long have = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -397,7 +406,7 @@ int control_cursor(struct writer *w, json_t *rec)
 	} else {
 		if (account_state_on_success(w->pg, account_id) < 0)
 			goto fail;
-		long long have = committed(w, folder, uidv, uids);
+		long long have = committed(w, account_id, folder, uidv, uids);
 		if (have < 0)
 			goto fail;
 		if (have < (long long)count) {
@@ -415,14 +424,18 @@ int control_cursor(struct writer *w, json_t *rec)
 			num(sunseen, sizeof(sunseen), json_integer_value(su));
 		/* The folder's counts are the server's own (STATUS), so a first sync limited to a
 		 * window still shows the mailbox's real totals; without STATUS, our rows'. */
+		char acc[24];
+		num(acc, sizeof(acc), account_id);
 		const char *p2[] = { folder, uidv, last, uidnext, modseq, *smsg ? smsg : NULL,
 				     *sunseen ? sunseen : NULL,
 				     json_is_true(json_object_get(rec, "flag_scanned")) ? "t" : "f",
-				     json_is_integer(json_object_get(rec, "backfill_below")) ? backfill : NULL };
+				     json_is_integer(json_object_get(rec, "backfill_below")) ? backfill : NULL,
+				     acc };
+		const char *ps[] = { folder, uidv, acc };
 		PGresult *stale = pg_exec(w->pg, "drop stale locations",
-			   "WITH d AS (DELETE FROM message_locations WHERE folder_id = $1::bigint "
-			   " AND uidvalidity <> $2::bigint RETURNING uidvalidity) "
-			   "SELECT count(*), coalesce(max(uidvalidity), 0) FROM d", 2, p2);
+			   "WITH d AS (DELETE FROM message_locations WHERE account_id = $3::bigint "
+			   " AND folder_id = $1::bigint AND uidvalidity <> $2::bigint RETURNING uidvalidity) "
+			   "SELECT count(*), coalesce(max(uidvalidity), 0) FROM d", 3, ps);
 		if (stale && strcmp(PQgetvalue(stale, 0, 0), "0") != 0)
 			reset = json_pack("{s:I, s:I, s:I, s:I, s:I}", "account_id", (json_int_t)account_id,
 					  "folder_id", jint(rec, "folder_id"),
@@ -439,9 +452,10 @@ int control_cursor(struct writer *w, json_t *rec)
 			   " uidvalidity = $2::bigint, uidnext = nullif($4::bigint, 0), "
 			   " highest_modseq = nullif($5::bigint, 0), "
 			   " message_count = coalesce($6::int, (SELECT count(*) FROM message_locations "
-			   "   WHERE folder_id = $1::bigint)), "
+			   "   WHERE account_id = $10::bigint AND folder_id = $1::bigint)), "
 			   " unread_count = coalesce($7::int, (SELECT count(*) FROM message_locations "
-			   "   WHERE folder_id = $1::bigint AND NOT ('\\Seen' = ANY(flags)))), "
+			   "   WHERE account_id = $10::bigint AND folder_id = $1::bigint "
+			   "   AND NOT ('\\Seen' = ANY(flags)))), "
 			   " last_flag_scan_at = CASE WHEN $8::boolean THEN now() ELSE last_flag_scan_at END, "
 			   /* A windowed first sync leaves older mail below its lowest UID; a new
 			    * UIDVALIDITY forgets an old backfill point. */
@@ -450,7 +464,8 @@ int control_cursor(struct writer *w, json_t *rec)
 			   "   WHEN uidvalidity IS DISTINCT FROM $2::bigint THEN NULL ELSE backfill_uid END, "
 			   " backfill_enqueued_at = CASE WHEN $9::bigint IS NOT NULL "
 			   "   OR uidvalidity IS DISTINCT FROM $2::bigint THEN NULL ELSE backfill_enqueued_at END, "
-			   " last_synced_at = now(), last_error = NULL WHERE id = $1::bigint", 9, p2) < 0)
+			   " last_synced_at = now(), last_error = NULL "
+			   "WHERE account_id = $10::bigint AND id = $1::bigint", 10, p2) < 0)
 			goto fail;
 		/* The folder's MAILBOXID (EXAMINE's), by which a later rename is told (control_folders). */
 		const char *mbox = json_string_value(json_object_get(rec, "mailbox_id"));
@@ -525,7 +540,7 @@ int control_backfill(struct writer *w, json_t *rec)
 			    "WHERE id = $1::bigint", 1, p) < 0 ? -EIO : 1;
 		goto out;
 	}
-	long long have = committed(w, folder, uidv, uids);
+	long long have = committed(w, jint(rec, "account_id"), folder, uidv, uids);
 	if (have < 0)
 		goto out;
 	if (have < (long long)count) {

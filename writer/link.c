@@ -64,6 +64,9 @@ void link_remember(struct writer *w, json_t *rows)
 		return;
 	size_t pending = 0, i;
 	json_t *x;
+	/* Nothing to tell, no Redis round trip (and the bench and thread drivers have no Redis). */
+	if (!json_array_size(rows))
+		return;
 	json_array_foreach(rows, i, x) {
 		char key[200], mid[24];
 		hash_key(key, sizeof(key), w, jint(x, "a"));
@@ -147,18 +150,21 @@ int link_apply(struct writer *w, json_t *rec)
 		w->pg, "apply links",
 		"WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) "
 		"  AS x(u bigint, m bigint, e text, fl text[], s bigint)), "
-		"ins AS (INSERT INTO message_locations (message_id, folder_id, uidvalidity, uid, flags, modseq) "
-		"  SELECT x.m, $3::bigint, $4::bigint, x.u, coalesce(x.fl, '{}'), x.s FROM x "
+		"ins AS (INSERT INTO message_locations (account_id, message_id, folder_id, uidvalidity, "
+		"  uid, flags, modseq) "
+		"  SELECT $2::bigint, x.m, $3::bigint, $4::bigint, x.u, coalesce(x.fl, '{}'), x.s FROM x "
 		"  JOIN messages m ON m.id = x.m AND m.account_id = $2::bigint "
 		/* a folder removed meanwhile takes no location (its cursor goes with it) */
-		"  WHERE EXISTS (SELECT 1 FROM email_folders f WHERE f.id = $3::bigint) ORDER BY x.u "
-		"  ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING RETURNING message_id), "
+		"  WHERE EXISTS (SELECT 1 FROM email_folders f WHERE f.account_id = $2::bigint "
+		"   AND f.id = $3::bigint) ORDER BY x.u "
+		"  ON CONFLICT (account_id, folder_id, uidvalidity, uid) DO NOTHING RETURNING message_id), "
 		/* A message kept with deleted_at (keep-deleted) is back where the server has it. */
-		"back AS (UPDATE messages m SET deleted_at = NULL WHERE m.id IN (SELECT message_id FROM ins) "
-		"  AND m.deleted_at IS NOT NULL RETURNING m.id) "
+		"back AS (UPDATE messages m SET deleted_at = NULL WHERE m.account_id = $2::bigint "
+		"  AND m.id IN (SELECT message_id FROM ins) AND m.deleted_at IS NOT NULL RETURNING m.id) "
 		"SELECT (SELECT count(*) FROM ins), "
 		"  (SELECT coalesce(array_agg(DISTINCT m.conversation_id) FILTER (WHERE m.conversation_id "
-		"    IS NOT NULL), '{}')::text FROM messages m WHERE m.id IN (SELECT message_id FROM ins)), "
+		"    IS NOT NULL), '{}')::text FROM messages m WHERE m.account_id = $2::bigint "
+		"    AND m.id IN (SELECT message_id FROM ins)), "
 		"  (SELECT coalesce(json_agg(json_build_array(x.e, x.m, x.u)), '[]')::text FROM x "
 		"    WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = x.m AND m.account_id = $2::bigint)), "
 		"  (SELECT count(*) FROM back)",
@@ -167,9 +173,11 @@ int link_apply(struct writer *w, json_t *rec)
 		goto fail;
 	added = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	gone = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
-	const char *pc[] = { PQgetvalue(r, 0, 1) };
+	char accs[32];
+	snprintf(accs, sizeof(accs), "{%lld}", account_id);
+	const char *pc[] = { PQgetvalue(r, 0, 1), accs };
 	PGresult *rr = strcmp(pc[0], "{}") ? pg_exec_prepared(w->pg, "refresh conversations",
-							      "refresh_conv", 1, pc, NULL, NULL)
+							      "refresh_conv", 2, pc, NULL, NULL)
 					   : PQmakeEmptyPGresult(w->pg, PGRES_COMMAND_OK);
 	PQclear(r);
 	if (!rr)
@@ -180,11 +188,12 @@ int link_apply(struct writer *w, json_t *rec)
 	 * cursor's count) and a duplicate; linked_count says it cost no download. */
 	char nadded[24];
 	snprintf(nadded, sizeof(nadded), "%lld", added);
-	const char *pn[] = { run, folder, nadded };
+	const char *pn[] = { run, folder, nadded, acc };
 	if (added && pg_cmd(w->pg, "count links",
 			    "UPDATE sync_run_folders SET linked_count = linked_count + $3::int, "
 			    " duplicate_count = duplicate_count + $3::int "
-			    "WHERE run_id = $1::bigint AND folder_id = $2::bigint", 3, pn) < 0)
+			    "WHERE account_id = $4::bigint AND run_id = $1::bigint "
+			    " AND folder_id = $2::bigint", 4, pn) < 0)
 		goto fail;
 	if (missed) {
 		/* Their message went between the fetcher's lookup and now (its last location
@@ -197,11 +206,12 @@ int link_apply(struct writer *w, json_t *rec)
 			json_array_append(uids, json_array_get(g, 2));
 		char *u = json_dumps(uids, JSON_COMPACT);
 		json_decref(uids);
-		const char *pu[] = { run, folder, u };
+		const char *pu[] = { run, folder, u, acc };
 		int bad = !u || pg_cmd(w->pg, "record unlinked UIDs",
 			"UPDATE sync_run_folders SET unlinked = (SELECT array_agg(DISTINCT v ORDER BY v) FROM "
 			" unnest(coalesce(unlinked, '{}') || array(SELECT jsonb_array_elements_text($3::jsonb)"
-			" ::bigint)) v) WHERE run_id = $1::bigint AND folder_id = $2::bigint", 3, pu) < 0;
+			" ::bigint)) v) WHERE account_id = $4::bigint AND run_id = $1::bigint "
+			" AND folder_id = $2::bigint", 4, pu) < 0;
 		free(u);
 		if (bad)
 			goto fail;

@@ -22,18 +22,22 @@ static long long jint(json_t *o, const char *key)
 
 /* Refreshes the conversations named by a text array literal ("{1,2}"), and drops those left
  * without messages. */
-static int refresh(struct writer *w, const char *convs)
+static int refresh(struct writer *w, long long account_id, const char *convs)
 {
 	if (!convs || !strcmp(convs, "{}"))
 		return 0;
-	const char *p[] = { convs };
-	PGresult *r = pg_exec_prepared(w->pg, "refresh conversations", "refresh_conv", 1, p, NULL, NULL);
+	char accs[32], acc[24];
+	snprintf(accs, sizeof(accs), "{%lld}", account_id);
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	const char *p[] = { convs, accs }, *pd[] = { convs, acc };
+	PGresult *r = pg_exec_prepared(w->pg, "refresh conversations", "refresh_conv", 2, p, NULL, NULL);
 	if (!r)
 		return -EIO;
 	PQclear(r);
 	return pg_cmd(w->pg, "drop empty conversations",
-		      "DELETE FROM conversations c WHERE c.id = ANY($1::bigint[]) "
-		      " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id)", 1, p);
+		      "DELETE FROM conversations c WHERE c.account_id = $2::bigint "
+		      " AND c.id = ANY($1::bigint[]) AND NOT EXISTS (SELECT 1 FROM messages m "
+		      " WHERE m.account_id = c.account_id AND m.conversation_id = c.id)", 2, pd);
 }
 
 int mirror_drop_orphans(struct writer *w, long long account_id, const char *message_ids,
@@ -50,13 +54,15 @@ int mirror_drop_orphans(struct writer *w, long long account_id, const char *mess
 		"  AND ($2::bigint[] IS NULL OR m.id = ANY($2::bigint[])) "
 		"  AND NOT coalesce((SELECT (options->>'keep_deleted')::boolean FROM accounts "
 		"   WHERE id = $1::bigint), false) "
-		"  AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id) "
+		"  AND NOT EXISTS (SELECT 1 FROM message_locations l "
+		"   WHERE l.account_id = m.account_id AND l.message_id = m.id) "
 		"  RETURNING m.conversation_id, m.email_id, m.id), "
 		"kept AS (UPDATE messages m SET deleted_at = now() WHERE m.account_id = $1::bigint "
 		"  AND ($2::bigint[] IS NULL OR m.id = ANY($2::bigint[])) AND m.deleted_at IS NULL "
 		"  AND coalesce((SELECT (options->>'keep_deleted')::boolean FROM accounts "
 		"   WHERE id = $1::bigint), false) "
-		"  AND NOT EXISTS (SELECT 1 FROM message_locations l WHERE l.message_id = m.id) "
+		"  AND NOT EXISTS (SELECT 1 FROM message_locations l "
+		"   WHERE l.account_id = m.account_id AND l.message_id = m.id) "
 		"  RETURNING m.conversation_id, NULL::text AS email_id, m.id) "
 		"SELECT count(*), coalesce(array_agg(DISTINCT conversation_id) FILTER "
 		"  (WHERE conversation_id IS NOT NULL), '{}')::text, "
@@ -68,7 +74,7 @@ int mirror_drop_orphans(struct writer *w, long long account_id, const char *mess
 	if (!r)
 		return -EIO;
 	long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	int rc = refresh(w, PQgetvalue(r, 0, 1));
+	int rc = refresh(w, account_id, PQgetvalue(r, 0, 1));
 	/* Before COMMIT: an entry dropped for a rollback costs a download, while one left for a
 	 * deleted row would make a link fail (which control.c also survives). */
 	json_t *ids = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
@@ -84,15 +90,16 @@ int mirror_drop_orphans(struct writer *w, long long account_id, const char *mess
 int mirror_orphans_later(struct writer *w, long long run_id, long long account_id,
 			 const char *message_ids)
 {
-	char run[24];
+	char run[24], acc[24];
 	snprintf(run, sizeof(run), "%lld", run_id);
-	const char *p[] = { run };
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	const char *p[] = { run, acc };
 	/* A move's far side may be synced later in this run: its link (or content hash) then
 	 * finds the row and keeps its id. Messages still without a location when the run ends go
 	 * then (mirror_orphans_run_end). A run already over cannot wait. */
 	PGresult *r = pg_exec(w->pg, "defer orphan deletion",
-			      "UPDATE sync_runs SET orphans_pending = true WHERE run_id = $1::bigint "
-			      " AND status = 'running' RETURNING run_id", 1, p);
+			      "UPDATE sync_runs SET orphans_pending = true WHERE account_id = $2::bigint "
+			      " AND run_id = $1::bigint AND status = 'running' RETURNING run_id", 2, p);
 	if (!r)
 		return -EIO;
 	int deferred = PQntuples(r) == 1;
@@ -153,7 +160,9 @@ int mirror_flags(struct writer *w, json_t *rec)
 		return 1; /* nothing to apply */
 	snprintf(folder, sizeof(folder), "%lld", jint(rec, "folder_id"));
 	snprintf(uidv, sizeof(uidv), "%lld", jint(rec, "uidvalidity"));
-	const char *p[] = { folder, uidv, updates };
+	char acc[24];
+	snprintf(acc, sizeof(acc), "%lld", jint(rec, "account_id"));
+	const char *p[] = { folder, uidv, updates, acc };
 	int rc = -EIO;
 	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
 		goto out;
@@ -165,7 +174,8 @@ int mirror_flags(struct writer *w, json_t *rec)
 		"  array(SELECT jsonb_array_elements_text(e->1)) AS flags, (e->>2)::bigint AS modseq "
 		"  FROM jsonb_array_elements($3::jsonb) e), "
 		"upd AS (UPDATE message_locations l SET flags = u.flags, modseq = coalesce(u.modseq, l.modseq) "
-		"  FROM u WHERE l.folder_id = $1::bigint AND l.uidvalidity = $2::bigint AND l.uid = u.uid "
+		"  FROM u WHERE l.account_id = $4::bigint AND l.folder_id = $1::bigint "
+		"  AND l.uidvalidity = $2::bigint AND l.uid = u.uid "
 		"  AND NOT (l.flags @> u.flags AND l.flags <@ u.flags) "
 		"  AND (u.modseq IS NULL OR l.modseq IS NULL OR l.modseq <= u.modseq) "
 		"  RETURNING l.message_id, l.uid, l.flags) "
@@ -174,12 +184,12 @@ int mirror_flags(struct writer *w, json_t *rec)
 		" coalesce(json_agg(json_build_object('account_id', m.account_id, 'folder_id', $1::bigint, "
 		"  'uidvalidity', $2::bigint, 'uid', upd.uid, 'message_id', upd.message_id, "
 		"  'flags', upd.flags) ORDER BY upd.uid), '[]')::text "
-		"FROM upd JOIN messages m ON m.id = upd.message_id",
-		3, p);
+		"FROM upd JOIN messages m ON m.account_id = $4::bigint AND m.id = upd.message_id",
+		4, p);
 	if (!r)
 		goto fail;
 	long long changed = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	int refreshed = refresh(w, PQgetvalue(r, 0, 1));
+	int refreshed = refresh(w, jint(rec, "account_id"), PQgetvalue(r, 0, 1));
 	json_t *notices = changed ? json_loads(PQgetvalue(r, 0, 2), 0, NULL) : NULL;
 	PQclear(r);
 	if (refreshed < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0) {
@@ -213,7 +223,9 @@ int mirror_vanished(struct writer *w, json_t *rec)
 	snprintf(folder, sizeof(folder), "%lld", jint(rec, "folder_id"));
 	snprintf(uidv, sizeof(uidv), "%lld", jint(rec, "uidvalidity"));
 	snprintf(upto, sizeof(upto), "%lld", jint(rec, "upto"));
-	const char *p[] = { folder, uidv, upto, present ? present : "", gone_set };
+	char acc[24];
+	snprintf(acc, sizeof(acc), "%lld", account_id);
+	const char *p[] = { folder, uidv, upto, present ? present : "", gone_set, acc };
 	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
 		return -EIO;
 	if (mirror_lock_account(w, account_id) < 0)
@@ -228,7 +240,8 @@ int mirror_vanished(struct writer *w, json_t *rec)
 		"r AS (SELECT split_part(x, ':', 1)::bigint AS lo, "
 		"  coalesce(nullif(split_part(x, ':', 2), ''), split_part(x, ':', 1))::bigint AS hi "
 		"  FROM regexp_split_to_table($5::text, ',') x), "
-		"gone AS (DELETE FROM message_locations l WHERE l.folder_id = $1::bigint "
+		"gone AS (DELETE FROM message_locations l WHERE l.account_id = $6::bigint "
+		"  AND l.folder_id = $1::bigint "
 		"  AND l.uidvalidity = $2::bigint AND l.uid <= $3::bigint "
 		"  AND CASE WHEN $5::text IS NULL "
 		"   THEN l.uid NOT IN (SELECT generate_series(least(lo, hi), greatest(lo, hi)) FROM p) "
@@ -236,7 +249,7 @@ int mirror_vanished(struct writer *w, json_t *rec)
 		"  RETURNING l.message_id, l.uid) "
 		"SELECT count(*), coalesce(array_agg(DISTINCT message_id), '{}')::text, "
 		" coalesce(json_agg(json_build_array(uid, message_id) ORDER BY uid), '[]')::text FROM gone",
-		5, p);
+		6, p);
 	if (!r)
 		goto fail;
 	long long gone = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -247,10 +260,11 @@ int mirror_vanished(struct writer *w, json_t *rec)
 	/* Which of those messages went with their last location (deleted, or deleted_at set). */
 	PGresult *alive = NULL;
 	if (dropped > 0 && w->st->cfg.changes_maxlen > 0) {
-		const char *pa[] = { PQgetvalue(r, 0, 1) };
+		const char *pa[] = { PQgetvalue(r, 0, 1), acc };
 		alive = pg_exec(w->pg, "messages still stored",
 				"SELECT coalesce(json_agg(m.id), '[]')::text FROM messages m "
-				"WHERE m.id = ANY($1::bigint[]) AND m.deleted_at IS NULL", 1, pa);
+				"WHERE m.account_id = $2::bigint AND m.id = ANY($1::bigint[]) "
+				"AND m.deleted_at IS NULL", 2, pa);
 		if (!alive)
 			dropped = -EIO;
 	}

@@ -1,8 +1,8 @@
 /* Message batches into Postgres. Idempotent by construction: the message row is keyed by
- * (account, content sha256) and the location by (folder, uidvalidity, uid), both inserted with
- * ON CONFLICT DO NOTHING, so a redelivered batch changes nothing (invariant 2). Rows are taken
- * in one global order (messages by hash, then locations, then counters) so that two writers
- * never wait on each other in a cycle. */
+ * (account, content sha256) and the location by (account, folder, uidvalidity, uid), both
+ * inserted with ON CONFLICT DO NOTHING, so a redelivered batch changes nothing (invariant 2).
+ * Rows are taken in one global order (messages by hash, then locations, then counters) so that
+ * two writers never wait on each other in a cycle. */
 #include "writer.h"
 #include "changes.h"
 #include "copy.h"
@@ -82,16 +82,17 @@ static int cmp_sha(const void *a, const void *b)
 
 /* Per (run, folder) counters of one batch, written once at its end. */
 struct counter {
-	long long run_id, folder_id;
+	long long run_id, folder_id, account_id;
 	int ingested, duplicates;
 };
 
-static struct counter *counter_get(struct counter *c, size_t *n, long long run, long long folder)
+static struct counter *counter_get(struct counter *c, size_t *n, long long run, long long folder,
+				   long long account)
 {
 	for (size_t i = 0; i < *n; i++)
 		if (c[i].run_id == run && c[i].folder_id == folder)
 			return &c[i];
-	c[*n] = (struct counter){ run, folder, 0, 0 };
+	c[*n] = (struct counter){ run, folder, account, 0, 0 };
 	return &c[(*n)++];
 }
 
@@ -114,10 +115,11 @@ static const char SQL_FIND_MSG[] =
 	"SELECT id FROM messages WHERE account_id = $1::bigint AND content_sha256 = $2";
 
 static const char SQL_INS_LOC[] =
-	"INSERT INTO message_locations (message_id, folder_id, uidvalidity, uid, flags, modseq) "
-	"VALUES ($1::bigint, $2::bigint, $3::bigint, $4::bigint, "
+	"INSERT INTO message_locations (account_id, message_id, folder_id, uidvalidity, uid, flags, "
+	" modseq) "
+	"VALUES ($7::bigint, $1::bigint, $2::bigint, $3::bigint, $4::bigint, "
 	" coalesce(array(SELECT jsonb_array_elements_text($5::jsonb)), '{}'), $6::bigint) "
-	"ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING RETURNING id";
+	"ON CONFLICT (account_id, folder_id, uidvalidity, uid) DO NOTHING RETURNING id";
 
 static const char SQL_THREAD[] =
 	"SELECT mp_thread_keys($1::bigint, array(SELECT jsonb_array_elements_text($2::jsonb)), $3, "
@@ -127,16 +129,21 @@ static const char SQL_REFRESH_CONV[] =
 	"UPDATE conversations c SET message_count = s.cnt, unread_count = s.unread, "
 	" first_message_at = s.first_at, last_message_at = s.last_at, subject = s.subject, "
 	" display_name = coalesce(nullif(s.subject, ''), s.first_from), participants = s.people "
-	"FROM (SELECT m.conversation_id AS id, count(*) AS cnt, "
+	"FROM (SELECT m.account_id, m.conversation_id AS id, count(*) AS cnt, "
 	"  count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM message_locations l "
-	"    WHERE l.message_id = m.id AND '\\Seen' = ANY(l.flags))) AS unread, "
+	"    WHERE l.account_id = m.account_id AND l.message_id = m.id "
+	"    AND '\\Seen' = ANY(l.flags))) AS unread, "
 	"  min(coalesce(m.sent_at, m.received_at)) AS first_at, "
 	"  max(coalesce(m.sent_at, m.received_at)) AS last_at, "
 	"  (array_agg(m.subject ORDER BY coalesce(m.sent_at, m.received_at), m.id))[1] AS subject, "
 	"  (array_agg(coalesce(m.from_name, m.from_email) ORDER BY coalesce(m.sent_at, m.received_at), m.id))[1] AS first_from, "
 	"  coalesce(jsonb_agg(DISTINCT m.from_email) FILTER (WHERE m.from_email IS NOT NULL), '[]') AS people "
-	" FROM messages m WHERE m.conversation_id = ANY($1::bigint[]) GROUP BY m.conversation_id) s "
-	"WHERE c.id = s.id";
+	" FROM messages m WHERE m.account_id = ANY($2::bigint[]) "
+	"  AND m.conversation_id = ANY($1::bigint[]) GROUP BY m.account_id, m.conversation_id) s "
+	"WHERE c.account_id = s.account_id AND c.id = s.id "
+	/* the list again, for the target: a partitioned conversations was otherwise scanned
+	 * whole to join s */
+	" AND c.id = ANY($1::bigint[])";
 
 /* Contacts of the batch's new messages, pre-aggregated per address, in one statement whose
  * rows arrive in (account, address) order so concurrent writers lock them in the same order. */
@@ -163,7 +170,7 @@ static const char SQL_ACCT_LOCK[] =
 static const char SQL_COUNT_RUN[] =
 	"UPDATE sync_run_folders SET ingested_count = ingested_count + $3::int, "
 	" duplicate_count = duplicate_count + $4::int "
-	"WHERE run_id = $1::bigint AND folder_id = $2::bigint";
+	"WHERE account_id = $5::bigint AND run_id = $1::bigint AND folder_id = $2::bigint";
 
 /* Every statement of the hot path, prepared once per connection: planning them on each
  * call cost more than running them. */
@@ -317,16 +324,17 @@ static int take_id(PGresult *r, long long *id)
 /* Inserts the location ("ins_loc"): a row comes back when it is new. */
 static PGresult *send_location(struct writer *w, const struct wmsg *m, long long message_id)
 {
-	char mid[24], folder[24], uidv[24], uid[24], modseq[24];
+	char mid[24], folder[24], uidv[24], uid[24], modseq[24], acc[24];
 	char *flags = dump_or_null(json_object_get(m->meta, "flags"));
+	snprintf(acc, sizeof(acc), "%lld", jint(m->meta, "account_id"));
 	snprintf(mid, sizeof(mid), "%lld", message_id);
 	snprintf(folder, sizeof(folder), "%lld", jint(m->meta, "folder_id"));
 	snprintf(uidv, sizeof(uidv), "%lld", jint(m->meta, "uidvalidity"));
 	snprintf(uid, sizeof(uid), "%lld", jint(m->meta, "uid"));
 	snprintf(modseq, sizeof(modseq), "%lld", jint(m->meta, "modseq"));
 	const char *params[] = { mid, folder, uidv, uid, flags,
-				 json_object_get(m->meta, "modseq") ? modseq : NULL };
-	PGresult *r = pg_exec_prepared(w->pg, "insert location", "ins_loc", 6, params, NULL, NULL);
+				 json_object_get(m->meta, "modseq") ? modseq : NULL, acc };
+	PGresult *r = pg_exec_prepared(w->pg, "insert location", "ins_loc", 7, params, NULL, NULL);
 	free(flags);
 	return r;
 }
@@ -389,23 +397,35 @@ static PGresult *send_thread(struct writer *w, const struct wmsg *m, int subject
 	return r;
 }
 
-/* Brings the touched conversations' summary columns up to date from their messages. */
-static int refresh_conversations(struct writer *w, const long long *conv, size_t n)
+/* A bigint[] literal of v; caller frees. */
+static char *array_literal(const long long *v, size_t n)
 {
-	if (n == 0)
-		return 0;
 	size_t cap = n * 22 + 3, k = 0;
 	char *arr = malloc(cap);
 	if (!arr)
-		return -ENOMEM;
+		return NULL;
 	arr[k++] = '{';
 	for (size_t i = 0; i < n; i++)
-		k += (size_t)snprintf(arr + k, cap - k, "%s%lld", i ? "," : "", conv[i]);
+		k += (size_t)snprintf(arr + k, cap - k, "%s%lld", i ? "," : "", v[i]);
 	arr[k++] = '}';
 	arr[k] = 0;
-	const char *params[] = { arr };
-	int rc = pg_cmd_prepared(w->pg, "refresh conversations", "refresh_conv", 1, params);
-	free(arr);
+	return arr;
+}
+
+/* Brings the touched conversations' summary columns up to date from their messages; accounts
+ * are theirs, which keeps the lookup on the (account_id, conversation_id) index. */
+static int refresh_conversations(struct writer *w, const long long *conv, size_t n,
+				 const long long *accounts, size_t naccounts)
+{
+	if (n == 0)
+		return 0;
+	char *convs = array_literal(conv, n), *accs = array_literal(accounts, naccounts);
+	const char *params[] = { convs, accs };
+	int rc = convs && accs ? pg_cmd_prepared(w->pg, "refresh conversations", "refresh_conv", 2,
+						 params)
+			       : -ENOMEM;
+	free(accs);
+	free(convs);
 	return rc;
 }
 
@@ -650,17 +670,19 @@ static int batch_locations(struct writer *w, struct wmsg *m, struct item *it, si
 		json_t *meta = m[i].meta;
 		keys[i] = (struct loc_key){ jint(meta, "folder_id"), jint(meta, "uidvalidity"),
 					    jint(meta, "uid"), i };
-		json_array_append_new(rows, json_pack("{s:I, s:I, s:I, s:I, s:O?, s:O?}",
-			"m", (json_int_t)it[i].id, "f", (json_int_t)keys[i].folder,
+		json_array_append_new(rows, json_pack("{s:I, s:I, s:I, s:I, s:I, s:O?, s:O?}",
+			"a", (json_int_t)jint(meta, "account_id"), "m", (json_int_t)it[i].id, "f", (json_int_t)keys[i].folder,
 			"v", (json_int_t)keys[i].uidvalidity, "u", (json_int_t)keys[i].uid,
 			"fl", json_object_get(meta, "flags"), "s", json_object_get(meta, "modseq")));
 	}
 	qsort(keys, n, sizeof(*keys), cmp_loc);
 	PGresult *r = pg_exec_json(w->pg, "insert locations",
-		"INSERT INTO message_locations (message_id, folder_id, uidvalidity, uid, flags, modseq) "
-		"SELECT x.m, x.f, x.v, x.u, coalesce(x.fl, '{}'), x.s FROM jsonb_to_recordset($1::jsonb) "
-		" AS x(m bigint, f bigint, v bigint, u bigint, fl text[], s bigint) ORDER BY x.f, x.v, x.u "
-		"ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING "
+		"INSERT INTO message_locations (account_id, message_id, folder_id, uidvalidity, uid, "
+		" flags, modseq) "
+		"SELECT x.a, x.m, x.f, x.v, x.u, coalesce(x.fl, '{}'), x.s FROM jsonb_to_recordset($1::jsonb) "
+		" AS x(a bigint, m bigint, f bigint, v bigint, u bigint, fl text[], s bigint) "
+		" ORDER BY x.f, x.v, x.u "
+		"ON CONFLICT (account_id, folder_id, uidvalidity, uid) DO NOTHING "
 		"RETURNING folder_id, uidvalidity, uid", rows);
 	rc = -EIO;
 	if (!r)
@@ -743,12 +765,12 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 	json_t *contacts = json_array(), *ids = json_array();
 	struct counter *counters = calloc(n, sizeof(*counters));
 	struct item *it = calloc(n, sizeof(*it));
-	long long *convs = calloc(n, sizeof(*convs));
-	size_t ncounters = 0, nconvs = 0;
+	long long *convs = calloc(n, sizeof(*convs)), *accs = calloc(n, sizeof(*accs));
+	size_t ncounters = 0, nconvs = 0, naccs = 0;
 	long long last_account = -1;
 	int rc = -EIO;
 
-	if (!counters || !convs || !it)
+	if (!counters || !convs || !accs || !it)
 		goto out;
 	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
 		goto out;
@@ -829,8 +851,12 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		if (x->created < 0 || x->located < 0)
 			continue;
 		/* A new copy of a stored message may change its conversation's unread count. */
-		if (x->conv && (x->created == 1 || x->located == 1))
+		if (x->conv && (x->created == 1 || x->located == 1)) {
 			convs[nconvs++] = x->conv;
+			/* m is sorted by account: each one's first conversation adds it */
+			if (!naccs || accs[naccs - 1] != jint(m[i].meta, "account_id"))
+				accs[naccs++] = jint(m[i].meta, "account_id");
+		}
 		if (x->created == 1)
 			collect_contacts(contacts, &m[i], jint(m[i].meta, "account_id"));
 		if (x->created == 1)
@@ -842,7 +868,8 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 				(json_int_t)jint(m[i].meta, "account_id"), "m", (json_int_t)x->id, "e", eid));
 		if (x->located == 1) {
 			struct counter *c = counter_get(counters, &ncounters, jint(m[i].meta, "run_id"),
-							jint(m[i].meta, "folder_id"));
+							jint(m[i].meta, "folder_id"),
+							jint(m[i].meta, "account_id"));
 			if (x->created)
 				c->ingested++;
 			else
@@ -850,7 +877,7 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		}
 	}
 	qsort(convs, nconvs, sizeof(*convs), cmp_ll);
-	if (refresh_conversations(w, convs, nconvs) < 0)
+	if (refresh_conversations(w, convs, nconvs, accs, naccs) < 0)
 		goto fail;
 	if (json_array_size(contacts)) {
 		char *cj = json_dumps(contacts, JSON_COMPACT);
@@ -864,13 +891,14 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		goto fail;
 	qsort(counters, ncounters, sizeof(*counters), cmp_counter);
 	for (size_t i = 0; i < ncounters; i++) {
-		char run[24], folder[24], ing[16], dup[16];
+		char run[24], folder[24], ing[16], dup[16], acc[24];
+		snprintf(acc, sizeof(acc), "%lld", counters[i].account_id);
 		snprintf(run, sizeof(run), "%lld", counters[i].run_id);
 		snprintf(folder, sizeof(folder), "%lld", counters[i].folder_id);
 		snprintf(ing, sizeof(ing), "%d", counters[i].ingested);
 		snprintf(dup, sizeof(dup), "%d", counters[i].duplicates);
-		const char *p[] = { run, folder, ing, dup };
-		if (pg_cmd_prepared(w->pg, "count run", "count_run", 4, p) < 0)
+		const char *p[] = { run, folder, ing, dup, acc };
+		if (pg_cmd_prepared(w->pg, "count run", "count_run", 5, p) < 0)
 			goto fail;
 	}
 	if (milestone_check(w) < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
@@ -898,6 +926,7 @@ out:
 	json_decref(ids);
 	json_decref(contacts);
 	free(counters);
+	free(accs);
 	free(convs);
 	free(it);
 	return rc;

@@ -121,11 +121,11 @@ static int merge_conversations(PGconn *pg, json_t *merges)
 {
 	static const char *const sql[] = {
 		"UPDATE messages m SET conversation_id = x.t FROM jsonb_to_recordset($1::jsonb) "
-		" AS x(o bigint, t bigint) WHERE m.conversation_id = x.o",
+		" AS x(a bigint, o bigint, t bigint) WHERE m.account_id = x.a AND m.conversation_id = x.o",
 		"UPDATE conversation_keys c SET conversation_id = x.t FROM jsonb_to_recordset($1::jsonb) "
-		" AS x(o bigint, t bigint) WHERE c.conversation_id = x.o",
-		"DELETE FROM conversations WHERE id IN (SELECT x.o FROM jsonb_to_recordset($1::jsonb) "
-		" AS x(o bigint))",
+		" AS x(a bigint, o bigint, t bigint) WHERE c.account_id = x.a AND c.conversation_id = x.o",
+		"DELETE FROM conversations c USING jsonb_to_recordset($1::jsonb) AS x(a bigint, o bigint) "
+		" WHERE c.account_id = x.a AND c.id = x.o",
 	};
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		PGresult *r = pg_exec_json(pg, "merge conversations", sql[i], merges);
@@ -193,8 +193,8 @@ int thread_batch(PGconn *pg, const long long *account, json_t *const *keys, size
 	for (size_t i = 0; i < nk; i++) {
 		long long t = target[uf_find(parent, k[i].msg)];
 		if (k[i].conv && k[i].conv != t && (i == 0 || k[i].conv != k[i - 1].conv))
-			json_array_append_new(merges, json_pack("{s:I, s:I}", "o", (json_int_t)k[i].conv,
-								"t", (json_int_t)t));
+			json_array_append_new(merges, json_pack("{s:I, s:I, s:I}", "a",
+				(json_int_t)k[i].account, "o", (json_int_t)k[i].conv, "t", (json_int_t)t));
 	}
 	for (size_t i = 0; i < n; i++)
 		uf_find(parent, i);

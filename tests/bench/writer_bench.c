@@ -196,10 +196,10 @@ static int account_create(PGconn *pg, const char *name, long long *account, long
 		return -EIO;
 	snprintf(fol, sizeof(fol), "%lld", *folder);
 	snprintf(rn, sizeof(rn), "%lld", *run);
-	const char *r[] = { rn, fol };
+	const char *r[] = { rn, fol, acc };
 	return pg_cmd(pg, "create run folder",
-		      "INSERT INTO sync_run_folders (run_id, folder_id, uidvalidity) "
-		      "VALUES ($1::bigint, $2::bigint, 1)", 2, r);
+		      "INSERT INTO sync_run_folders (account_id, run_id, folder_id, uidvalidity) "
+		      "VALUES ($3::bigint, $1::bigint, $2::bigint, 1)", 3, r);
 }
 
 /* Levels the ground before a timed pass: dirty buffers of the previous pass are written now,
@@ -460,10 +460,11 @@ static int bench_tables(PGconn *pg, enum variant v)
 	if (v == V_FOREIGN_KEYS)
 		snprintf(sql, sizeof(sql),
 			 "ALTER TABLE bench_messages ADD FOREIGN KEY (account_id) REFERENCES accounts, "
-			 " ADD FOREIGN KEY (conversation_id) REFERENCES conversations; "
+			 " ADD FOREIGN KEY (account_id, conversation_id) "
+			 "  REFERENCES conversations (account_id, id); "
 			 "ALTER TABLE bench_message_locations "
-			 " ADD FOREIGN KEY (message_id) REFERENCES bench_messages, "
-			 " ADD FOREIGN KEY (folder_id) REFERENCES email_folders");
+			 " ADD FOREIGN KEY (account_id, message_id) REFERENCES bench_messages (account_id, id), "
+			 " ADD FOREIGN KEY (account_id, folder_id) REFERENCES email_folders (account_id, id)");
 	if (sql[0])
 		rc = exec_ok(pg, "alter bench tables", sql);
 	free(gin);
@@ -680,6 +681,7 @@ int main(int argc, char **argv)
 	extract_global_init();
 	if (config_load(&st.cfg) < 0)
 		return 1;
+	st.cfg.changes_maxlen = 0; /* no Redis here: no change stream */
 	log_setup("writer_bench", st.cfg.log_level);
 	size_t batch = (size_t)st.cfg.writer_batch;
 

@@ -4,7 +4,8 @@
 # server, same run). Prints figures; asserts nothing. Knobs: WRITER_BENCH_COUNT (5000),
 # MAILPIPE_WRITER_BATCH (500), MP_PG_FSYNC (on), WRITER_BENCH_PORT (24900, four ports from it),
 # WRITER_BENCH_VARIANTS (1: also the COPY variants), WRITER_BENCH_STATS (1:
-# pg_stat_statements and function timing, which cost a PostgreSQL restart).
+# pg_stat_statements and function timing, which cost a PostgreSQL restart),
+# WRITER_BENCH_PARTITIONS (unset; N: the per-account tables hash-partitioned into N).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$ROOT/bin:$PATH
@@ -54,7 +55,7 @@ if [ "${WRITER_BENCH_STATS:-1}" = 1 ] &&
 fi
 # CHECKPOINT before each timed pass, so that none pays for the previous one's dirty buffers.
 admin -d mailpipe -c 'GRANT pg_checkpoint TO mailpipe' >/dev/null
-mailpipe db migrate >/dev/null
+mailpipe db migrate ${WRITER_BENCH_PARTITIONS:+--partitions "$WRITER_BENCH_PARTITIONS"} >/dev/null
 
 GEN=$ROOT/../shared/tools/gen_corpus.py
 if [ -f "$GEN" ]; then
