@@ -757,8 +757,10 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 					    &auth_failed)
 			       : session_open(&o, j.error, sizeof(j.error), &auth_failed);
 		if (!j.s) {
-			if (auth_failed)
+			if (auth_failed) {
+				fetch_forget_secret(acc);
 				break;
+			}
 			if (cu.over_budget) /* other jobs or watches have the account's connections */
 				break;
 			rc = -EIO;

@@ -37,5 +37,8 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *job);
  * `stored:`) with MAILPIPE_SECRET_KEY or an older key (fetcher/secret.c). A malloc'd string the
  * caller wipes and frees, or NULL with a one-line reason in err that never quotes a secret. */
 char *fetch_resolve_secret(const struct mp_config *cfg, json_t *acc, char *err, size_t errlen);
+/* The server refused the secret: a cmd: reference's cached token (revoked before its stated
+ * expiry) is not used again; the next login asks the broker. */
+void fetch_forget_secret(json_t *acc);
 
 #endif

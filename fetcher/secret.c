@@ -332,6 +332,19 @@ out:
 	return secret;
 }
 
+void fetch_forget_secret(json_t *acc)
+{
+	const char *ref = json_string_value(json_object_get(acc, "secret_ref"));
+	if (!ref || strncmp(ref, "cmd:", 4) != 0)
+		return;
+	uv_once(&cmd_cache.once, cmd_cache_init);
+	uv_mutex_lock(&cmd_cache.mu);
+	for (int i = 0; i < cmd_cache.n; i++)
+		if (strcmp(cmd_cache.v[i].ref, ref) == 0)
+			cached_drop(i--);
+	uv_mutex_unlock(&cmd_cache.mu);
+}
+
 char *fetch_resolve_secret(const struct mp_config *cfg, json_t *acc, char *err, size_t errlen)
 {
 	const char *ref = json_string_value(json_object_get(acc, "secret_ref"));

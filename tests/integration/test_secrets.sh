@@ -182,6 +182,21 @@ mailpipe sync broker_short --wait --timeout 60 >/dev/null
 check "a JSON token with expires_in 1 is not reused once expired (broker ran $(wc -l <"$D/broker_json.count") times)" \
 	[ "$(wc -l <"$D/broker_json.count")" -ge 2 ]
 
+# A token the server refuses (revoked before its stated expiry) is not taken from the cache
+# again: the next login asks the broker, which by then has a good one.
+echo wrong-token >"$D/rotating.pass"
+printf '#!/bin/sh\necho run >>"%s"\ncat "%s"\n' "$D/rotating.count" "$D/rotating.pass" >"$D/broker_rotating.sh"
+chmod +x "$D/broker_rotating.sh"
+add_vault broker_rot --secret "cmd:$D/broker_rotating.sh" >/dev/null
+mailpipe sync broker_rot --wait --timeout 60 >/dev/null 2>&1
+check "a broker's refused token fails the sync" [ $? -eq 1 ]
+cp "$D/vault.pass" "$D/rotating.pass"
+mailpipe account resume broker_rot >/dev/null
+mailpipe sync broker_rot --wait --timeout 60 >/dev/null
+rc=$?
+check "... and is not reused from the cache: the broker runs again and the sync passes ($(wc -l <"$D/rotating.count") runs)" \
+	test "$rc" -eq 0 -a "$(wc -l <"$D/rotating.count")" -ge 2
+
 add_vault broker_fail --secret "cmd:$D/broker_fail.sh" >/dev/null
 mailpipe sync broker_fail --wait --timeout 60 >"$D/c3.json" 2>/dev/null
 check "a failing broker fails the sync (exit 1)" [ $? -eq 1 ]
