@@ -1,5 +1,6 @@
 /* Server refusals and hints -> whether and when to try again. See retry.h. */
 #include "retry.h"
+#include "account_state.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -105,13 +106,8 @@ int64_t retry_hint_ms(const char *text)
 int64_t retry_delay_ms(unsigned attempt, int64_t base_ms, int64_t max_ms, int64_t hint_ms,
 		       uint32_t rnd)
 {
-	int64_t d = base_ms > 0 ? base_ms : 1;
-	for (unsigned i = 1; i < attempt && d < max_ms; i++)
-		d *= 2;
-	if (d > max_ms)
-		d = max_ms;
-	/* Half of the delay is fixed and half random, so many clients throttled at once spread
-	 * out but none comes back sooner than half the backoff. */
-	d = d / 2 + (int64_t)(rnd % (uint32_t)(d / 2 + 1));
-	return d < hint_ms ? hint_ms : d;
+	/* The same doubling with equal jitter as an account's backoff between runs: half of the
+	 * delay fixed and half random, so many clients throttled at once spread out but none
+	 * comes back sooner than half the backoff. */
+	return account_backoff_ms(attempt, base_ms, max_ms, hint_ms, rnd);
 }
