@@ -17,7 +17,9 @@ run_pid=
 trap '[ -n "$run_pid" ] && kill $run_pid 2>/dev/null; wait; "$ROOT/deploy/local/stack.sh" destroy >/dev/null 2>&1' EXIT
 "$ROOT/deploy/local/stack.sh" start >/dev/null 2>&1 || { echo "mirror bench: stack did not start" >&2; exit 1; }
 eval "$("$ROOT/deploy/local/stack.sh" env)"
-export MAILPIPE_LOG=warn BENCH_SECRET=demo MAILPIPE_FETCHERS=1
+# Every account here is on one host (the local Dovecot): its connection budget must hold the
+# 200 watches, the jobs' connections beside them, within Dovecot's 512 processes.
+export MAILPIPE_LOG=warn BENCH_SECRET=demo MAILPIPE_FETCHERS=1 MAILPIPE_HOST_CONNECTIONS=500
 mailpipe db migrate >/dev/null
 
 # A folder of COUNT small messages, written straight into a Maildir (doveadm save of each would
@@ -63,7 +65,7 @@ l1=$(logins)
 cmds=$(tail -n +"$((mark + 1))" "$MAILPIPE_STACK_DIR/run.log" | grep -c 'stage=fetcher.*msg="C: M' || true)
 list=$(tail -n +"$((mark + 1))" "$MAILPIPE_STACK_DIR/run.log" | grep 'stage=fetcher.*msg="C: M' | sed 's/.*msg="C: M[0-9]* //; s/ .*//; s/"//g' | tr '\n' ' ')
 hz=$(getconf CLK_TCK)
-list=$(echo "$list" | tr ' ' '\n' | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}')
+list=$(echo "$list" | tr ' ' '\n' | grep . | sort | uniq -c | awk '{printf "%s %s, ", $1, $2}')
 python3 - "$COUNT" "$t0" "$t1" "$p0" "$p1" "$c0" "$c1" "$hz" "$cmds" "$list" "$((l1 - l0))" "$POLLS" <<'PY'
 import sys
 n, t0, t1, p0, p1, c0, c1, hz, cmds, lst, logins, polls = sys.argv[1:]

@@ -20,8 +20,9 @@ trap '[ -n "$run_pid" ] && kill $run_pid 2>/dev/null; wait; "$ROOT/deploy/local/
 "$ROOT/deploy/local/stack.sh" start >/dev/null 2>&1 || { echo "scale bench: stack did not start" >&2; exit 1; }
 eval "$("$ROOT/deploy/local/stack.sh" env)"
 export MAILPIPE_LOG=warn BENCH_SECRET=scale MAILPIPE_IDLE=0
-# A parked connection per account would be 2 x N imap processes: Dovecot here allows 512.
-export MAILPIPE_CONN_PARKED=${MAILPIPE_CONN_PARKED:-200}
+# A parked connection per account would be 2 x N imap processes: Dovecot here allows 512, and
+# every account is on this one host, whose budget must stay within that.
+export MAILPIPE_CONN_PARKED=${MAILPIPE_CONN_PARKED:-200} MAILPIPE_HOST_CONNECTIONS=${MAILPIPE_HOST_CONNECTIONS:-480}
 mailpipe db migrate >/dev/null
 
 # N users: one passwd-file line each, and their Maildirs written directly.
