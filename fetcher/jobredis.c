@@ -16,30 +16,31 @@
 #include <unistd.h>
 
 /* The run's live progress (`mailpipe status`, `sync --wait` at a terminal): messages this
- * folder's job put on {mp}:raw, beside the parsers' <folder>:parsed. Best effort. */
-static void count_progress(struct job *j, size_t n)
+ * folder's job put on {mp}:raw, beside the parsers' <folder>:parsed. Appended to the XADDs'
+ * pipeline, so it costs no round trip of its own; best effort (after a Redis failure the
+ * messages are sent again and counted twice). Returns the commands appended. */
+static size_t count_progress(struct job *j, size_t n)
 {
 	char key[160], field[40];
 	if (!j->run_id || !j->folder_id)
-		return;
+		return 0;
 	snprintf(key, sizeof(key), "%s%lld", j->f->cfg->key_progress_prefix, j->run_id);
 	snprintf(field, sizeof(field), "%lld:fetched", j->folder_id);
-	redisReply *r = redisCommand(j->f->rc, "HINCRBY %s %s %lld", key, field, (long long)n);
-	freeReplyObject(r);
-	r = redisCommand(j->f->rc, "EXPIRE %s 86400", key);
-	freeReplyObject(r);
+	redisAppendCommand(j->f->rc, "HINCRBY %s %s %lld", key, field, (long long)n);
+	redisAppendCommand(j->f->rc, "EXPIRE %s 86400", key);
+	return 2;
 }
 
 void job_collect(struct job *j)
 {
 	if (j->appended.n == 0)
 		return;
-	if (rstream_collect(j->f->rc, j->appended.n) < 0) {
+	size_t extra = count_progress(j, j->appended.n);
+	if (rstream_collect(j->f->rc, j->appended.n + extra) < 0) {
 		j->redis_failed = 1;
 	} else {
 		for (size_t i = 0; i < j->appended.n; i++)
 			uidset_add(&j->fetched, j->appended.v[i]);
-		count_progress(j, j->appended.n);
 	}
 	j->appended.n = 0;
 }

@@ -3,7 +3,7 @@
 # and COPY, replies, a non-ASCII folder created, renamed and deleted, a no-change sync) against
 # Cyrus IMAP 3.6 (deploy/local/cyrus.sh), whose delimiter is "/" and whose CONDSTORE, QRESYNC
 # and MOVE differ from Dovecot's in the details. Both accounts, with and without CONDSTORE.
-export MAILPIPE_IDLE=1
+export MAILPIPE_IDLE=1 MAILPIPE_LOG=info
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mirror_lib.sh"
 . "$(dirname "$0")/cyrus_lib.sh"
