@@ -6,6 +6,7 @@
 #include "enrich.h"
 #include "extract.h"
 #include "log.h"
+#include "parsed.h"
 
 #include <glib.h>
 #include <jansson.h>
@@ -130,17 +131,35 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 		}
 		json_decref(meta_json);
 		unparsed += json_is_string(json_object_get(msg, "parse_error"));
+		const char *names[4 + PARSED_BODY_FIELDS] = { "type", "meta", "msg", "raw" };
+		const char *vals[4 + PARSED_BODY_FIELDS] = { "message", meta, NULL, raw };
+		size_t lens[4 + PARSED_BODY_FIELDS] = { 7, meta_len, 0, raw_len };
+		json_t *bodies[PARSED_BODY_FIELDS] = { NULL };
+		size_t nf = 4;
+		for (size_t k = 0; msg && k < PARSED_BODY_FIELDS; k++) {
+			json_t *b = json_object_get(msg, parsed_body_fields[k]);
+			if (!json_is_string(b))
+				continue;
+			bodies[k] = json_incref(b); /* kept alive until appended */
+			json_object_del(msg, parsed_body_fields[k]);
+			names[nf] = parsed_body_fields[k];
+			vals[nf] = json_string_value(b);
+			lens[nf++] = json_string_length(b);
+		}
 		char *msg_json = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
 		json_decref(msg);
 		if (!msg_json) {
 			log_error("entry=%s msg=\"out of memory encoding a parsed message\"", e[i].id);
+			for (size_t k = 0; k < PARSED_BODY_FIELDS; k++)
+				json_decref(bodies[k]);
 			rc = -1;
 			break;
 		}
-		const char *names[] = { "type", "meta", "msg", "raw" };
-		const char *vals[] = { "message", meta, msg_json, raw };
-		size_t lens[] = { 7, meta_len, strlen(msg_json), raw_len };
-		rstream_append_add(st->rc, cfg->key_parsed, 4, names, vals, lens);
+		vals[2] = msg_json;
+		lens[2] = strlen(msg_json);
+		rstream_append_add(st->rc, cfg->key_parsed, nf, names, vals, lens);
+		for (size_t k = 0; k < PARSED_BODY_FIELDS; k++)
+			json_decref(bodies[k]);
 		appended++;
 		done++;
 		done_bytes += (int64_t)raw_len;

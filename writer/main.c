@@ -2,6 +2,7 @@
  * control.c) and acknowledges only after COMMIT. Reads configuration and loops. */
 #include "link.h"
 #include "log.h"
+#include "parsed.h"
 #include "pg.h"
 #include "writer.h"
 
@@ -111,6 +112,12 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 		x->entry_id = e[i].id;
 		x->meta = meta ? json_loads(meta, 0, NULL) : NULL;
 		x->msg = msg ? json_loads(msg, 0, NULL) : NULL;
+		for (size_t k = 0; x->msg && k < PARSED_BODY_FIELDS; k++) {
+			size_t blen;
+			const char *b = rentry_get(&e[i], parsed_body_fields[k], &blen);
+			if (b) /* the parser made it valid UTF-8 without NUL (common/parsed.h) */
+				json_object_set_new(x->msg, parsed_body_fields[k], json_stringn_nocheck(b, blen));
+		}
 		x->raw = raw ? raw : "";
 		x->raw_len = raw ? len : 0;
 		if (!x->meta || !x->msg) {
