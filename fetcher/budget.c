@@ -227,18 +227,26 @@ void budget_tick(struct budget *b)
 	uv_mutex_unlock(&b->mu);
 }
 
-int budget_wanted(struct budget *b, long long account_id, const char *host)
+void budget_wanted(struct budget *b, size_t n, const long long *account_ids,
+		   const char *const *hosts, unsigned char *wanted)
 {
-	if (!b)
-		return 0;
+	memset(wanted, 0, n);
+	if (!b || n == 0)
+		return;
 	uv_mutex_lock(&b->mu);
-	char want[160], hwant[400];
-	snprintf(want, sizeof(want), "%s%lld", b->cfg->key_conn_want_prefix, account_id);
-	snprintf(hwant, sizeof(hwant), "%shost:%s", b->cfg->key_conn_want_prefix, host);
 	redisContext *rc = conn(b);
-	redisReply *r = rc ? redisCommand(rc, "EXISTS %s %s", want, hwant) : NULL;
-	int wanted = r && r->type == REDIS_REPLY_INTEGER && r->integer > 0;
-	freeReplyObject(r);
+	/* One round trip for every parked connection: a fetcher may hold a thousand. */
+	for (size_t i = 0; rc && i < n; i++)
+		redisAppendCommand(rc, "EXISTS %s%lld %shost:%s", b->cfg->key_conn_want_prefix,
+				   account_ids[i], b->cfg->key_conn_want_prefix, hosts[i]);
+	for (size_t i = 0; rc && i < n; i++) {
+		redisReply *r = NULL;
+		if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
+			freeReplyObject(r);
+			break; /* the context is broken: conn() reconnects next time */
+		}
+		wanted[i] = r && r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+		freeReplyObject(r);
+	}
 	uv_mutex_unlock(&b->mu);
-	return wanted;
 }

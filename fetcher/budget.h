@@ -30,8 +30,9 @@ void budget_cancel(struct budget *b, long ticket);
 void budget_closed(struct budget *b, CURL *curl);
 /* Renews this process's leases when due (about every third of their lifetime). */
 void budget_tick(struct budget *b);
-/* 1 when a fetcher found the account, or the host, at its limit in the last seconds: a
- * connection parked for it should be closed rather than kept. */
-int budget_wanted(struct budget *b, long long account_id, const char *host);
+/* wanted[i] = 1 when a fetcher found account_ids[i], or hosts[i], at its limit in the last
+ * seconds: a connection parked for it should be closed rather than kept. One round trip. */
+void budget_wanted(struct budget *b, size_t n, const long long *account_ids,
+		   const char *const *hosts, unsigned char *wanted);
 
 #endif

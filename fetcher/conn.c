@@ -82,13 +82,25 @@ void conns_expire(struct conns *c)
 	if (check_wanted)
 		c->wanted_ms = now;
 	uv_mutex_lock(&c->mu);
+	unsigned char *wanted = check_wanted && c->n ? calloc(c->n, 1) : NULL;
+	long long *ids = wanted ? calloc(c->n, sizeof(*ids)) : NULL;
+	const char **hosts = wanted ? calloc(c->n, sizeof(*hosts)) : NULL;
+	if (ids && hosts) {
+		for (size_t i = 0; i < c->n; i++) {
+			ids[i] = c->v[i].account_id;
+			hosts[i] = c->v[i].host;
+		}
+		budget_wanted(c->budget, c->n, ids, hosts, wanted);
+	}
 	for (size_t i = c->n; i-- > 0;)
-		if (now - c->v[i].since_ms >= c->cfg->conn_idle_s * 1000 ||
-		    (check_wanted && budget_wanted(c->budget, c->v[i].account_id, c->v[i].host))) {
+		if (now - c->v[i].since_ms >= c->cfg->conn_idle_s * 1000 || (ids && hosts && wanted[i])) {
 			log_debug("account_id=%lld msg=\"parked connection closed\"", c->v[i].account_id);
-			unpark(c, i);
+			unpark(c, i); /* moves the last into i: wanted[] was read for it already */
 		}
 	uv_mutex_unlock(&c->mu);
+	free(wanted);
+	free(ids);
+	free(hosts);
 	budget_tick(c->budget);
 }
 

@@ -19,6 +19,7 @@
 #   MP_DEMO_COUNT=400 MP_DEMO_SEED=1   sample mailbox of user demo/demo (created by the first start)
 #   MP_STACK_USER=mailpipe-test        unprivileged user the servers run as when started by root
 #   MP_PG_BIN           PostgreSQL bin dir (default /usr/lib/postgresql/15/bin, else newest)
+#   MP_DOVECOT_PROCESSES=512         Dovecot imap and imap-login processes (one each per connection)
 set -eu
 umask 022
 
@@ -420,7 +421,7 @@ gen_tls() {
 sed_escape() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
 
 render_dovecot_conf() {
-	local internal_user internal_group login_user chroot="" extra=""
+	local internal_user internal_group login_user chroot="" extra="" auth_user=""
 	if [ "$IS_ROOT" = 1 ]; then
 		internal_user=dovecot internal_group=dovecot login_user=dovenull
 		getent passwd dovecot >/dev/null && getent passwd dovenull >/dev/null ||
@@ -428,10 +429,8 @@ render_dovecot_conf() {
 	else
 		internal_user=$SVC_USER internal_group=$SVC_GROUP login_user=$SVC_USER
 		chroot="  chroot ="
-		extra="service auth {
-  user = \$default_internal_user
-}
-service auth-worker {
+		auth_user="  user = \$default_internal_user"
+		extra="service auth-worker {
   user = \$default_internal_user
 }"
 	fi
@@ -443,13 +442,16 @@ service auth-worker {
 		-e "s|@INTERNAL_USER@|$internal_user|g" -e "s|@INTERNAL_GROUP@|$internal_group|g" \
 		-e "s|@LOGIN_USER@|$login_user|g" \
 		-e "s|@MAIL_UID@|$SVC_UID|g" -e "s|@MAIL_GID@|$SVC_GID|g" \
-		-e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@IMAPS_PORT@|$IMAPS_PORT|g" "$tmpl" |
-		CHROOT=$chroot EXTRA=$extra awk '
+		-e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@IMAPS_PORT@|$IMAPS_PORT|g" \
+		-e "s|@PROCESSES@|${MP_DOVECOT_PROCESSES:-512}|g" \
+		-e "s|@CLIENTS@|$((2 * ${MP_DOVECOT_PROCESSES:-512} + 100))|g" "$tmpl" |
+		CHROOT=$chroot EXTRA=$extra AUTH_USER=$auth_user awk '
 			$0 == "@LOGIN_CHROOT@" || $0 == "@ANVIL_CHROOT@" {
 				if (ENVIRON["CHROOT"] != "") print ENVIRON["CHROOT"]
 				next
 			}
 			$0 == "@EXTRA@" { if (ENVIRON["EXTRA"] != "") print ENVIRON["EXTRA"]; next }
+			$0 == "@AUTH_USER@" { if (ENVIRON["AUTH_USER"] != "") print ENVIRON["AUTH_USER"]; next }
 			{ print }' >"$DC_CONF.tmp"
 	mv -f "$DC_CONF.tmp" "$DC_CONF"
 }
