@@ -206,6 +206,7 @@ check "the home server holds partition 0 and the global keys, nothing of partiti
 		redis-cli -p $MP_REDIS_PORT EXISTS '{mp:0}:jobs' '{mp}:events' '{mp}:requests' | grep -qx 3 &&
 		[ -z \"\$(redis-cli -p $MP_REDIS_PORT --scan --pattern '{mp}:jobs*')\" ]"
 check "no entry left pending in any partition" no_pending
+mailpipe status | sed -n '/^queues/,$p' | sed 's/^/  /'
 check "status --json shows each partition's streams, none pending" bash -c "mailpipe status --json | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
