@@ -8,11 +8,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct partition_parts {
 	long n;
-	redisContext *conn[];	/* NULL until first used; owned */
+	long long *failed_ms;	/* [n]: when connecting last failed (monotonic), 0 = never */
+	redisContext *conn[];	/* [n]: NULL until first used; owned */
 };
+
+/* A server that did not answer is not asked again for this long: a batch of jobs for a
+ * partition whose server is down must not wait out a connect timeout per job. */
+#define RETRY_MS 1000
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 int partition_of(const struct mp_config *cfg, long long account_id)
 {
@@ -107,8 +120,14 @@ const char *partition_url(const struct mp_config *cfg, int p)
 struct partition_parts *partition_parts_new(long n)
 {
 	struct partition_parts *pp = calloc(1, sizeof(*pp) + (size_t)n * sizeof(redisContext *));
-	if (pp)
-		pp->n = n;
+	if (!pp)
+		return NULL;
+	pp->n = n;
+	pp->failed_ms = calloc((size_t)n, sizeof(*pp->failed_ms));
+	if (!pp->failed_ms) {
+		free(pp);
+		return NULL;
+	}
 	return pp;
 }
 
@@ -118,6 +137,7 @@ void partition_parts_free(struct partition_parts *pp)
 		return;
 	for (long i = 0; i < pp->n; i++)
 		redisFree(pp->conn[i]);
+	free(pp->failed_ms);
 	free(pp);
 }
 
@@ -134,7 +154,11 @@ redisContext *partition_redis(const struct mp_config *cfg, redisContext *home, i
 		pp->conn[p] = NULL;
 	}
 	if (!pp->conn[p]) {
+		long long now = now_ms();
+		if (pp->failed_ms[p] && now - pp->failed_ms[p] < RETRY_MS)
+			return NULL;
 		pp->conn[p] = redis_connect_url(url);
+		pp->failed_ms[p] = pp->conn[p] ? 0 : now;
 		if (!pp->conn[p])
 			log_warn("partition=%d msg=\"cannot reach the partition's Redis\"", p);
 	}
