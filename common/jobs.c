@@ -29,43 +29,86 @@
  * in column acc_col. With first_col >= 0, a row whose column first_col is true (a folder never
  * synced) goes to {mp}:jobs:first, which fetchers read only when {mp}:jobs is empty: one
  * account's first sync does not hold up everyone's polls. stream names the stream ("jobs",
- * "jobs:backfill"). */
+ * "jobs:backfill"). Returns the number of rows queued, or -EIO when rows were to be queued and
+ * none was. When some were and others not (a partition's server did not answer), *failed
+ * (failed may be NULL) lists the row numbers not queued as a JSON array (caller frees), so
+ * the caller takes back only those. */
 static int enqueue_rows_split(redisContext *rc, const struct mp_config *cfg, PGresult *r,
-			      int acc_col, int first_col, const char *stream)
+			      int acc_col, int first_col, const char *stream, char **failed)
 {
-	int n = PQntuples(r), failed = 0;
-	size_t *sent = calloc((size_t)cfg->redis_partitions, sizeof(*sent));
-	if (!sent)
-		return -ENOMEM;
+	int n = PQntuples(r), nfailed = 0;
+	long np = cfg->redis_partitions;
+	size_t *sent = calloc((size_t)np, sizeof(*sent));
+	redisContext **conn = calloc((size_t)np, sizeof(*conn));
+	char *state = calloc((size_t)np, 1); /* 0 not asked yet, 1 connected, 2 failed */
+	int rc_out = -ENOMEM;
+	if (failed)
+		*failed = NULL;
+	if (!sent || !conn || !state)
+		goto out;
 	for (int i = 0; i < n; i++) {
 		int p = partition_of(cfg, strtoll(PQgetvalue(r, i, acc_col), NULL, 10));
-		redisContext *c = partition_redis(cfg, rc, p);
-		if (!c) {
-			failed = 1;
-			continue;
+		if (!state[p]) {
+			conn[p] = partition_redis(cfg, rc, p);
+			state[p] = conn[p] ? 1 : 2;
 		}
+		if (state[p] == 2)
+			continue;
 		const char *names[] = { "job" };
 		const char *vals[] = { PQgetvalue(r, i, 0) };
 		int first = first_col >= 0 && !strcmp(PQgetvalue(r, i, first_col), "t");
 		char key[128], name[64];
 		snprintf(name, sizeof(name), "%s%s", stream, first ? ":first" : "");
 		partition_key(cfg, p, name, key, sizeof(key));
-		rstream_append_add(c, key, 1, names, vals, NULL);
+		rstream_append_add(conn[p], key, 1, names, vals, NULL);
 		sent[p]++;
 	}
-	for (long p = 0; p < cfg->redis_partitions; p++)
-		if (sent[p] && rstream_collect(partition_redis(cfg, rc, (int)p), sent[p]) < 0)
-			failed = 1;
+	/* Partitions sharing a server share its connection: its replies come in order. */
+	for (long p = 0; p < np; p++)
+		if (sent[p] && rstream_collect(conn[p], sent[p]) < 0)
+			state[p] = 2;
+	json_t *rows = json_array();
+	for (int i = 0; i < n; i++)
+		if (state[partition_of(cfg, strtoll(PQgetvalue(r, i, acc_col), NULL, 10))] == 2) {
+			json_array_append_new(rows, json_integer(i));
+			nfailed++;
+		}
+	if (nfailed && nfailed < n && failed)
+		*failed = json_dumps(rows, JSON_COMPACT);
+	json_decref(rows);
+	metrics_add(MX_JOBS_ENQUEUED, n - nfailed);
+	rc_out = nfailed && nfailed == n ? -EIO : n - nfailed;
+out:
+	free(state);
+	free(conn);
 	free(sent);
-	if (failed)
-		return -EIO;
-	metrics_add(MX_JOBS_ENQUEUED, n);
-	return n;
+	return rc_out;
 }
 
 static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r, int acc_col)
 {
-	return enqueue_rows_split(rc, cfg, r, acc_col, -1, "jobs");
+	return enqueue_rows_split(rc, cfg, r, acc_col, -1, "jobs", NULL);
+}
+
+/* Takes back the claim of the rows of r listed in failed (row numbers, from
+ * enqueue_rows_split) with sql, whose two parameters are columns col1 and col2 of the row.
+ * 0, or -EIO. */
+static int unmark_rows(PGconn *pg, PGresult *r, const char *failed, int col1, int col2,
+		       const char *sql)
+{
+	json_t *rows = json_loads(failed, 0, NULL), *v;
+	size_t k;
+	int rc = rows ? 0 : -EIO;
+	json_array_foreach(rows, k, v) {
+		int i = (int)json_integer_value(v);
+		const char *params[] = { PQgetvalue(r, i, col1), PQgetvalue(r, i, col2) };
+		if (pg_cmd(pg, "take back an unqueued job", sql, 2, params) < 0) {
+			rc = -EIO;
+			break;
+		}
+	}
+	json_decref(rows);
+	return rc;
 }
 
 /* The epoch of partition p's server (rstream.h redis_epoch) into buf; NULL when unreachable. */
@@ -172,11 +215,23 @@ int jobs_start_due_runs(PGconn *pg, redisContext *rc, const struct mp_config *cf
 	if (!r)
 		return -EIO;
 	int n = PQntuples(r);
-	if (n > 0 && enqueue_rows(rc, cfg, r, 3) < 0) {
-		/* None of them is known queued: all fail, and their accounts come round again. */
-		json_t *ids = json_array();
-		for (int i = 0; i < n; i++)
-			json_array_append_new(ids, json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)));
+	char *failed = NULL;
+	int queued = n > 0 ? enqueue_rows_split(rc, cfg, r, 3, -1, "jobs", &failed) : 0;
+	if (queued < 0 || failed) {
+		/* The runs whose jobs are not known queued fail (all of them, or those of a partition
+		 * whose server did not answer), and their accounts come round again. */
+		json_t *rows = failed ? json_loads(failed, 0, NULL) : NULL, *ids = json_array();
+		for (int i = 0; i < n; i++) {
+			int lost = !failed;
+			size_t k;
+			json_t *v;
+			json_array_foreach(rows, k, v)
+				lost |= json_integer_value(v) == i;
+			if (lost)
+				json_array_append_new(ids, json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)));
+		}
+		json_decref(rows);
+		free(failed);
 		char *list = json_dumps(ids, JSON_COMPACT);
 		json_decref(ids);
 		const char *p2[] = { list };
@@ -185,14 +240,16 @@ int jobs_start_due_runs(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		       " error = 'the job could not be queued in Redis' "
 		       "WHERE run_id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)", 1, p2);
 		free(list);
-		PQclear(r);
-		return -EIO;
+		if (queued < 0) {
+			PQclear(r);
+			return -EIO;
+		}
 	}
 	for (int i = 0; i < n; i++)
 		log_debug("account=%s run=%s msg=\"scheduled sync started\"", PQgetvalue(r, i, 2),
 			  PQgetvalue(r, i, 1));
 	PQclear(r);
-	return n;
+	return queued;
 }
 
 long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
@@ -324,12 +381,20 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		"     AND l.uid > f.last_uid) g GROUP BY grp) ranges), "
 		"  'window_start', CASE WHEN f.last_uid = 0 AND a.initial_window_days > 0 THEN "
 		"    to_char(now() - make_interval(days => a.initial_window_days), 'FMDD-Mon-YYYY') END)::text, "
-		"  f.uidvalidity IS NULL, f.account_id "
+		"  f.uidvalidity IS NULL, f.account_id, u.run_id, u.folder_id "
 		"FROM u JOIN email_folders f ON f.id = u.folder_id JOIN accounts a ON a.id = f.account_id",
 		2, params);
 	if (!r)
 		goto fail;
-	n = enqueue_rows_split(rc, cfg, r, 2, 1, "jobs");
+	char *failed = NULL;
+	n = enqueue_rows_split(rc, cfg, r, 2, 1, "jobs", &failed);
+	/* Jobs of a partition whose server did not answer are claimed again next time; the others
+	 * are queued and stay marked, or they would be queued again on every call. */
+	if (n >= 0 && failed && unmark_rows(pg, r, failed, 3, 4,
+					    "UPDATE sync_run_folders SET enqueued_at = NULL "
+					    "WHERE run_id = $1::bigint AND folder_id = $2::bigint") < 0)
+		n = -EIO;
+	free(failed);
 	PQclear(r);
 	if (n < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
@@ -360,12 +425,18 @@ int jobs_enqueue_backfill(PGconn *pg, redisContext *rc, const struct mp_config *
 		"SELECT json_build_object('type', 'backfill_folder', 'job_id', 'bf:' || u.id || ':' || u.backfill_uid, "
 		"  'run_id', 0, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
 		"  'folder_id', u.id, 'folder', u.name, 'wire_name', u.wire_name, "
-		"  'uidvalidity', u.uidvalidity, 'below', u.backfill_uid, 'chunk', $1::int)::text, a.id "
+		"  'uidvalidity', u.uidvalidity, 'below', u.backfill_uid, 'chunk', $1::int)::text, a.id, u.id "
 		"FROM u JOIN accounts a ON a.id = u.account_id",
 		1, params);
 	if (!r)
 		goto fail;
-	int n = enqueue_rows_split(rc, cfg, r, 1, -1, "jobs:backfill");
+	char *failed = NULL;
+	int n = enqueue_rows_split(rc, cfg, r, 1, -1, "jobs:backfill", &failed);
+	if (n >= 0 && failed && unmark_rows(pg, r, failed, 1, 2, /* as in jobs_enqueue_queued */
+					    "UPDATE email_folders SET backfill_enqueued_at = NULL "
+					    "WHERE account_id = $1::bigint AND id = $2::bigint") < 0)
+		n = -EIO;
+	free(failed);
 	PQclear(r);
 	if (n < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;

@@ -80,9 +80,11 @@ static int close_lost_runs_of(PGconn *pg, redisContext *rc, const struct mp_conf
 {
 	char key[128], epoch[64], part[24], nparts[24];
 	partition_key(cfg, p, "epoch", key, sizeof(key));
+	/* A partition whose server does not answer is looked at again next tick; the others,
+	 * and the planning, go on without it. */
 	redisContext *pc = partition_redis(cfg, rc, p);
 	if (!pc || redis_epoch(pc, key, epoch, sizeof(epoch)) < 0)
-		return -1;
+		return pc == rc ? -1 : 0;
 	snprintf(part, sizeof(part), "%d", p);
 	snprintf(nparts, sizeof(nparts), "%ld", cfg->redis_partitions);
 	const char *params[] = { epoch, running, nparts, part };

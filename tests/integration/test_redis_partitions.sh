@@ -228,4 +228,48 @@ for acc in big alice bob big2; do
 done
 check "a sync with no change rewrites no message or location row" [ "$(snapshot)" = "$before" ]
 check "no entry left pending in any partition after the second round" no_pending
+
+# --- partition 1's server restarted empty mid-sync -----------------------------------------------
+# It has lost partition 1's work in flight: the scheduler must close that partition's run as
+# failed at once (its epoch is gone) and make the account due; partition 0's run, sharing the
+# scheduler, must go on and end ok; the repair run must leave partition 1's account exact.
+add_account wipe1 --interval 3600
+add_account keep0 --interval 3600
+check "wipe1 is on partition 1 and keep0 on partition 0" \
+	[ "$(sql "SELECT string_agg((id % 2)::text, ' ' ORDER BY name DESC) FROM accounts WHERE name IN ('wipe1', 'keep0')")" = "1 0" ]
+run_of() { sql "SELECT max(run_id) FROM sync_runs WHERE account_id = (SELECT id FROM accounts WHERE name = '$1')"; }
+status_of() { sql "SELECT status FROM sync_runs WHERE run_id = ${1:-0}"; }
+for i in $(seq 600); do
+	n=$(sql "SELECT count(*) FROM messages WHERE account_id = (SELECT id FROM accounts WHERE name = 'wipe1')")
+	[ "$n" -ge 100 ] && [ -n "$(run_of keep0)" ] && break
+	sleep 0.05
+done
+w1=$(run_of wipe1) k0=$(run_of keep0)
+check "the scheduler started both runs; wipe1's is mid-sync ($n of 1500 stored)" \
+	[ "$(status_of "$w1")" = running ] && [ "$n" -lt 1500 ]
+check "each run carries its own partition server's epoch" \
+	[ "$(sql "SELECT redis_epoch FROM sync_runs WHERE run_id = $w1")" = "$(r2 GET '{mp:1}:epoch')" ] &&
+	[ "$(sql "SELECT redis_epoch FROM sync_runs WHERE run_id = $k0")" = "$(rhome GET '{mp:0}:epoch')" ]
+kill "$r2_pid"
+for i in $(seq 100); do kill -0 "$r2_pid" 2>/dev/null || break; sleep 0.05; done
+redis-server --port "$P2" --bind 127.0.0.1 --daemonize yes --pidfile "$R2/redis.pid" \
+	--logfile "$R2/redis.log" --dir "$R2" --save "" --appendonly no >/dev/null
+for i in $(seq 100); do r2 ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+r2_pid=$(cat "$R2/redis.pid")
+for i in $(seq 300); do [ "$(status_of "$w1")" != running ] && break; sleep 0.1; done
+check "partition 1's lost run is closed as failed within 30 s" [ "$(status_of "$w1")" = failed ]
+check "its error says Redis lost its work" \
+	[ "$(sql "SELECT error LIKE 'Redis lost this run%' FROM sync_runs WHERE run_id = $w1")" = t ]
+for i in $(seq 1200); do [ "$(status_of "$k0")" != running ] && break; sleep 0.1; done
+check "partition 0's run went on and ended ok" [ "$(status_of "$k0")" = ok ]
+for i in $(seq 1200); do
+	w2=$(sql "SELECT run_id FROM sync_runs WHERE account_id = (SELECT id FROM accounts WHERE name = 'wipe1')
+		AND run_id > $w1 AND status <> 'running' LIMIT 1")
+	[ -n "$w2" ] && break
+	sleep 0.1
+done
+check "wipe1 was due at once, and the scheduler's repair run ended ok" [ "$(status_of "$w2")" = ok ]
+verify wipe1
+verify keep0
+check "no entry left pending in any partition after the restart" no_pending
 finish
