@@ -143,12 +143,12 @@ void partition_parts_free(struct partition_parts *pp)
 
 redisContext *partition_redis(const struct mp_config *cfg, redisContext *home, int p)
 {
+	if (p < 0 || p >= cfg->redis_partitions)
+		return NULL;
 	const char *url = partition_url(cfg, p);
 	if (!cfg->parts || strcmp(url, cfg->redis_url) == 0)
 		return home;
 	struct partition_parts *pp = cfg->parts;
-	if (p < 0 || p >= pp->n)
-		return NULL;
 	if (pp->conn[p] && pp->conn[p]->err) {
 		redisFree(pp->conn[p]);
 		pp->conn[p] = NULL;

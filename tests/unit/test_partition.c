@@ -119,11 +119,31 @@ static void test_parse_urls(void)
 	}
 }
 
+/* Partitions without a URL of their own are the home server's connection, whatever it is; one
+ * on a server that refuses is NULL (the caller's job fails), not the home connection. */
+static void test_partition_redis(void)
+{
+	struct mp_config c;
+	setenv("MAILPIPE_REDIS_PARTITIONS", "3", 1);
+	setenv("MAILPIPE_REDIS_PARTITION_URLS", "2=redis://127.0.0.1:1/0", 1);
+	CHECK_EQ_INT(config_load(&c), 0);
+	redisContext *home = (redisContext *)&c; /* never used as a connection here */
+	CHECK(partition_redis(&c, home, 0) == home);
+	CHECK(partition_redis(&c, home, 1) == home);
+	CHECK(partition_redis(&c, home, 2) == NULL);
+	CHECK(partition_redis(&c, home, 2) == NULL); /* not asked again within a second */
+	CHECK(partition_redis(&c, home, 3) == NULL); /* no such partition */
+	config_release(&c);
+	unsetenv("MAILPIPE_REDIS_PARTITIONS");
+	unsetenv("MAILPIPE_REDIS_PARTITION_URLS");
+}
+
 int main(void)
 {
 	TEST_RUN(test_partition_of);
 	TEST_RUN(test_keys);
 	TEST_RUN(test_config_keys);
 	TEST_RUN(test_parse_urls);
+	TEST_RUN(test_partition_redis);
 	return test_summary();
 }
