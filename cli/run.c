@@ -21,6 +21,7 @@ struct child {
 	char path[PATH_MAX + 32];
 	char consumer[128];
 	char metrics_env[320];	/* MAILPIPE_METRICS_ADDR=... for this slot, or empty */
+	char partition_env[48];	/* MAILPIPE_PARTITION=... for a worker, or empty */
 	uv_process_t proc;
 	uv_timer_t restart;
 	int running;
@@ -82,18 +83,21 @@ static void spawn_child(struct child *ch)
 	size_t n = 0;
 	while (environ[n])
 		n++;
-	char **env = calloc(n + 3, sizeof(*env));
+	char **env = calloc(n + 4, sizeof(*env));
 	if (!env)
 		return;
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "MAILPIPE_CONSUMER=", 18) != 0 &&
-		    (!*ch->metrics_env || strncmp(environ[i], "MAILPIPE_METRICS_ADDR=", 22) != 0))
+		    (!*ch->metrics_env || strncmp(environ[i], "MAILPIPE_METRICS_ADDR=", 22) != 0) &&
+		    (!*ch->partition_env || strncmp(environ[i], "MAILPIPE_PARTITION=", 19) != 0))
 			env[k++] = environ[i];
 	snprintf(consumer_env, sizeof(consumer_env), "MAILPIPE_CONSUMER=%s", ch->consumer);
 	env[k++] = consumer_env;
 	if (*ch->metrics_env)
 		env[k++] = ch->metrics_env;
+	if (*ch->partition_env)
+		env[k++] = ch->partition_env;
 	uv_stdio_container_t stdio[3] = {
 		{ .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = 1 },
 		{ .flags = UV_INHERIT_FD, .data.fd = 2 },
@@ -178,9 +182,15 @@ int cmd_run(struct cli *c, int argc, char **argv)
 		     { "fetcher", c->cfg.fetchers },
 		     { "parser", c->cfg.parsers },
 		     { "writer", c->cfg.writers } };
+	/* Partitioned Redis: every partition gets at least one worker of each stage, worker s
+	 * serving partition s mod N (a stage configured at 0 stays at 0). */
+	long nparts = c->cfg.redis_partitions;
+	long count[4];
+	for (size_t i = 0; i < 4; i++)
+		count[i] = i > 0 && plan[i].count > 0 && plan[i].count < nparts ? nparts : plan[i].count;
 	size_t total = 0;
 	for (size_t i = 0; i < 4; i++)
-		total += (size_t)plan[i].count;
+		total += (size_t)count[i];
 	/* Metrics: every stage needs a port of its own, so the address must be a range. */
 	char mhost[256] = "";
 	int mlo = 0, mhi = 0;
@@ -201,13 +211,16 @@ int cmd_run(struct cli *c, int argc, char **argv)
 	if (!sv.children)
 		return 1;
 	for (size_t i = 0; i < 4; i++)
-		for (long s = 0; s < plan[i].count; s++) {
+		for (long s = 0; s < count[i]; s++) {
 			struct child *ch = &sv.children[sv.n++];
 			ch->sv = &sv;
 			ch->slot = (int)s;
 			snprintf(ch->stage, sizeof(ch->stage), "%s", plan[i].stage);
 			snprintf(ch->path, sizeof(ch->path), "%s/mailpipe-%s", self, plan[i].stage);
 			snprintf(ch->consumer, sizeof(ch->consumer), "%s-%s-%ld", plan[i].stage, host, s);
+			if (i > 0 && nparts > 1)
+				snprintf(ch->partition_env, sizeof(ch->partition_env),
+					 "MAILPIPE_PARTITION=%ld", s % nparts);
 			/* Each slot prefers a port of its own, the same across restarts; one taken by
 			 * something else sends it on to the next free one of the range. */
 			if (*maddr)

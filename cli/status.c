@@ -2,6 +2,7 @@
  * first: which accounts sync or back off, how far each folder and running sync is (rate,
  * ETA), what failed, and per stream how much waits, is pending, and for how long. */
 #include "cli.h"
+#include "partition.h"
 #include "pg.h"
 #include "query.h"
 #include "rstream.h"
@@ -21,22 +22,45 @@ static void on_sigint(int sig)
 	interrupted = 1;
 }
 
+/* One partition's in-flight streams into q (added to what q holds: the totals over partitions). */
+static void add_depths(json_t *q, redisContext *rc, const struct mp_config *cfg, int p)
+{
+	const char *names[] = { "jobs", "raw", "parsed", "raw_bytes", "parsed_bytes" };
+	for (int i = 0; i < 5; i++) {
+		char key[128];
+		int bytes = i >= 3;
+		partition_key(cfg, p, bytes ? (i == 3 ? "raw" : "parsed") : names[i], key, sizeof(key));
+		long long n = !rc ? -1 : bytes ? rstream_memory(rc, key) : rstream_len(rc, key);
+		json_t *had = json_object_get(q, names[i]);
+		if (n < 0 || json_is_null(had))
+			json_object_set_new(q, names[i], json_null());
+		else
+			json_object_set_new(q, names[i], json_integer(n + json_integer_value(had)));
+	}
+}
+
 static json_t *queue_depths(redisContext *rc, const struct mp_config *cfg)
 {
 	json_t *q = json_object();
 	if (!rc)
 		return q;
-	const char *keys[] = { cfg->key_jobs, cfg->key_raw, cfg->key_parsed, cfg->key_dead };
-	const char *names[] = { "jobs", "raw", "parsed", "dead" };
-	for (int i = 0; i < 4; i++) {
-		long long n = rstream_len(rc, keys[i]);
-		json_object_set_new(q, names[i], n >= 0 ? json_integer(n) : json_null());
+	/* Totals over the partitions, and each partition's own when there are several. */
+	json_t *parts = json_array();
+	for (long p = 0; p < cfg->redis_partitions; p++) {
+		json_t *one = json_object();
+		add_depths(one, partition_redis(cfg, rc, (int)p), cfg, (int)p);
+		add_depths(q, partition_redis(cfg, rc, (int)p), cfg, (int)p);
+		json_object_set_new(one, "partition", json_integer(p));
+		json_array_append_new(parts, one);
 	}
+	long long dead = rstream_len(rc, cfg->key_dead);
+	json_object_set_new(q, "dead", dead >= 0 ? json_integer(dead) : json_null());
 	/* What invariant 5 bounds: the in-flight streams' Redis memory against the budget. */
-	long long raw = rstream_memory(rc, cfg->key_raw), parsed = rstream_memory(rc, cfg->key_parsed);
-	json_object_set_new(q, "raw_bytes", raw >= 0 ? json_integer(raw) : json_null());
-	json_object_set_new(q, "parsed_bytes", parsed >= 0 ? json_integer(parsed) : json_null());
 	json_object_set_new(q, "budget_bytes", json_integer(cfg->raw_budget_bytes));
+	if (cfg->redis_partitions > 1)
+		json_object_set_new(q, "partitions", parts);
+	else
+		json_decref(parts);
 	return q;
 }
 
@@ -96,21 +120,42 @@ static json_t *stream_info(redisContext *rc, const char *key, long long now_ms)
 	return s;
 }
 
+static long long server_ms(redisContext *rc)
+{
+	long long now_ms = 0;
+	redisReply *t = rc ? redisCommand(rc, "TIME") : NULL;
+	if (t && t->type == REDIS_REPLY_ARRAY && t->elements == 2)
+		now_ms = strtoll(t->element[0]->str, NULL, 10) * 1000 +
+			 strtoll(t->element[1]->str, NULL, 10) / 1000;
+	freeReplyObject(t);
+	return now_ms;
+}
+
+/* Every partition's work streams (each on its own server, aged by that server's clock), then
+ * the global ones of the home server. */
 static json_t *streams_info(redisContext *rc, const struct mp_config *cfg)
 {
 	json_t *a = json_array();
 	if (!rc)
 		return a;
-	long long now_ms = 0;
-	redisReply *t = redisCommand(rc, "TIME");
-	if (t && t->type == REDIS_REPLY_ARRAY && t->elements == 2)
-		now_ms = strtoll(t->element[0]->str, NULL, 10) * 1000 +
-			 strtoll(t->element[1]->str, NULL, 10) / 1000;
-	freeReplyObject(t);
-	const char *keys[] = { cfg->key_jobs, cfg->key_jobs_first, cfg->key_raw, cfg->key_parsed,
-			       cfg->key_backfill, cfg->key_requests, cfg->key_changes };
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		json_array_append_new(a, stream_info(rc, keys[i], now_ms));
+	const char *work[] = { "jobs", "jobs:first", "raw", "parsed", "jobs:backfill" };
+	for (long p = 0; p < cfg->redis_partitions; p++) {
+		redisContext *pc = partition_redis(cfg, rc, (int)p);
+		if (!pc)
+			continue;
+		long long now_ms = server_ms(pc);
+		for (size_t i = 0; i < sizeof(work) / sizeof(work[0]); i++) {
+			char key[128];
+			partition_key(cfg, (int)p, work[i], key, sizeof(key));
+			json_t *s = stream_info(pc, key, now_ms);
+			if (cfg->redis_partitions > 1)
+				json_object_set_new(s, "partition", json_integer(p));
+			json_array_append_new(a, s);
+		}
+	}
+	long long now_ms = server_ms(rc);
+	json_array_append_new(a, stream_info(rc, cfg->key_requests, now_ms));
+	json_array_append_new(a, stream_info(rc, cfg->key_changes, now_ms));
 	return a;
 }
 
@@ -127,6 +172,8 @@ static const char *SQL_PROGRESS =
 	" AND f.id = s.folder_id "
 	"JOIN sync_runs r ON r.account_id = s.account_id AND r.run_id = s.run_id "
 	"WHERE s.run_id = $1::bigint";
+/* The run's account, whose partition holds the run's progress hash. */
+static const char *SQL_RUN_ACCOUNT = "SELECT account_id FROM sync_runs WHERE run_id = $1::bigint";
 
 json_t *status_run_progress(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
 			    long long run_id)
@@ -140,8 +187,17 @@ json_t *status_run_progress(PGconn *pg, redisContext *rc, const struct mp_config
 	if (!folders)
 		return NULL;
 	/* Parsers count per folder in {mp}:progress:<run> (fetchers may add <folder>:fetched). */
-	snprintf(key, sizeof(key), "%s%lld", cfg->key_progress_prefix, run_id);
-	redisReply *h = rc ? redisCommand(rc, "HGETALL %s", key) : NULL;
+	int part = 0;
+	if (cfg->redis_partitions > 1 && (r = pg_exec(pg, "read run account", SQL_RUN_ACCOUNT, 1, p))) {
+		if (PQntuples(r) == 1)
+			part = partition_of(cfg, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+		PQclear(r);
+	}
+	char name[96];
+	snprintf(name, sizeof(name), "progress:%lld", run_id);
+	partition_key(cfg, part, name, key, sizeof(key));
+	redisContext *pc = rc ? partition_redis(cfg, rc, part) : NULL;
+	redisReply *h = pc ? redisCommand(pc, "HGETALL %s", key) : NULL;
 	size_t i;
 	json_t *f;
 	json_array_foreach(folders, i, f) {

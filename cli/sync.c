@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "jobs.h"
 #include "pg.h"
+#include "partition.h"
 #include "rstream.h"
 #include "sync.h"
 
@@ -151,7 +152,12 @@ long long sync_start(struct cli *c, redisContext *rc, long long account_id, cons
 	if (nfolders == 0 && !PQgetisnull(r, 0, 0))
 		run_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
-	if (rstream_group_create(rc, c->cfg.key_jobs, "fetchers") < 0 ||
+	/* The job goes to the account's partition, perhaps on another server than the events. */
+	int part = partition_of(&c->cfg, account_id);
+	char jobs_key[128];
+	partition_key(&c->cfg, part, "jobs", jobs_key, sizeof(jobs_key));
+	redisContext *prc = partition_redis(&c->cfg, rc, part);
+	if (!prc || rstream_group_create(prc, jobs_key, "fetchers") < 0 ||
 	    rstream_last_id(rc, c->cfg.key_events, last_event, size) < 0)
 		return -EIO;
 	if (!run_id)

@@ -1,6 +1,7 @@
 /* The option table and its loader. Every tunable lives here so --help, validation and the
  * environment agree; daemons never call getenv for options themselves. */
 #include "config.h"
+#include "partition.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -100,9 +101,40 @@ static const struct opt opts[] = {
 	  "folder jobs of one account queued or running at once" },
 	{ "MAILPIPE_SCHEDULER_LEASE_MS", NUM(lease_ms), "10000", 500, 3600000L,
 	  "the planning scheduler's lease; another takes over this long after it dies" },
+	{ "MAILPIPE_REDIS_PARTITIONS", NUM(redis_partitions), "1", 1, PARTITION_MAX,
+	  "Redis partitions of the per-account work keys ({mp:0} ...); 1 = unpartitioned" },
+	{ "MAILPIPE_REDIS_PARTITION_URLS", STR(redis_partition_urls), "", 0, 0,
+	  "partitions on other servers: P=URL or P-Q=URL, comma-separated (others: MAILPIPE_REDIS_URL)" },
+	{ "MAILPIPE_PARTITION", NUM(partition), "0", 0, PARTITION_MAX - 1,
+	  "the partition this fetcher, parser or writer serves (`run` sets it per process)" },
 	{ "MAILPIPE_FAULT_PARSER_ABORT", STR(fault_parser_abort), "", 0, 0,
 	  "fault injection for tests: parsers crash on a message containing this text" },
 };
+
+/* MAILPIPE_PARTITION must name a partition, and the URL map must parse: either mistake
+ * would send work where no worker reads it. */
+static int load_partitions(struct mp_config *cfg)
+{
+	if (cfg->partition >= cfg->redis_partitions) {
+		fprintf(stderr, "mailpipe: MAILPIPE_PARTITION='%ld' is not a partition of "
+			"MAILPIPE_REDIS_PARTITIONS=%ld (0-%ld)\n", cfg->partition, cfg->redis_partitions,
+			cfg->redis_partitions - 1);
+		return -EINVAL;
+	}
+	if (!*cfg->redis_partition_urls)
+		return 0;
+	cfg->partition_urls = calloc((size_t)cfg->redis_partitions, sizeof(char *));
+	cfg->parts = partition_parts_new(cfg->redis_partitions);
+	if (!cfg->partition_urls || !cfg->parts)
+		return -ENOMEM;
+	char err[256];
+	if (partition_parse_urls(cfg->redis_partition_urls, cfg->redis_partitions,
+				 cfg->partition_urls, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mailpipe: MAILPIPE_REDIS_PARTITION_URLS: %s\n", err);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 int config_load(struct mp_config *cfg)
 {
@@ -135,29 +167,44 @@ int config_load(struct mp_config *cfg)
 		if (asprintf(&cfg->consumer, "%s-%d", host, (int)getpid()) < 0)
 			cfg->consumer = NULL;
 	}
+	if (load_partitions(cfg) < 0) {
+		config_release(cfg);
+		return -EINVAL;
+	}
 	const char *p = cfg->redis_prefix;
-	snprintf(cfg->key_jobs, sizeof(cfg->key_jobs), "{%s}:jobs", p);
-	snprintf(cfg->key_raw, sizeof(cfg->key_raw), "{%s}:raw", p);
-	snprintf(cfg->key_parsed, sizeof(cfg->key_parsed), "{%s}:parsed", p);
+	const char *t = cfg->key_tag;
+	partition_tag(cfg, (int)cfg->partition, cfg->key_tag, sizeof(cfg->key_tag));
+	snprintf(cfg->key_jobs, sizeof(cfg->key_jobs), "%s:jobs", t);
+	snprintf(cfg->key_raw, sizeof(cfg->key_raw), "%s:raw", t);
+	snprintf(cfg->key_parsed, sizeof(cfg->key_parsed), "%s:parsed", t);
 	snprintf(cfg->key_events, sizeof(cfg->key_events), "{%s}:events", p);
 	snprintf(cfg->key_dead, sizeof(cfg->key_dead), "{%s}:dead", p);
-	snprintf(cfg->key_lock_prefix, sizeof(cfg->key_lock_prefix), "{%s}:lock:folder:", p);
+	snprintf(cfg->key_lock_prefix, sizeof(cfg->key_lock_prefix), "%s:lock:folder:", t);
 	snprintf(cfg->key_requests, sizeof(cfg->key_requests), "{%s}:requests", p);
-	snprintf(cfg->key_backfill, sizeof(cfg->key_backfill), "{%s}:jobs:backfill", p);
+	snprintf(cfg->key_backfill, sizeof(cfg->key_backfill), "%s:jobs:backfill", t);
 	snprintf(cfg->key_changes, sizeof(cfg->key_changes), "{%s}:changes", p);
-	snprintf(cfg->key_progress_prefix, sizeof(cfg->key_progress_prefix), "{%s}:progress:", p);
+	snprintf(cfg->key_progress_prefix, sizeof(cfg->key_progress_prefix), "%s:progress:", t);
 	snprintf(cfg->key_idle_targets, sizeof(cfg->key_idle_targets), "{%s}:idle:targets", p);
 	snprintf(cfg->key_idle_lease_prefix, sizeof(cfg->key_idle_lease_prefix), "{%s}:idle:lease:", p);
 	snprintf(cfg->key_conn_acct_prefix, sizeof(cfg->key_conn_acct_prefix), "{%s}:conn:acct:", p);
 	snprintf(cfg->key_conn_host_prefix, sizeof(cfg->key_conn_host_prefix), "{%s}:conn:host:", p);
 	snprintf(cfg->key_conn_want_prefix, sizeof(cfg->key_conn_want_prefix), "{%s}:conn:want:", p);
-	snprintf(cfg->key_jobs_first, sizeof(cfg->key_jobs_first), "{%s}:jobs:first", p);
+	snprintf(cfg->key_jobs_first, sizeof(cfg->key_jobs_first), "%s:jobs:first", t);
 	snprintf(cfg->key_sched_lease, sizeof(cfg->key_sched_lease), "{%s}:scheduler:lease", p);
+	snprintf(cfg->key_epoch, sizeof(cfg->key_epoch), "%s:epoch", t);
+	snprintf(cfg->key_emailid_prefix, sizeof(cfg->key_emailid_prefix), "%s:emailid:", t);
 	return 0;
 }
 
 void config_release(struct mp_config *cfg)
 {
+	if (cfg->partition_urls)
+		for (long i = 0; i < cfg->redis_partitions; i++)
+			free(cfg->partition_urls[i]);
+	free(cfg->partition_urls);
+	cfg->partition_urls = NULL;
+	partition_parts_free(cfg->parts);
+	cfg->parts = NULL;
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
 		if (opts[i].type == OPT_STR) {
 			char **field = (char **)((char *)cfg + opts[i].offset);

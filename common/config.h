@@ -49,8 +49,17 @@ struct mp_config {
 	long schedule_batch;	/* due accounts planned per statement */
 	long account_jobs_max;	/* folder jobs of one account in flight at once */
 	long lease_ms;		/* the planning scheduler's lease in Redis */
+	/* Redis partitions (common/partition.c): per-account work keys under {mp:p}. */
+	long redis_partitions;	/* N; 1 = the unpartitioned keys {mp}:... */
+	char *redis_partition_urls; /* "0=redis://...,2-3=redis://...": servers other than home */
+	long partition;		/* the partition a fetcher, parser or writer serves */
+	char **partition_urls;	/* parsed: [N], NULL = MAILPIPE_REDIS_URL (the home server) */
+	struct partition_parts *parts; /* connections to other servers; NULL when none can exist */
 
-	/* Derived: stream and key names with the {prefix} hash tag. */
+	/* Derived: stream and key names with the {prefix} hash tag. Per-account work keys carry
+	 * the tag of this process's partition ({mp:p} when partitioned); the rest stay on the
+	 * home server under {mp}. */
+	char key_tag[80];		/* this partition's hash tag */
 	char key_jobs[96], key_raw[96], key_parsed[96], key_events[96], key_dead[96];
 	char key_lock_prefix[96];
 	char key_backfill[96];		/* low-priority jobs: older mail below a first-sync window */
@@ -64,6 +73,8 @@ struct mp_config {
 	char key_idle_lease_prefix[96];	/* one fetcher watches an account: its lease */
 	char key_jobs_first[96];	/* first syncs of folders, read after {mp}:jobs */
 	char key_sched_lease[96];	/* which scheduler plans (scheduler/lease.c) */
+	char key_epoch[96];		/* this partition's server's epoch (rstream.h redis_epoch) */
+	char key_emailid_prefix[96];	/* + account: server email ids -> message ids */
 };
 
 /* Fills cfg from defaults then the environment. Returns 0, or -EINVAL after printing one line

@@ -3,6 +3,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "metrics.h"
+#include "partition.h"
 #include "pg.h"
 #include "rstream.h"
 #include "secretbox.h"
@@ -24,28 +25,100 @@
 	"'max_connections', coalesce((a.options->>'max_connections')::int, 0), "                 \
 	"'backfill', coalesce((a.options->>'backfill')::boolean, false))"
 
-/* XADDs column 0 of every row, pipelined. With first_col >= 0, a row whose column first_col
- * is true (a folder never synced) goes to {mp}:jobs:first, which fetchers read only when
- * {mp}:jobs is empty: one account's first sync does not hold up everyone's polls. */
+/* XADDs column 0 of every row, pipelined, to the job stream of the partition of the account
+ * in column acc_col. With first_col >= 0, a row whose column first_col is true (a folder never
+ * synced) goes to {mp}:jobs:first, which fetchers read only when {mp}:jobs is empty: one
+ * account's first sync does not hold up everyone's polls. stream names the stream ("jobs",
+ * "jobs:backfill"). Returns the number of rows queued, or -EIO when rows were to be queued and
+ * none was. When some were and others not (a partition's server did not answer), *failed
+ * (failed may be NULL) lists the row numbers not queued as a JSON array (caller frees), so
+ * the caller takes back only those. */
 static int enqueue_rows_split(redisContext *rc, const struct mp_config *cfg, PGresult *r,
-			      int first_col)
+			      int acc_col, int first_col, const char *stream, char **failed)
 {
-	int n = PQntuples(r);
+	int n = PQntuples(r), nfailed = 0;
+	long np = cfg->redis_partitions;
+	size_t *sent = calloc((size_t)np, sizeof(*sent));
+	redisContext **conn = calloc((size_t)np, sizeof(*conn));
+	char *state = calloc((size_t)np, 1); /* 0 not asked yet, 1 connected, 2 failed */
+	int rc_out = -ENOMEM;
+	if (failed)
+		*failed = NULL;
+	if (!sent || !conn || !state)
+		goto out;
 	for (int i = 0; i < n; i++) {
+		int p = partition_of(cfg, strtoll(PQgetvalue(r, i, acc_col), NULL, 10));
+		if (!state[p]) {
+			conn[p] = partition_redis(cfg, rc, p);
+			state[p] = conn[p] ? 1 : 2;
+		}
+		if (state[p] == 2)
+			continue;
 		const char *names[] = { "job" };
 		const char *vals[] = { PQgetvalue(r, i, 0) };
 		int first = first_col >= 0 && !strcmp(PQgetvalue(r, i, first_col), "t");
-		rstream_append_add(rc, first ? cfg->key_jobs_first : cfg->key_jobs, 1, names, vals, NULL);
+		char key[128], name[64];
+		snprintf(name, sizeof(name), "%s%s", stream, first ? ":first" : "");
+		partition_key(cfg, p, name, key, sizeof(key));
+		rstream_append_add(conn[p], key, 1, names, vals, NULL);
+		sent[p]++;
 	}
-	if (rstream_collect(rc, (size_t)n) < 0)
-		return -EIO;
-	metrics_add(MX_JOBS_ENQUEUED, n);
-	return n;
+	/* Partitions sharing a server share its connection: its replies come in order. */
+	for (long p = 0; p < np; p++)
+		if (sent[p] && rstream_collect(conn[p], sent[p]) < 0)
+			state[p] = 2;
+	json_t *rows = json_array();
+	for (int i = 0; i < n; i++)
+		if (state[partition_of(cfg, strtoll(PQgetvalue(r, i, acc_col), NULL, 10))] == 2) {
+			json_array_append_new(rows, json_integer(i));
+			nfailed++;
+		}
+	if (nfailed && nfailed < n && failed)
+		*failed = json_dumps(rows, JSON_COMPACT);
+	json_decref(rows);
+	metrics_add(MX_JOBS_ENQUEUED, n - nfailed);
+	rc_out = nfailed && nfailed == n ? -EIO : n - nfailed;
+out:
+	free(state);
+	free(conn);
+	free(sent);
+	return rc_out;
 }
 
-static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r)
+static int enqueue_rows(redisContext *rc, const struct mp_config *cfg, PGresult *r, int acc_col)
 {
-	return enqueue_rows_split(rc, cfg, r, -1);
+	return enqueue_rows_split(rc, cfg, r, acc_col, -1, "jobs", NULL);
+}
+
+/* Takes back the claim of the rows of r listed in failed (row numbers, from
+ * enqueue_rows_split) with sql, whose two parameters are columns col1 and col2 of the row.
+ * 0, or -EIO. */
+static int unmark_rows(PGconn *pg, PGresult *r, const char *failed, int col1, int col2,
+		       const char *sql)
+{
+	json_t *rows = json_loads(failed, 0, NULL), *v;
+	size_t k;
+	int rc = rows ? 0 : -EIO;
+	json_array_foreach(rows, k, v) {
+		int i = (int)json_integer_value(v);
+		const char *params[] = { PQgetvalue(r, i, col1), PQgetvalue(r, i, col2) };
+		if (pg_cmd(pg, "take back an unqueued job", sql, 2, params) < 0) {
+			rc = -EIO;
+			break;
+		}
+	}
+	json_decref(rows);
+	return rc;
+}
+
+/* The epoch of partition p's server (rstream.h redis_epoch) into buf; NULL when unreachable. */
+static const char *partition_epoch(redisContext *rc, const struct mp_config *cfg, int p,
+				   char *buf, size_t size)
+{
+	char key[128];
+	partition_key(cfg, p, "epoch", key, sizeof(key));
+	redisContext *c = partition_redis(cfg, rc, p);
+	return c && redis_epoch(c, key, buf, size) == 0 ? buf : NULL;
 }
 
 static long long start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
@@ -70,10 +143,9 @@ static long long start_run(PGconn *pg, redisContext *rc, const struct mp_config 
 	/* The run remembers which Redis carries its work, read before its job is queued there:
 	 * the scheduler closes runs of an older epoch, whose work a restart emptied away. No
 	 * epoch (Redis unreachable) leaves the run to fail below, when its job cannot be queued. */
-	char epoch_key[128], epoch[64];
-	snprintf(epoch_key, sizeof(epoch_key), "{%s}:epoch", cfg->redis_prefix);
+	char epoch[64];
 	const char *params[] = { acc, filter,
-				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL,
+				 partition_epoch(rc, cfg, partition_of(cfg, account_id), epoch, sizeof(epoch)),
 				 request_id };
 	/* The run is committed before its job exists: a fetcher and writer fast enough to finish
 	 * the job before an open transaction commits would otherwise update a row they cannot
@@ -87,12 +159,12 @@ static long long start_run(PGconn *pg, redisContext *rc, const struct mp_config 
 		    /* The stored folders, for telling a rename by MAILBOXID (fetcher/objectid.c). */
 		    "  'known_folders', (SELECT coalesce(json_agg(json_build_object('name', f.name, "
 		    "    'mailbox_id', f.mailbox_id)), '[]') FROM email_folders f WHERE f.account_id = a.id))::text, "
-		    "  run.run_id FROM run JOIN accounts a ON a.id = run.account_id",
+		    "  run.run_id, a.id FROM run JOIN accounts a ON a.id = run.account_id",
 		    4, params);
 	if (!r || PQntuples(r) != 1)
 		goto out;
 	run_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-	if (enqueue_rows(rc, cfg, r) < 0) {
+	if (enqueue_rows(rc, cfg, r, 2) < 0) {
 		const char *p2[] = { PQgetvalue(r, 0, 1) };
 		pg_cmd(pg, "fail unqueued run",
 		       "UPDATE sync_runs SET status = 'failed', finished_at = now(), error_count = 1, "
@@ -107,11 +179,20 @@ out:
 
 int jobs_start_due_runs(PGconn *pg, redisContext *rc, const struct mp_config *cfg, long limit)
 {
-	char lim[24], epoch_key[128], epoch[64];
+	char lim[24], nparts[24], epoch[64];
 	snprintf(lim, sizeof(lim), "%ld", limit);
-	snprintf(epoch_key, sizeof(epoch_key), "{%s}:epoch", cfg->redis_prefix);
-	const char *params[] = { lim,
-				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL };
+	snprintf(nparts, sizeof(nparts), "%ld", cfg->redis_partitions);
+	/* Each run records the epoch of its own partition's server: a JSON array by partition. */
+	json_t *epochs = json_array();
+	for (long p = 0; p < cfg->redis_partitions; p++) {
+		const char *e = partition_epoch(rc, cfg, (int)p, epoch, sizeof(epoch));
+		json_array_append_new(epochs, e ? json_string(e) : json_null());
+	}
+	char *epochs_json = json_dumps(epochs, JSON_COMPACT);
+	json_decref(epochs);
+	if (!epochs_json)
+		return -ENOMEM;
+	const char *params[] = { lim, epochs_json, nparts };
 	/* The same predicate as the accounts_due index (migration 012), so the oldest due
 	 * accounts come off the index and the cost of a batch does not grow with the table.
 	 * Committed before the jobs exist, as in start_run. */
@@ -125,19 +206,32 @@ int jobs_start_due_runs(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		"  make_interval(secs => a.sync_interval_s * (1 + 0.1 * random())) "
 		"  FROM due WHERE a.id = due.id RETURNING a.*), "
 		"run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch) "
-		"  SELECT id, '{}', $2 FROM acc RETURNING run_id, account_id) "
+		"  SELECT id, '{}', $2::jsonb ->> (id % $3::int)::int FROM acc RETURNING run_id, account_id) "
 		"SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
 		"  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ")::text, "
-		"  run.run_id, a.name FROM run JOIN acc a ON a.id = run.account_id",
-		2, params);
+		"  run.run_id, a.name, a.id FROM run JOIN acc a ON a.id = run.account_id",
+		3, params);
+	free(epochs_json);
 	if (!r)
 		return -EIO;
 	int n = PQntuples(r);
-	if (n > 0 && enqueue_rows(rc, cfg, r) < 0) {
-		/* None of them is known queued: all fail, and their accounts come round again. */
-		json_t *ids = json_array();
-		for (int i = 0; i < n; i++)
-			json_array_append_new(ids, json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)));
+	char *failed = NULL;
+	int queued = n > 0 ? enqueue_rows_split(rc, cfg, r, 3, -1, "jobs", &failed) : 0;
+	if (queued < 0 || failed) {
+		/* The runs whose jobs are not known queued fail (all of them, or those of a partition
+		 * whose server did not answer), and their accounts come round again. */
+		json_t *rows = failed ? json_loads(failed, 0, NULL) : NULL, *ids = json_array();
+		for (int i = 0; i < n; i++) {
+			int lost = !failed;
+			size_t k;
+			json_t *v;
+			json_array_foreach(rows, k, v)
+				lost |= json_integer_value(v) == i;
+			if (lost)
+				json_array_append_new(ids, json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)));
+		}
+		json_decref(rows);
+		free(failed);
 		char *list = json_dumps(ids, JSON_COMPACT);
 		json_decref(ids);
 		const char *p2[] = { list };
@@ -146,14 +240,16 @@ int jobs_start_due_runs(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		       " error = 'the job could not be queued in Redis' "
 		       "WHERE run_id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)", 1, p2);
 		free(list);
-		PQclear(r);
-		return -EIO;
+		if (queued < 0) {
+			PQclear(r);
+			return -EIO;
+		}
 	}
 	for (int i = 0; i < n; i++)
 		log_debug("account=%s run=%s msg=\"scheduled sync started\"", PQgetvalue(r, i, 2),
 			  PQgetvalue(r, i, 1));
 	PQclear(r);
-	return n;
+	return queued;
 }
 
 long long jobs_start_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
@@ -166,7 +262,7 @@ static long long start_folder_run(PGconn *pg, redisContext *rc, const struct mp_
 				  long long account_id, const char *const *folders, size_t nfolders,
 				  const char *request_id)
 {
-	char acc[24], epoch_key[128], epoch[64];
+	char acc[24], epoch[64];
 	json_t *names = json_array();
 	for (size_t i = 0; i < nfolders; i++)
 		json_array_append_new(names, json_string(folders[i]));
@@ -175,9 +271,8 @@ static long long start_folder_run(PGconn *pg, redisContext *rc, const struct mp_
 	if (!filter)
 		return -ENOMEM;
 	snprintf(acc, sizeof(acc), "%lld", account_id);
-	snprintf(epoch_key, sizeof(epoch_key), "{%s}:epoch", cfg->redis_prefix);
 	const char *params[] = { acc, filter,
-				 redis_epoch(rc, epoch_key, epoch, sizeof(epoch)) == 0 ? epoch : NULL,
+				 partition_epoch(rc, cfg, partition_of(cfg, account_id), epoch, sizeof(epoch)),
 				 request_id };
 	/* Listed already, since every folder it names is known: its folder jobs go out at once
 	 * (committed first, as in jobs_start_run), which saves a login and a LIST per push. */
@@ -286,12 +381,20 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 		"     AND l.uid > f.last_uid) g GROUP BY grp) ranges), "
 		"  'window_start', CASE WHEN f.last_uid = 0 AND a.initial_window_days > 0 THEN "
 		"    to_char(now() - make_interval(days => a.initial_window_days), 'FMDD-Mon-YYYY') END)::text, "
-		"  f.uidvalidity IS NULL "
+		"  f.uidvalidity IS NULL, f.account_id, u.run_id, u.folder_id "
 		"FROM u JOIN email_folders f ON f.id = u.folder_id JOIN accounts a ON a.id = f.account_id",
 		2, params);
 	if (!r)
 		goto fail;
-	n = enqueue_rows_split(rc, cfg, r, 1);
+	char *failed = NULL;
+	n = enqueue_rows_split(rc, cfg, r, 2, 1, "jobs", &failed);
+	/* Jobs of a partition whose server did not answer are claimed again next time; the others
+	 * are queued and stay marked, or they would be queued again on every call. */
+	if (n >= 0 && failed && unmark_rows(pg, r, failed, 3, 4,
+					    "UPDATE sync_run_folders SET enqueued_at = NULL "
+					    "WHERE run_id = $1::bigint AND folder_id = $2::bigint") < 0)
+		n = -EIO;
+	free(failed);
 	PQclear(r);
 	if (n < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
@@ -322,21 +425,21 @@ int jobs_enqueue_backfill(PGconn *pg, redisContext *rc, const struct mp_config *
 		"SELECT json_build_object('type', 'backfill_folder', 'job_id', 'bf:' || u.id || ':' || u.backfill_uid, "
 		"  'run_id', 0, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
 		"  'folder_id', u.id, 'folder', u.name, 'wire_name', u.wire_name, "
-		"  'uidvalidity', u.uidvalidity, 'below', u.backfill_uid, 'chunk', $1::int)::text "
+		"  'uidvalidity', u.uidvalidity, 'below', u.backfill_uid, 'chunk', $1::int)::text, a.id, u.id "
 		"FROM u JOIN accounts a ON a.id = u.account_id",
 		1, params);
 	if (!r)
 		goto fail;
-	int n = PQntuples(r);
-	for (int i = 0; i < n; i++) {
-		const char *names[] = { "job" };
-		const char *vals[] = { PQgetvalue(r, i, 0) };
-		rstream_append_add(rc, cfg->key_backfill, 1, names, vals, NULL);
-	}
+	char *failed = NULL;
+	int n = enqueue_rows_split(rc, cfg, r, 1, -1, "jobs:backfill", &failed);
+	if (n >= 0 && failed && unmark_rows(pg, r, failed, 1, 2, /* as in jobs_enqueue_queued */
+					    "UPDATE email_folders SET backfill_enqueued_at = NULL "
+					    "WHERE account_id = $1::bigint AND id = $2::bigint") < 0)
+		n = -EIO;
+	free(failed);
 	PQclear(r);
-	if (rstream_collect(rc, (size_t)n) < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
+	if (n < 0 || pg_cmd(pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
-	metrics_add(MX_JOBS_ENQUEUED, n);
 	return n;
 fail:
 	PQclear(PQexec(pg, "ROLLBACK"));
@@ -398,6 +501,10 @@ void jobs_emit_event(redisContext *rc, const struct mp_config *cfg, const char *
 	snprintf(acc, sizeof(acc), "%lld", account_id);
 	const char *names[] = { "type", "run_id", "account_id", "detail" };
 	const char *vals[] = { type, run, acc, detail_json ? detail_json : "{}" };
+	if (!rc) {
+		log_warn("run=%lld msg=\"event %s not published: Redis unreachable\"", run_id, type);
+		return;
+	}
 	/* MAXLEN keeps the event stream a window, not a log: readers only wait for new events. */
 	redisReply *r = redisCommand(rc, "XADD %s MAXLEN ~ 10000 * %s %s %s %s %s %s %s %s",
 				     cfg->key_events, names[0], vals[0], names[1], vals[1],

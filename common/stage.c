@@ -2,6 +2,7 @@
  * recovers from a crash the same way (invariant 3). */
 #include "stage.h"
 #include "log.h"
+#include "partition.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,6 +30,10 @@ long long stage_now_ms(void)
 static int create_groups(struct stage *st)
 {
 	const struct mp_config *c = &st->cfg;
+	/* The scheduler's connection is the home server's, which holds partition 0's streams
+	 * only when unpartitioned; workers create their partition's groups. */
+	if (st->global && c->redis_partitions > 1)
+		return 0;
 	if (rstream_group_create(st->rc, c->key_jobs, "fetchers") < 0 ||
 	    rstream_group_create(st->rc, c->key_jobs_first, "fetchers") < 0 ||
 	    rstream_group_create(st->rc, c->key_raw, "parsers") < 0 ||
@@ -37,10 +42,31 @@ static int create_groups(struct stage *st)
 	return 0;
 }
 
+redisContext *stage_home(struct stage *st)
+{
+	if (!st->home)
+		return st->rc;
+	if (st->home->err) {
+		redisFree(st->home);
+		st->home = redis_connect_url(st->cfg.redis_url);
+	}
+	return st->home;
+}
+
 int stage_reconnect_once(struct stage *st)
 {
 	redisFree(st->rc);
-	st->rc = redis_connect_url(st->cfg.redis_url);
+	redisFree(st->home);
+	st->home = NULL;
+	const char *url = st->global ? st->cfg.redis_url : partition_url(&st->cfg, (int)st->cfg.partition);
+	st->rc = redis_connect_url(url);
+	if (st->rc && strcmp(url, st->cfg.redis_url) != 0) {
+		st->home = redis_connect_url(st->cfg.redis_url);
+		if (!st->home) {
+			redisFree(st->rc);
+			st->rc = NULL;
+		}
+	}
 	if (st->rc && create_groups(st) == 0) {
 		if (st->connects++)
 			metrics_add(MX_ERRORS_REDIS, 1);
@@ -69,6 +95,7 @@ int stage_init(struct stage *st, const char *name, volatile sig_atomic_t *stoppi
 {
 	memset(st, 0, sizeof(*st));
 	st->name = name;
+	st->global = strcmp(name, "scheduler") == 0;
 	st->stopping = stopping;
 	if (config_load(&st->cfg) < 0)
 		return -EINVAL;
@@ -87,7 +114,11 @@ int stage_init(struct stage *st, const char *name, volatile sig_atomic_t *stoppi
 	signal(SIGPIPE, SIG_IGN);
 	if (stage_reconnect(st) < 0)
 		return -EIO;
-	log_info("consumer=%s msg=\"started\"", st->cfg.consumer);
+	if (st->cfg.redis_partitions > 1 && !st->global)
+		log_info("consumer=%s partition=%ld msg=\"started\"", st->cfg.consumer,
+			 st->cfg.partition);
+	else
+		log_info("consumer=%s msg=\"started\"", st->cfg.consumer);
 	return 0;
 }
 
@@ -97,6 +128,8 @@ void stage_release(struct stage *st)
 	st->metrics = NULL;
 	redisFree(st->rc);
 	st->rc = NULL;
+	redisFree(st->home);
+	st->home = NULL;
 	config_release(&st->cfg);
 }
 

@@ -13,7 +13,11 @@
 struct stage {
 	const char *name;		/* "fetcher", ... */
 	struct mp_config cfg;
-	redisContext *rc;
+	redisContext *rc;		/* this partition's server: the work keys */
+	/* The home server (global keys: events, changes, dead, requests) when it is another
+	 * server than rc's, else NULL; use stage_home(). The scheduler's rc is home. */
+	redisContext *home;
+	int global;			/* the scheduler: serves no partition */
 	volatile sig_atomic_t *stopping;
 	int own_pending_done;		/* own pending entries re-read after a restart */
 	char pending_from[64];		/* where that one pass over them has got to */
@@ -43,6 +47,9 @@ int stage_reconnect(struct stage *st);
 /* One attempt of the same, for an event loop that must keep serving its signals and timers:
  * 0, or -EIO with st->rc NULL (try again later). */
 int stage_reconnect_once(struct stage *st);
+
+/* The connection for the global keys: st->home, remade once if broken, or st->rc. */
+redisContext *stage_home(struct stage *st);
 
 long long stage_now_ms(void);
 

@@ -35,7 +35,7 @@ void objectid_release(struct job *j)
 
 void objectid_key(char *buf, size_t size, const struct mp_config *cfg, long long account_id)
 {
-	snprintf(buf, size, "{%s}:emailid:%lld", cfg->redis_prefix, account_id);
+	snprintf(buf, size, "%s%lld", cfg->key_emailid_prefix, account_id);
 }
 
 static int valid_id(const char *s, size_t n)

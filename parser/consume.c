@@ -103,8 +103,13 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 			size_t lens[] = { strlen(cfg->key_raw), strlen(e[i].id), meta_len, 24 };
 			/* The message itself is stored (unparsed); the dead stream is the operator's
 			 * list of them, kept to its latest entries so Redis stays bounded. */
-			rstream_append_add_capped(st->rc, cfg->key_dead, 100000, 4, names, vals, lens);
-			appended++;
+			redisContext *home = stage_home(st);
+			if (home == st->rc) {
+				rstream_append_add_capped(st->rc, cfg->key_dead, 100000, 4, names, vals, lens);
+				appended++;
+			} else if (!home || rstream_add(home, cfg->key_dead, 4, names, vals, lens) < 0) {
+				rc = -1; /* {mp}:dead is on the home server: retried with the batch */
+			}
 			dead++;
 		} else {
 			/* Fault injection for the dead-letter test: crash on a marked message. */

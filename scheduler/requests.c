@@ -4,6 +4,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "metrics.h"
+#include "partition.h"
 #include "pg.h"
 #include "rstream.h"
 #include "secretbox.h"
@@ -20,6 +21,9 @@
 
 struct requests {
 	const struct mp_config *cfg;
+	/* The scheduler's configuration with a cache of partition connections of this thread's
+	 * own (partition.h: one thread per cache); the strings are the scheduler's. */
+	struct mp_config own_cfg;
 	uv_thread_t thread;
 	atomic_int stop;
 	redisContext *rc;
@@ -177,7 +181,9 @@ struct requests *requests_start(const struct mp_config *cfg)
 	struct requests *rq = calloc(1, sizeof(*rq));
 	if (!rq)
 		return NULL;
-	rq->cfg = cfg;
+	rq->own_cfg = *cfg;
+	rq->own_cfg.parts = cfg->parts ? partition_parts_new(cfg->redis_partitions) : NULL;
+	rq->cfg = &rq->own_cfg;
 	if (uv_thread_create(&rq->thread, requests_main, rq) != 0) {
 		log_error("msg=\"request consumer thread not started\"");
 		free(rq);
@@ -192,5 +198,6 @@ void requests_stop(struct requests *rq)
 		return;
 	atomic_store(&rq->stop, 1);
 	uv_thread_join(&rq->thread);
+	partition_parts_free(rq->own_cfg.parts);
 	free(rq);
 }

@@ -6,6 +6,7 @@
 #include "account_state.h"
 #include "jobs.h"
 #include "log.h"
+#include "partition.h"
 #include "pg.h"
 #include "rstream.h"
 #include "stage.h"
@@ -74,6 +75,49 @@ static int expire_stuck_runs(PGconn *pg, redisContext *rc, const struct mp_confi
 	return 0;
 }
 
+static int close_lost_runs_of(PGconn *pg, redisContext *rc, const struct mp_config *cfg, int p,
+			      const char *running)
+{
+	char key[128], epoch[64], part[24], nparts[24];
+	partition_key(cfg, p, "epoch", key, sizeof(key));
+	/* A partition whose server does not answer is looked at again next tick; the others,
+	 * and the planning, go on without it. */
+	redisContext *pc = partition_redis(cfg, rc, p);
+	if (!pc || redis_epoch(pc, key, epoch, sizeof(epoch)) < 0)
+		return pc == rc ? -1 : 0;
+	snprintf(part, sizeof(part), "%d", p);
+	snprintf(nparts, sizeof(nparts), "%ld", cfg->redis_partitions);
+	const char *params[] = { epoch, running, nparts, part };
+	PGresult *lost = pg_exec(
+		pg, "close runs lost with Redis",
+		"WITH lost AS (UPDATE sync_runs SET status = 'failed', finished_at = now(), "
+		"  error = '" LOST_RUN_ERROR "', error_count = error_count + 1 "
+		" WHERE run_id = ANY($2::bigint[]) AND status = 'running' AND redis_epoch <> $1 "
+		" AND account_id % $3::int = $4::int "
+		" RETURNING run_id, account_id, redis_epoch), "
+		"folders AS (UPDATE sync_run_folders s SET status = 'failed', finished_at = now(), "
+		"  error = 'Redis lost this folder''s job in flight (restarted empty)' "
+		" FROM lost WHERE s.run_id = lost.run_id AND s.status = 'queued'), "
+		"due AS (UPDATE accounts a SET next_sync_at = now(), last_error = '" LOST_RUN_ERROR "' "
+		" FROM lost WHERE a.id = lost.account_id) "
+		"SELECT l.run_id, l.account_id, a.name, l.redis_epoch FROM lost l "
+		"JOIN accounts a ON a.id = l.account_id",
+		4, params);
+	if (!lost)
+		return -1;
+	for (int i = 0; i < PQntuples(lost); i++) {
+		long long run = strtoll(PQgetvalue(lost, i, 0), NULL, 10);
+		long long acc = strtoll(PQgetvalue(lost, i, 1), NULL, 10);
+		log_warn("account=%s run=%lld run_epoch=%s redis_epoch=%s msg=\"run closed as failed: "
+			 "Redis restarted empty and lost its work; the account is due now\"",
+			 PQgetvalue(lost, i, 2), run, PQgetvalue(lost, i, 3), epoch);
+		jobs_emit_event(rc, cfg, "run_done", run, acc, NULL);
+	}
+	publish_closed(pg, rc, cfg, lost, 0);
+	PQclear(lost);
+	return 0;
+}
+
 /* A Redis restarted empty has lost the jobs, records and cursor entries of every run in
  * flight, so those runs could only end by timing out, hours later, blocking their accounts.
  * A run records the Redis epoch it started under; one of an older epoch is closed as failed
@@ -92,41 +136,13 @@ static int close_lost_runs(PGconn *pg, redisContext *rc, const struct mp_config 
 		PQclear(r);
 		return 0;
 	}
-	char key[128], epoch[64];
-	snprintf(key, sizeof(key), "{%s}:epoch", cfg->redis_prefix);
-	if (redis_epoch(rc, key, epoch, sizeof(epoch)) < 0) {
-		PQclear(r);
-		return -1;
-	}
-	const char *params[] = { epoch, PQgetvalue(r, 0, 0) };
-	PGresult *lost = pg_exec(
-		pg, "close runs lost with Redis",
-		"WITH lost AS (UPDATE sync_runs SET status = 'failed', finished_at = now(), "
-		"  error = '" LOST_RUN_ERROR "', error_count = error_count + 1 "
-		" WHERE run_id = ANY($2::bigint[]) AND status = 'running' AND redis_epoch <> $1 "
-		" RETURNING run_id, account_id, redis_epoch), "
-		"folders AS (UPDATE sync_run_folders s SET status = 'failed', finished_at = now(), "
-		"  error = 'Redis lost this folder''s job in flight (restarted empty)' "
-		" FROM lost WHERE s.run_id = lost.run_id AND s.status = 'queued'), "
-		"due AS (UPDATE accounts a SET next_sync_at = now(), last_error = '" LOST_RUN_ERROR "' "
-		" FROM lost WHERE a.id = lost.account_id) "
-		"SELECT l.run_id, l.account_id, a.name, l.redis_epoch FROM lost l "
-		"JOIN accounts a ON a.id = l.account_id",
-		2, params);
+	/* Each partition's server has its own epoch: a restart of one loses only its runs. */
+	int rc_all = 0;
+	for (long p = 0; p < cfg->redis_partitions; p++)
+		if (close_lost_runs_of(pg, rc, cfg, (int)p, PQgetvalue(r, 0, 0)) < 0)
+			rc_all = -1;
 	PQclear(r);
-	if (!lost)
-		return -1;
-	for (int i = 0; i < PQntuples(lost); i++) {
-		long long run = strtoll(PQgetvalue(lost, i, 0), NULL, 10);
-		long long acc = strtoll(PQgetvalue(lost, i, 1), NULL, 10);
-		log_warn("account=%s run=%lld run_epoch=%s redis_epoch=%s msg=\"run closed as failed: "
-			 "Redis restarted empty and lost its work; the account is due now\"",
-			 PQgetvalue(lost, i, 2), run, PQgetvalue(lost, i, 3), epoch);
-		jobs_emit_event(rc, cfg, "run_done", run, acc, NULL);
-	}
-	publish_closed(pg, rc, cfg, lost, 0);
-	PQclear(lost);
-	return 0;
+	return rc_all;
 }
 
 int schedule_tick(PGconn *pg, redisContext *rc, const struct mp_config *cfg)

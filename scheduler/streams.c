@@ -3,7 +3,9 @@
  * so the numbers are not multiplied by the number of workers); called from its tick. */
 #include "streams.h"
 #include "metrics.h"
+#include "partition.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +24,17 @@ static int64_t group_field(const redisReply *g, const char *name)
 	return MX_ABSENT;
 }
 
-static void sample_group(redisContext *rc, const char *key, const char *group, enum mx_stream s)
+/* A partitioned deployment's work stream is the sum of its partitions' streams: a value is
+ * added into *acc, which turns MX_ABSENT only when no partition reported one. */
+static void add(int64_t *acc, int64_t v)
 {
-	int64_t pending = MX_ABSENT, lag = MX_ABSENT, consumers = MX_ABSENT;
-	redisReply *r = redisCommand(rc, "XINFO GROUPS %s", key);
+	if (v != MX_ABSENT)
+		*acc = *acc == MX_ABSENT ? v : *acc + v;
+}
+
+static void sample_group(redisContext *rc, const char *key, const char *group, int64_t out[3])
+{
+	redisReply *r = rc ? redisCommand(rc, "XINFO GROUPS %s", key) : NULL;
 	for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
 		const redisReply *g = r->element[i];
 		if (g->type != REDIS_REPLY_ARRAY || g->elements < 2)
@@ -33,32 +42,43 @@ static void sample_group(redisContext *rc, const char *key, const char *group, e
 		const redisReply *name = g->element[1];
 		if (name->type != REDIS_REPLY_STRING || strcmp(name->str, group) != 0)
 			continue;
-		pending = group_field(g, "pending");
-		lag = group_field(g, "lag");
-		consumers = group_field(g, "consumers");
+		add(&out[0], group_field(g, "pending"));
+		add(&out[1], group_field(g, "lag"));
+		add(&out[2], group_field(g, "consumers"));
 	}
 	freeReplyObject(r);
-	metrics_set((enum mx_id)(MX_STREAM_PENDING_JOBS + s), pending);
-	metrics_set((enum mx_id)(MX_STREAM_LAG_JOBS + s), lag);
-	metrics_set((enum mx_id)(MX_STREAM_CONSUMERS_JOBS + s), consumers);
 }
 
-static void sample_length(redisContext *rc, const char *key, enum mx_id id)
+static int64_t stream_length(redisContext *rc, const char *key)
 {
-	redisReply *r = redisCommand(rc, "XLEN %s", key);
-	metrics_set(id, r && r->type == REDIS_REPLY_INTEGER ? (int64_t)r->integer : MX_ABSENT);
+	redisReply *r = rc ? redisCommand(rc, "XLEN %s", key) : NULL;
+	int64_t n = r && r->type == REDIS_REPLY_INTEGER ? (int64_t)r->integer : MX_ABSENT;
 	freeReplyObject(r);
+	return n;
 }
 
 void streams_sample(redisContext *rc, const struct mp_config *cfg)
 {
 	static const char *const groups[MXS_COUNT] = {"fetchers", "fetchers", "parsers", "writers",
 						      "schedulers"};
-	const char *const keys[MXS_COUNT] = {cfg->key_jobs, cfg->key_backfill, cfg->key_raw,
-					     cfg->key_parsed, cfg->key_requests};
+	static const char *const names[MXS_COUNT] = {"jobs", "jobs:backfill", "raw", "parsed", NULL};
 	for (int s = 0; s < MXS_COUNT; s++) {
-		sample_length(rc, keys[s], (enum mx_id)(MX_STREAM_LENGTH_JOBS + s));
-		sample_group(rc, keys[s], groups[s], (enum mx_stream)s);
+		int64_t len = MX_ABSENT, g[3] = {MX_ABSENT, MX_ABSENT, MX_ABSENT};
+		long nparts = names[s] ? cfg->redis_partitions : 1;
+		for (long p = 0; p < nparts; p++) {
+			char key[128];
+			if (names[s])
+				partition_key(cfg, (int)p, names[s], key, sizeof(key));
+			else
+				snprintf(key, sizeof(key), "%s", cfg->key_requests);
+			redisContext *c = names[s] ? partition_redis(cfg, rc, (int)p) : rc;
+			add(&len, stream_length(c, key));
+			sample_group(c, key, groups[s], g);
+		}
+		metrics_set((enum mx_id)(MX_STREAM_LENGTH_JOBS + s), len);
+		metrics_set((enum mx_id)(MX_STREAM_PENDING_JOBS + s), g[0]);
+		metrics_set((enum mx_id)(MX_STREAM_LAG_JOBS + s), g[1]);
+		metrics_set((enum mx_id)(MX_STREAM_CONSUMERS_JOBS + s), g[2]);
 	}
-	sample_length(rc, cfg->key_dead, MX_STREAM_LENGTH_DEAD);
+	metrics_set(MX_STREAM_LENGTH_DEAD, stream_length(rc, cfg->key_dead));
 }

@@ -33,6 +33,9 @@ int changes_publish(struct writer *w)
 	size_t n = json_array_size(w->changes), sent = 0;
 	if (n == 0)
 		return 0;
+	redisContext *home = stage_home(w->st); /* {mp}:changes is global */
+	if (!home)
+		return -EIO;
 	/* The texts live until the pipeline is read: hiredis copies arguments when appending,
 	 * but numbers need a buffer each. */
 	char num[MAX_FIELDS][32];
@@ -63,14 +66,14 @@ int changes_publish(struct writer *w)
 			}
 			k++;
 		}
-		rstream_append_add_capped(w->st->rc, w->st->cfg.key_changes, w->st->cfg.changes_maxlen,
+		rstream_append_add_capped(home, w->st->cfg.key_changes, w->st->cfg.changes_maxlen,
 					  k, names, vals, NULL);
 		sent++;
 		while (nd)
 			free(dumped[--nd]);
 	}
 	json_array_clear(w->changes);
-	if (rstream_collect(w->st->rc, sent) < 0) {
+	if (rstream_collect(home, sent) < 0) {
 		log_warn("count=%zu msg=\"change notices not published to %s\"", sent,
 			 w->st->cfg.key_changes);
 		return -EIO;

@@ -58,7 +58,7 @@ static void finish_and_notify(struct writer *w, long long run_id, long long acco
 		return;
 	}
 	if (done == 1) {
-		jobs_emit_event(w->st->rc, &w->st->cfg, "run_done", run_id, account_id, NULL);
+		jobs_emit_event(stage_home(w->st), &w->st->cfg, "run_done", run_id, account_id, NULL);
 		/* Also for a run found finished already (a redelivered record): at least once. */
 		changes_sync_finished(w, run_id);
 	}
@@ -279,7 +279,7 @@ int control_folders(struct writer *w, json_t *rec)
 		changes_account_failed(w, account_id, run_id, error);
 	else
 		folder_notices(w, account_id, rec, added, gone);
-	if (!error && jobs_enqueue_queued(w->pg, w->st->rc, &w->st->cfg, run_id) < 0) {
+	if (!error && jobs_enqueue_queued(w->pg, stage_home(w->st), &w->st->cfg, run_id) < 0) {
 		changes_publish(w);
 		goto out;
 	}
@@ -503,7 +503,7 @@ int control_cursor(struct writer *w, json_t *rec)
 	if (error && !strncmp(error, "auth failed", 11))
 		changes_account_failed(w, account_id, run_id, error);
 	/* A job of this folder from a younger run may have waited for this one (jobs.c). */
-	jobs_enqueue_queued(w->pg, w->st->rc, &w->st->cfg, 0);
+	jobs_enqueue_queued(w->pg, stage_home(w->st), &w->st->cfg, 0);
 	finish_and_notify(w, run_id, account_id);
 	rc = 1;
 	goto out;

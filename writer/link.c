@@ -24,7 +24,7 @@ static long long jint(json_t *o, const char *key)
 
 static void hash_key(char *buf, size_t size, const struct writer *w, long long account_id)
 {
-	snprintf(buf, size, "{%s}:emailid:%lld", w->st->cfg.redis_prefix, account_id);
+	snprintf(buf, size, "%s%lld", w->st->cfg.key_emailid_prefix, account_id);
 }
 
 int link_store_ids(struct writer *w, json_t *rows)

@@ -43,27 +43,45 @@ const models = {
   TriggerAuthentication: () => require("@kubernetes-models/keda/keda.sh/v1alpha1").TriggerAuthentication,
 };
 
-function k8sObjects() {
-  const k = path.join(deploy, "k8s");
-  const kust = YAML.parse(fs.readFileSync(path.join(k, "kustomization.yaml"), "utf8"));
+// The parts of kustomize these manifests use: resources (files, or directories holding a
+// kustomization of their own), namespace, and patches that delete an object or add ConfigMap
+// data (deploy/k8s-partitioned's). facts.k8sDir (default k8s) names the directory under deploy/.
+function loadKustomization(dir, errs) {
+  const kust = YAML.parse(fs.readFileSync(path.join(dir, "kustomization.yaml"), "utf8"));
   const objs = [];
+  for (const res of kust.resources) {
+    const p = path.join(dir, res);
+    if (!fs.existsSync(p)) continue; // reported by the resource check
+    if (fs.statSync(p).isDirectory()) {
+      objs.push(...loadKustomization(p, errs).objs);
+      continue;
+    }
+    const r = loadDocs(p);
+    errs.push(...r.errs);
+    objs.push(...r.docs);
+  }
+  for (const pt of kust.patches || []) {
+    const doc = YAML.parse(pt.patch || "");
+    const i = objs.findIndex((o) => o.kind === doc?.kind && o.metadata?.name === doc?.metadata?.name);
+    if (i < 0) errs.push(`patch of ${doc?.kind}/${doc?.metadata?.name}: no such object`);
+    else if (doc.$patch === "delete") objs.splice(i, 1);
+    else if (doc.kind === "ConfigMap" && doc.data) objs[i].data = { ...objs[i].data, ...doc.data };
+    else errs.push(`patch of ${doc.kind}/${doc.metadata.name}: not a delete or ConfigMap data`);
+  }
+  if (kust.namespace) for (const d of objs) if (d.kind !== "Namespace") d.metadata.namespace = kust.namespace;
+  return { objs, kust };
+}
+
+function k8sObjects() {
+  const k = path.join(deploy, facts.k8sDir || "k8s");
   const errs = [];
   if (rendered) {
     const r = loadDocs(rendered);
-    errs.push(...r.errs);
-    objs.push(...r.docs);
-  } else {
-    // The parts of kustomize these manifests use: resources, namespace, images.
-    for (const res of kust.resources) {
-      const r = loadDocs(path.join(k, res));
-      errs.push(...r.errs);
-      for (const d of r.docs) {
-        if (d.kind !== "Namespace") d.metadata.namespace = kust.namespace;
-        objs.push(d);
-      }
-    }
+    const kust = YAML.parse(fs.readFileSync(path.join(k, "kustomization.yaml"), "utf8"));
+    return { objs: r.docs, errs: r.errs, kust, k };
   }
-  return { objs, errs, kust };
+  const { objs, kust } = loadKustomization(k, errs);
+  return { objs, errs, kust, k };
 }
 
 function containers(o) {
@@ -71,10 +89,28 @@ function containers(o) {
 }
 
 function checkK8s() {
-  const { objs, errs, kust } = k8sObjects();
+  const { objs, errs, kust, k } = k8sObjects();
   check(`k8s: ${rendered ? "kubectl kustomize output" : "every resource file"} parses as YAML`, errs);
   const byKind = (k) => objs.filter((o) => o.kind === k);
   const names = (k) => new Set(byKind(k).map((o) => o.metadata.name));
+  // Redis partitions (README "Past one Redis"): a worker Deployment per stage and partition,
+  // its MAILPIPE_PARTITION set, and its triggers on that partition's streams and server.
+  const config = Object.assign({}, ...byKind("ConfigMap").map((m) => m.data || {}));
+  const nparts = Number(config.MAILPIPE_REDIS_PARTITIONS || 1);
+  const partOf = (d) => (containers(d).flatMap((c) => c.env || []).find((e) => e.name === "MAILPIPE_PARTITION")?.value) ?? "0";
+  const tag = (p) => (nparts > 1 ? `{mp:${p}}` : "{mp}");
+  const groups = {};
+  for (const [key, v] of Object.entries(facts.groups))
+    for (let p = 0; p < nparts; p++) groups[key.replace("{mp}", tag(p))] = { ...v, partition: String(p) };
+  const hostPort = (url) => (url || "").replace(/^redis:\/\//, "").replace(/\/.*$/, "").replace(/^.*@/, "");
+  const serverOf = (p) => {
+    for (const item of (config.MAILPIPE_REDIS_PARTITION_URLS || "").split(",").filter((x) => x)) {
+      const [spec, url] = [item.slice(0, item.indexOf("=")), item.slice(item.indexOf("=") + 1)];
+      const [lo, hi] = spec.includes("-") ? spec.split("-").map(Number) : [Number(spec), Number(spec)];
+      if (p >= lo && p <= hi) return hostPort(url);
+    }
+    return hostPort(config.MAILPIPE_REDIS_URL);
+  };
 
   const schema = [];
   for (const o of objs) {
@@ -99,8 +135,16 @@ function checkK8s() {
   const deployOf = {};
   for (const stage of ["scheduler", "fetcher", "parser", "writer"]) {
     const ds = byKind("Deployment").filter((d) => containers(d).some((c) => (c.command || [])[0] === `mailpipe-${stage}`));
-    if (ds.length !== 1) stageProblems.push(`${ds.length} Deployments run mailpipe-${stage}`);
-    else deployOf[stage] = ds[0];
+    if (stage === "scheduler" || nparts === 1) {
+      if (ds.length !== 1) stageProblems.push(`${ds.length} Deployments run mailpipe-${stage}`);
+      else deployOf[stage] = ds[0];
+      continue;
+    }
+    for (let p = 0; p < nparts; p++) {
+      const dp = ds.filter((d) => partOf(d) === String(p));
+      if (dp.length !== 1) stageProblems.push(`${dp.length} Deployments run mailpipe-${stage} for partition ${p}`);
+    }
+    if (ds.length !== nparts) stageProblems.push(`${ds.length} Deployments run mailpipe-${stage} for ${nparts} partitions`);
   }
   for (const d of byKind("Deployment").concat(byKind("Job"))) {
     for (const c of containers(d)) {
@@ -171,6 +215,7 @@ function checkK8s() {
     const target = byKind("Deployment").find((d) => d.metadata.name === so.spec.scaleTargetRef?.name);
     if (!target) kedaProblems.push(`${so.metadata.name}: scaleTargetRef ${so.spec.scaleTargetRef?.name} is no Deployment`);
     const stage = target && (containers(target)[0].command || [])[0].replace("mailpipe-", "");
+    const slot = target && (nparts > 1 ? `${stage}/p${partOf(target)}` : stage);
     for (const t of so.spec.triggers || []) {
       const m = t.metadata || {};
       if (t.type !== "redis-streams") kedaProblems.push(`${so.metadata.name}: trigger type ${t.type}`);
@@ -180,11 +225,13 @@ function checkK8s() {
         if (k in m && !/^\d+$/.test(m[k])) kedaProblems.push(`${so.metadata.name}: ${k} '${m[k]}' is not a count`);
       }
       if (m.address && !/^[A-Za-z0-9.-]+:\d+$/.test(m.address)) kedaProblems.push(`${so.metadata.name}: address '${m.address}' is not host:port`);
-      const real = facts.groups[m.stream];
+      const real = groups[m.stream];
       if (!real) kedaProblems.push(`${so.metadata.name}: stream '${m.stream}' is none of mailpipe's (${Object.keys(facts.groups).join(", ")})`);
       else if (real.group !== m.consumerGroup) kedaProblems.push(`${so.metadata.name}: ${m.stream} is read by group ${real.group}, not ${m.consumerGroup}`);
       else if (stage && real.stage !== stage) kedaProblems.push(`${so.metadata.name}: scales ${stage} on ${m.stream}, which ${real.stage}s read`);
-      else scaled[stage] = scaled[stage] || m.stream; // the first trigger is the stage's own stream
+      else if (target && real.partition !== partOf(target)) kedaProblems.push(`${so.metadata.name}: scales partition ${partOf(target)}'s ${stage}s on ${m.stream}`);
+      else if (m.address && m.address !== serverOf(Number(real.partition))) kedaProblems.push(`${so.metadata.name}: ${m.stream} is on ${serverOf(Number(real.partition))}, not ${m.address}`);
+      else scaled[slot] = scaled[slot] || m.stream; // the first trigger is the stage's own stream
     }
   }
   check("k8s: KEDA triggers use only redis-streams keys, with mailpipe's real stream and group names", kedaProblems);
@@ -195,20 +242,24 @@ function checkK8s() {
   for (const so of byKind("ScaledObject")) {
     for (const t of so.spec.triggers || []) {
       const m = t.metadata || {};
-      if (["{mp}:raw", "{mp}:parsed"].includes(m.stream) && Number(m.lagCount) * so.spec.maxReplicaCount > budget) {
+      if (/^\{mp(:\d+)?\}:(raw|parsed)$/.test(m.stream || "") && Number(m.lagCount) * so.spec.maxReplicaCount > budget) {
         reach.push(`${so.metadata.name}: lagCount ${m.lagCount} x ${so.spec.maxReplicaCount} replicas > budget ${budget}`);
       }
     }
   }
   check(`k8s: maxReplicaCount is reachable under the stream budget (${budget} entries)`, reach);
-  const want = { fetcher: "{mp}:jobs", parser: "{mp}:raw", writer: "{mp}:parsed" };
+  const want = {};
+  for (let p = 0; p < nparts; p++)
+    for (const [stage, stream] of [["fetcher", "jobs"], ["parser", "raw"], ["writer", "parsed"]])
+      want[nparts > 1 ? `${stage}/p${p}` : stage] = `${tag(p)}:${stream}`;
   check(`k8s: fetchers, parsers and writers each scale on their stream's lag (${JSON.stringify(scaled)})`,
     Object.entries(want).filter(([s, st]) => scaled[s] !== st).map(([s, st]) => `${s} not on ${st}`));
   // Unquoted {mp}:raw is a YAML flow mapping: it would parse as an object, not a string.
   const quoting = byKind("ScaledObject").flatMap((so) => (so.spec.triggers || []).filter((t) => typeof t.metadata?.stream !== "string").map(() => so.metadata.name));
   check("k8s: stream names are strings (quoted in YAML)", quoting);
-  if (!rendered) check("k8s: kustomization names its namespace and every resource file exists",
-    [kust.namespace ? null : "no namespace"].concat(kust.resources.map((r) => fs.existsSync(path.join(deploy, "k8s", r)) ? null : `missing ${r}`)).filter((x) => x));
+  if (!rendered) check("k8s: every object has a namespace and every resource of the kustomization exists",
+    objs.filter((o) => o.kind !== "Namespace" && !o.metadata.namespace).map((o) => `${o.kind}/${o.metadata.name} has no namespace`)
+      .concat(kust.resources.map((r) => fs.existsSync(path.join(k, r)) ? null : `missing ${r}`)).filter((x) => x));
 }
 
 // --- compose ----------------------------------------------------------------------------------
@@ -297,8 +348,10 @@ async function checkDockerfile() {
 
 (async () => {
   checkK8s();
-  checkCompose();
-  await checkDockerfile();
+  if (!facts.k8sDir) { // an overlay's run checks its Kubernetes objects only
+    checkCompose();
+    await checkDockerfile();
+  }
   process.exit(failures ? 1 : 0);
 })().catch((e) => {
   console.log(`FAIL deploy_check.js crashed: ${e.stack}`);

@@ -81,16 +81,37 @@ verify() { # ACCOUNT, verify.py flags...
 		|| FAILS=$((FAILS + 1))
 }
 
-# Everything acknowledged: no stream entry left pending in any group. Work started in the
-# background (an IDLE watch's sync) gets five seconds to settle; an entry stuck for good fails.
+# Redis partitions (MAILPIPE_REDIS_PARTITIONS > 1): partition P's hash tag, and the port of
+# its server (its MAILPIPE_REDIS_PARTITION_URLS entry, else the home server's).
+partition_tag() { if [ "${MAILPIPE_REDIS_PARTITIONS:-1}" -gt 1 ]; then echo "{mp:$1}"; else echo "{mp}"; fi; }
+partition_port() {
+	local p=$1 item spec url IFS=,
+	for item in ${MAILPIPE_REDIS_PARTITION_URLS:-}; do
+		spec=${item%%=*} url=${item#*=}
+		if [ "$p" -ge "${spec%-*}" ] && [ "$p" -le "${spec#*-}" ]; then
+			url=${url#*://}
+			url=${url%%/*}
+			echo "${url##*:}"
+			return
+		fi
+	done
+	echo "$MP_REDIS_PORT"
+}
+
+# Everything acknowledged: no stream entry left pending in any group of any partition. Work
+# started in the background (an IDLE watch's sync) gets five seconds to settle; an entry stuck
+# for good fails.
 no_pending() {
-	local n pair try
+	local n pair try p tag port
 	for try in $(seq 50); do
 		n=0
-		for pair in "{mp}:jobs fetchers" "{mp}:jobs:first fetchers" "{mp}:raw parsers" "{mp}:parsed writers"; do
-			set -- $pair
-			n=$(redis-cli -p "$MP_REDIS_PORT" XPENDING "$1" "$2" | head -1)
-			[ "$n" = 0 ] || break
+		for p in $(seq 0 $((${MAILPIPE_REDIS_PARTITIONS:-1} - 1))); do
+			tag=$(partition_tag "$p") port=$(partition_port "$p")
+			for pair in "$tag:jobs fetchers" "$tag:jobs:first fetchers" "$tag:raw parsers" "$tag:parsed writers"; do
+				set -- $pair
+				n=$(redis-cli -p "$port" XPENDING "$1" "$2" | head -1)
+				[ "$n" = 0 ] || break 2
+			done
 		done
 		[ "$n" = 0 ] && return 0
 		sleep 0.1
