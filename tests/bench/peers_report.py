@@ -179,7 +179,7 @@ def main():
         print(f"peers: CPU of every process during mailpipe run {t['run']} ({t['messages']} messages "
               f"in {t['wall_s']:.2f} s; /proc sampled every {t['interval_s'] * 1000:.0f} ms, "
               f"{t['samples']} samples, the sampler's own CPU {t['sampler_cpu_s']:.2f} s):")
-        print(f"  {'process':44s} {'CPU s':>7s} {'s/1000 msg':>10s} {'busy s':>7s} {'peak RSS':>9s}")
+        print(f"  {'process':54s} {'CPU s':>7s} {'s/1000 msg':>10s} {'busy s':>7s} {'peak RSS':>9s}")
         idle = [r for r in t["rows"] if r["cpu_s"] == 0 and r["group"] != "mailpipe"]
         for r in t["rows"]:
             if r in idle:
@@ -187,11 +187,11 @@ def main():
             name = f"{r['group']} {r['name']}" + (" [exited]" if r["exited"] else "")
             busy = f"{r['busy_s']:7.2f}" if r["busy_s"] is not None else " " * 7
             hwm = f"{r['hwm_kb'] / 1024:6.1f} MB" if r["hwm_kb"] else " " * 9
-            print(f"  {name:44s} {r['cpu_s']:7.2f} {r['cpu_s_per_1000']:10.3f} {busy} {hwm}")
+            print(f"  {name:54s} {r['cpu_s']:7.2f} {r['cpu_s_per_1000']:10.3f} {busy} {hwm}")
         if idle:
             print(f"  ({len(idle)} more with no CPU tick: "
                   + ", ".join(f"{r['group']} {r['name']}" for r in idle) + ")")
-        print(f"  {'total':44s} {t['total_cpu_s']:7.2f} {t['total_cpu_s'] * 1000 / t['messages']:10.3f}"
+        print(f"  {'total':54s} {t['total_cpu_s']:7.2f} {t['total_cpu_s'] * 1000 / t['messages']:10.3f}"
               f"   ({t['total_cpu_s'] / t['wall_s']:.2f} cores busy on average)")
         print("  by group: " + ", ".join(f"{g} {v:.2f} s" for g, v in
                                         sorted(t["groups_cpu_s"].items(), key=lambda x: -x[1])))
