@@ -128,12 +128,11 @@ run_mailpipe() { # RUN
 	kill -TERM "$sampler_pid"
 	wait "$sampler_pid" || true
 	sampler_pid=""
-	: >"$W/prom$i.txt"
-	for a in $(sed -n 's/.* addr=\([0-9.:]*\) msg="serving metrics at.*/\1/p' "$log"); do
-		printf '%s ' "$a" >>"$W/prom$i.txt"
-		curl -s --max-time 5 "http://$a/metrics" | awk '$1 == "mailpipe_busy_seconds_total" {printf "%s", $2}' >>"$W/prom$i.txt"
-		echo >>"$W/prom$i.txt"
-	done
+	sed -n 's/.* addr=\([0-9.:]*\) msg="serving metrics at.*/\1/p' "$log" | while read -r a; do
+		printf '%s ' "$a"
+		curl -s --max-time 5 "http://$a/metrics" | awk '$1 == "mailpipe_busy_seconds_total" {printf "%s", $2}'
+		echo
+	done >"$W/prom$i.txt"
 	local n aid
 	aid=$(sql "SELECT id FROM accounts WHERE name = '$name'")
 	n=$(sql "SELECT count(*) FROM message_locations WHERE account_id = $aid")
@@ -206,10 +205,10 @@ elif [ "$have_mbsync" = 1 ]; then
 fi
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
-tools="mailpipe"
-[ "$have_mbsync" = 1 ] && tools="$tools mbsync"
-[ "$have_imapflow" = 1 ] && tools="$tools imapflow"
-set -- $tools
+tools=(mailpipe)
+[ "$have_mbsync" = 1 ] && tools+=(mbsync)
+[ "$have_imapflow" = 1 ] && tools+=(imapflow)
+set -- "${tools[@]}"
 for i in $(seq "$RUNS"); do
 	for t in "$@"; do
 		"run_$t" "$i"
