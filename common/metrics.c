@@ -108,6 +108,10 @@ static const struct series series[MX_COUNT] = {
 	COUNTER("jobs_enqueued_total", S_SCHED | S_WRITE, NULL,
 		"Fetch jobs queued: by the scheduler (due and requested syncs, "
 		"backfills) and by the writer (a run's folder jobs after its folder list)."),
+    [MX_BUSY_SECONDS] =
+	COUNTER("busy_seconds_total", S_ALL, NULL,
+		"Seconds the stage spent in its unit of work (a scheduler tick, a fetch job, a "
+		"parser or writer batch), idle waits excluded."),
 };
 
 /* clang-format on */
@@ -178,6 +182,12 @@ void metrics_add(enum mx_id id, int64_t n)
 void metrics_set(enum mx_id id, int64_t v)
 {
 	atomic_store_explicit(&values[id], v, memory_order_relaxed);
+}
+
+void metrics_busy(double seconds)
+{
+	atomic_fetch_add_explicit(&values[MX_BUSY_SECONDS], (int64_t)(seconds * 1e9),
+				  memory_order_relaxed);
 }
 
 void metrics_observe(enum mh_id id, double seconds)
@@ -277,7 +287,9 @@ void metrics_render(FILE *out)
 			int64_t v = atomic_load_explicit(&values[k], memory_order_relaxed);
 			if (v == MX_ABSENT)
 				continue;
-			if (series[k].labels)
+			if (k == MX_BUSY_SECONDS) /* nanoseconds kept, seconds shown */
+				fprintf(out, "%s %.6f\n", series[k].name, (double)v / 1e9);
+			else if (series[k].labels)
 				fprintf(out, "%s{%s} %lld\n", series[k].name, series[k].labels,
 					(long long)v);
 			else

@@ -57,6 +57,7 @@ enum mx_id {
 	MX_STREAM_CONSUMERS_PARSED,
 	MX_STREAM_CONSUMERS_REQUESTS,
 	MX_JOBS_ENQUEUED, /* scheduler and writer */
+	MX_BUSY_SECONDS,  /* every stage: time in its unit of work (kept in ns, shown in s) */
 	MX_COUNT
 };
 
@@ -81,6 +82,9 @@ void metrics_setup(const char *stage, const char *consumer);
 /* Safe from any thread, never block. */
 void metrics_add(enum mx_id id, int64_t n);
 void metrics_set(enum mx_id id, int64_t v);
+/* Adds seconds to MX_BUSY_SECONDS, a counter of work time (e.g. a stage loop's metrics_clock()
+ * difference). */
+void metrics_busy(double seconds);
 void metrics_observe(enum mh_id id, double seconds);
 
 /* Seconds since an earlier metrics_clock(), for metrics_observe. */

@@ -135,7 +135,9 @@ int main(int argc, char **argv)
 			}
 			f.entry_id = e[i].id;
 			f.jobs_key = key;
+			double t0 = metrics_clock();
 			enum fetch_result res = fetch_run_job(&f, job);
+			metrics_busy(metrics_clock() - t0);
 			if (res == FETCH_BUSY) {
 				/* Another fetcher holds this folder: queue the job again behind the
 				 * others rather than spin on it. */

@@ -60,6 +60,7 @@ int main(int argc, char **argv)
 		} else {
 			metrics_observe(MH_PARSER_BATCH, metrics_clock() - t0);
 		}
+		metrics_busy(metrics_clock() - t0);
 		freeReplyObject(r);
 	}
 	log_info("msg=\"stopped\"");

@@ -81,7 +81,7 @@ static int reconnect(struct sched *s, uint64_t now)
 	return 0;
 }
 
-static void on_tick(uv_timer_t *t)
+static void tick(uv_timer_t *t)
 {
 	struct sched *s = t->data;
 	if (reconnect(s, uv_now(t->loop)) < 0)
@@ -108,6 +108,13 @@ static void on_tick(uv_timer_t *t)
 		streams_sample(s->st.rc, &s->st.cfg);
 		s->sampled_at = uv_now(t->loop);
 	}
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	double t0 = metrics_clock();
+	tick(t);
+	metrics_busy(metrics_clock() - t0);
 }
 
 static void on_stop(uv_signal_t *h, int sig)

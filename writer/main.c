@@ -79,6 +79,7 @@ static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
 static int handle(struct writer *w, redisReply **replies, size_t nreplies, struct deferred *d,
 		  size_t *nd, size_t maxd)
 {
+	double busy0 = metrics_clock();
 	struct rentry *e = NULL;
 	size_t n = 0, nm = 0;
 	for (size_t k = 0; k < nreplies; k++) {
@@ -198,6 +199,7 @@ out:
 	free(m);
 	free(ids);
 	free(e);
+	metrics_busy(metrics_clock() - busy0);
 	return rc;
 }
 

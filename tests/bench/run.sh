@@ -71,3 +71,4 @@ PY
 "$ROOT/tests/bench/mirror_bench.sh"
 "$ROOT/tests/bench/scale_bench.sh"
 "$ROOT/tests/bench/schedule_bench.sh"
+"$ROOT/tests/bench/peers_bench.sh"

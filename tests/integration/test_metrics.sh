@@ -87,6 +87,11 @@ check "the writer timed its commits and the account's first 50 messages" bash -c
 	[ '$(value "$w" mailpipe_first_messages_seconds_count)' = 1 ] &&
 	[ '$(value "$w" 'mailpipe_first_messages_seconds_bucket{le=\"+Inf\"}')' = 1 ]"
 check "the parser timed its batches" [ "$(value "$MAILPIPE_STACK_DIR/parser1.prom" mailpipe_parser_batch_seconds_count)" -ge 1 ]
+check "every stage counted its busy time, the writer at least its commits' ($(cat "$MAILPIPE_STACK_DIR"/*[0-9].prom | grep '^mailpipe_busy_seconds_total' | tr '\n' ' '))" bash -c "
+	for f in $MAILPIPE_STACK_DIR/*[0-9].prom; do
+		awk '\$1 == \"mailpipe_busy_seconds_total\" && \$2 > 0 {ok = 1} END {exit !ok}' \$f || exit 1
+	done
+	awk -v c='$(value "$w" mailpipe_writer_commit_seconds_sum)' '\$1 == \"mailpipe_busy_seconds_total\" {exit !(\$2 >= c)}' $w"
 folders=$(sql "SELECT count(*) FROM email_folders")
 queued=$(($(value "$s" mailpipe_jobs_enqueued_total) + $(value "$w" mailpipe_jobs_enqueued_total)))
 check "the scheduler and the writer counted the jobs they queued ($queued for $folders folders)" \
