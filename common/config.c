@@ -63,6 +63,8 @@ static const struct opt opts[] = {
 	{ "MAILPIPE_RUN_TIMEOUT_S", NUM(run_timeout_s), "21600", 10, 31536000L,
 	  "a sync run unfinished after this long is marked failed (lost jobs)" },
 	{ "MAILPIPE_FETCHERS", NUM(fetchers), "2", 0, 256, "fetcher processes started by run" },
+	{ "MAILPIPE_FETCHER_LANES", NUM(fetcher_lanes), "4", 1, 256,
+	  "jobs one fetcher runs at once (a thread each; they share its connections and watches)" },
 	{ "MAILPIPE_PARSERS", NUM(parsers), "1", 0, 256, "parser processes started by run" },
 	{ "MAILPIPE_WRITERS", NUM(writers), "1", 0, 256, "writer processes started by run" },
 	{ "MAILPIPE_STORE_RAW", NUM(store_raw), "1", 0, 1, "keep the raw message in messages.raw" },

@@ -29,6 +29,7 @@ struct mp_config {
 	long tick_ms;		/* scheduler period */
 	long run_timeout_s;	/* a run still going after this long is failed as stuck */
 	long fetchers, parsers, writers; /* processes started by `mailpipe run` */
+	long fetcher_lanes;	/* jobs one fetcher runs at once, one thread each (fetcher/main.c) */
 	long store_raw;		/* keep raw bytes in messages.raw */
 	char *fault_parser_abort; /* tests only: parsers abort() on raw containing this */
 	long idle;		/* fetchers keep IDLE connections on the accounts' INBOX */

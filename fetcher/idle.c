@@ -58,6 +58,7 @@ struct handoff {
 	struct idle_seen seen;	/* borrow: out (the watch's own look); give: in */
 	int taken;		/* give: the watch took the connection */
 	int done;
+	struct handoff *next;	/* queued behind another lane's */
 };
 
 struct watch {
@@ -796,14 +797,16 @@ static void on_wake(uv_async_t *a)
 	struct handoff *h = id->pending;
 	id->pending = NULL;
 	uv_mutex_unlock(&id->mu);
-	if (!h)
-		return;
-	if (id->stopped)
-		handoff_done(id, h);
-	else if (h->kind == H_BORROW)
-		borrow(id, h);
-	else
-		give(id, h);
+	while (h) { /* the fetcher's lanes may each have one waiting */
+		struct handoff *next = h->next;
+		if (id->stopped)
+			handoff_done(id, h);
+		else if (h->kind == H_BORROW)
+			borrow(id, h);
+		else
+			give(id, h);
+		h = next;
+	}
 }
 
 /* Runs h on the watch thread and waits for it. The watch thread always answers: its own
@@ -811,7 +814,10 @@ static void on_wake(uv_async_t *a)
 static void handoff_run(struct idler *id, struct handoff *h)
 {
 	uv_mutex_lock(&id->mu);
-	id->pending = h;
+	struct handoff **tail = &id->pending;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = h;
 	uv_mutex_unlock(&id->mu);
 	uv_async_send(&id->wake);
 	uv_mutex_lock(&id->mu);

@@ -83,7 +83,7 @@ term_stage() { # STAGE
 	for p in $(stage_pids "$stage"); do
 		if [ "$stage" != fetcher ] ||
 			redis-cli -p "$MP_REDIS_PORT" XINFO CONSUMERS '{mp}:jobs:first' fetchers | paste - - - - - - - - |
-			grep -q "name	$(consumer_of "$p")	pending	[1-9]"; then
+			grep -q "name	$(consumer_of "$p")\(\.[0-9]*\)\{0,1\}	pending	[1-9]"; then
 			pid=$p
 			break
 		fi

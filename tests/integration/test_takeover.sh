@@ -22,10 +22,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# pending KEY GROUP CONSUMER: how many entries CONSUMER holds unacknowledged in GROUP.
+# pending KEY GROUP CONSUMER: how many entries CONSUMER holds unacknowledged in GROUP, with
+# its lanes (a fetcher's lane i > 0 reads as CONSUMER.i).
 pending() {
 	rcli XINFO CONSUMERS "$1" "$2" | awk -v c="$3" '
-		prev == "name" { name = $0 } prev == "pending" && name == c { n = $0 } { prev = $0 }
+		prev == "name" { name = $0 }
+		prev == "pending" && (name == c || index(name, c ".") == 1) { n += $0 } { prev = $0 }
 		END { print n + 0 }'
 }
 start_doomed() { # STAGE, extra VAR=value...
@@ -151,7 +153,9 @@ victim_name=$(tr '\0' '\n' <"/proc/$victim/environ" | sed -n 's/^MAILPIPE_CONSUM
 # Its job may be the folder list, which takes no lock: only a lock it held must be released.
 held_lock=
 for k in $(redis-cli -p "$MP_REDIS_PORT" --scan --pattern '{mp}:lock:folder:*'); do
-	[ "$(redis-cli -p "$MP_REDIS_PORT" GET "$k")" = "$victim_name" ] && held_lock=$k
+	case "$(redis-cli -p "$MP_REDIS_PORT" GET "$k")" in
+	"$victim_name" | "$victim_name".*) held_lock=$k ;;
+	esac
 done
 kill -9 "$victim"
 killed_at=$(date +%s.%N)
