@@ -150,7 +150,7 @@ static long long start_run(PGconn *pg, redisContext *rc, const struct mp_config 
 	/* The run is committed before its job exists: a fetcher and writer fast enough to finish
 	 * the job before an open transaction commits would otherwise update a row they cannot
 	 * see yet, and the run would never end. */
-	r = pg_exec(pg, "create sync run",
+	r = pg_exec_cached(pg, "create sync run",
 		    "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch, request_id) "
 		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}'), $3, $4 "
 		    "  RETURNING run_id, account_id) "
@@ -196,7 +196,7 @@ int jobs_start_due_runs(PGconn *pg, redisContext *rc, const struct mp_config *cf
 	/* The same predicate as the accounts_due index (migration 012), so the oldest due
 	 * accounts come off the index and the cost of a batch does not grow with the table.
 	 * Committed before the jobs exist, as in start_run. */
-	PGresult *r = pg_exec(
+	PGresult *r = pg_exec_cached(
 		pg, "start due runs",
 		"WITH due AS (SELECT d.id FROM accounts d WHERE d.state IN ('active', 'backoff') "
 		"  AND d.sync_interval_s > 0 AND d.next_sync_at <= now() "
@@ -334,7 +334,7 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 
 	if (pg_cmd(pg, "begin", "BEGIN", 0, NULL) < 0)
 		return -EIO;
-	PGresult *r = pg_exec(
+	PGresult *r = pg_exec_cached(
 		pg, "claim queued folders",
 		/* One job per folder at a time: a younger run's job of a folder waits until the
 		 * older one's cursor is committed, then goes out built from the folder's new state,
@@ -451,7 +451,7 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 	char run[24];
 	snprintf(run, sizeof(run), "%lld", run_id);
 	const char *params[] = { run };
-	PGresult *r = pg_exec(
+	PGresult *r = pg_exec_cached(
 		pg, "finish run",
 		"WITH t AS (SELECT count(*) FILTER (WHERE status = 'queued') AS queued, "
 		"  count(*) FILTER (WHERE status = 'failed') AS failed, "
@@ -474,7 +474,7 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 	PQclear(r);
 	if (finished) {
 		/* The account shows the outcome of its last run: its first error, or none. */
-		pg_cmd(pg, "account outcome",
+		pg_cmd_cached(pg, "account outcome",
 		       "UPDATE accounts a SET last_error = CASE WHEN r.status = 'ok' THEN NULL ELSE "
 		       " coalesce(r.error, (SELECT f.name || ': ' || s.error FROM sync_run_folders s "
 		       "  JOIN email_folders f ON f.id = s.folder_id WHERE s.run_id = r.run_id "
@@ -484,7 +484,7 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 		       1, params);
 		return 1;
 	}
-	r = pg_exec(pg, "run status", "SELECT status FROM sync_runs WHERE run_id = $1::bigint", 1,
+	r = pg_exec_cached(pg, "run status", "SELECT status FROM sync_runs WHERE run_id = $1::bigint", 1,
 		    params);
 	if (!r)
 		return -EIO;

@@ -88,7 +88,7 @@ int changes_sync_finished(struct writer *w, long long run_id)
 	char run[24];
 	snprintf(run, sizeof(run), "%lld", run_id);
 	const char *p[] = { run };
-	PGresult *r = pg_exec(w->pg, "read finished run",
+	PGresult *r = pg_exec_cached(w->pg, "read finished run",
 			      "SELECT json_build_object('run_id', r.run_id, 'account', a.name, "
 			      " 'account_id', a.id, 'status', r.status, 'request_id', r.request_id, "
 			      " 'error', coalesce(r.error, (SELECT f.name || ': ' || s.error "
@@ -114,7 +114,7 @@ int changes_account_failed(struct writer *w, long long account_id, long long run
 	char acc[24];
 	snprintf(acc, sizeof(acc), "%lld", account_id);
 	const char *p[] = { acc };
-	PGresult *r = pg_exec(w->pg, "read account name", "SELECT name FROM accounts WHERE id = $1::bigint",
+	PGresult *r = pg_exec_cached(w->pg, "read account name", "SELECT name FROM accounts WHERE id = $1::bigint",
 			      1, p);
 	if (!r)
 		return -EIO;

@@ -36,7 +36,7 @@ static int push_next_sync(struct writer *w, long long account_id, json_t *rec)
 	num(acc, sizeof(acc), account_id);
 	num(wait, sizeof(wait), ms);
 	const char *p[] = { acc, wait };
-	return pg_cmd(w->pg, "obey server backoff",
+	return pg_cmd_cached(w->pg, "obey server backoff",
 		      "UPDATE accounts SET next_sync_at = greatest(next_sync_at, "
 		      " now() + make_interval(secs => $2::bigint / 1000.0)) WHERE id = $1::bigint", 2, p);
 }
@@ -126,7 +126,7 @@ static void folder_notices(struct writer *w, long long account_id, json_t *rec, 
 static int rename_folders(struct writer *w, const char *acc, const char *folders)
 {
 	const char *p[] = { acc, folders };
-	PGresult *r = pg_exec(
+	PGresult *r = pg_exec_cached(
 		w->pg, "rename folders by mailbox id",
 		"WITH listed AS (SELECT f.name, f.wire_name, f.mailbox_id FROM jsonb_to_recordset($2::jsonb) "
 		"  AS f(name text, wire_name text, mailbox_id text, selectable boolean) WHERE f.selectable), "
@@ -167,9 +167,9 @@ int control_folders(struct writer *w, json_t *rec)
 		goto out;
 	if (error) {
 		const char *p[] = { run, error };
-		if (pg_cmd(w->pg, "record run error",
+		if (pg_cmd_cached(w->pg, "record run error",
 			   "UPDATE sync_runs SET error = $2 WHERE run_id = $1::bigint AND error IS NULL", 2, p) < 0 ||
-		    pg_cmd(w->pg, "record account error",
+		    pg_cmd_cached(w->pg, "record account error",
 			   "UPDATE accounts a SET last_error = $2 FROM sync_runs r "
 			   "WHERE r.run_id = $1::bigint AND a.id = r.account_id", 2, p) < 0 ||
 		    push_next_sync(w, account_id, rec) < 0 ||
@@ -185,7 +185,7 @@ int control_folders(struct writer *w, json_t *rec)
 		if (rename_folders(w, acc, folders) < 0)
 			goto fail;
 		/* Only rows that differ are rewritten, so a re-sync leaves folders untouched. */
-		added = pg_exec(w->pg, "upsert folders",
+		added = pg_exec_cached(w->pg, "upsert folders",
 			   "WITH known AS (SELECT id FROM email_folders WHERE account_id = $1::bigint), "
 			   "up AS (INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
 			   " special_use, attributes) "
@@ -214,7 +214,7 @@ int control_folders(struct writer *w, json_t *rec)
 		 * poll of an account is one LIST and its STATUS answers, no SELECT and no job. */
 		const char *pq[] = { acc, folders, run,
 				     json_is_true(json_object_get(rec, "condstore")) ? "t" : "f" };
-		if (pg_cmd(w->pg, "queue folder jobs",
+		if (pg_cmd_cached(w->pg, "queue folder jobs",
 			   "WITH listed AS (SELECT f.name, f.status FROM jsonb_to_recordset($2::jsonb) "
 			   "  AS f(name text, selectable boolean, status jsonb) WHERE f.selectable), "
 			   "want AS (SELECT CASE WHEN cardinality(r.folder_filter) > 0 THEN r.folder_filter "
@@ -248,7 +248,7 @@ int control_folders(struct writer *w, json_t *rec)
 		/* Folders the server no longer lists (deleted, or renamed: the new name arrives as a
 		 * new folder) go with their locations; messages left without one go too. A LIST
 		 * without a single selectable folder is not believed. */
-		gone = pg_exec(
+		gone = pg_exec_cached(
 			w->pg, "drop folders the server no longer lists",
 			"WITH listed AS (SELECT f.name FROM jsonb_to_recordset($2::jsonb) "
 			"  AS f(name text, selectable boolean) WHERE f.selectable) "
@@ -269,7 +269,7 @@ int control_folders(struct writer *w, json_t *rec)
 				goto fail;
 		}
 		const char *p2[] = { run };
-		if (pg_cmd(w->pg, "mark run listed",
+		if (pg_cmd_cached(w->pg, "mark run listed",
 			   "UPDATE sync_runs SET listed = true WHERE run_id = $1::bigint AND NOT listed", 1, p2) < 0)
 			goto fail;
 	}
