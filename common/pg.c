@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct migration {
 	int version;
@@ -108,18 +109,25 @@ PGresult *pg_exec_json(PGconn *c, const char *what, const char *sql, json_t *row
  * sees its entries. Names are never reused on a session ("mp_" and a serial), so a stale entry
  * can only name a statement that does not exist (26000), never another one. */
 #define STMT_CACHE_MAX 64
+/* A prepared statement is made again after this long. Postgres replans a cached plan when
+ * ANALYZE changes its tables' statistics, but between two autoanalyzes a generic plan made
+ * while a table was small would stay; a minute bounds that to autovacuum's own lag. */
+#define STMT_MAX_AGE_S 60
 
 struct stmt {
 	uint64_t hash;
 	char *sql;
 	char name[24];
 	int prepared;
+	time_t prepared_at;
 };
 
 struct stmt_cache {
 	struct stmt s[STMT_CACHE_MAX];
 	int n;
 	unsigned serial;
+	char stale[STMT_CACHE_MAX][24];	/* names to DEALLOCATE when the session is idle */
+	int nstale;
 	int full_logged;
 };
 
@@ -140,6 +148,8 @@ static int on_conn_event(PGEventId id, void *info, void *pass)
 		struct stmt_cache *sc = PQinstanceData(c, on_conn_event);
 		for (int i = 0; sc && i < sc->n; i++)
 			sc->s[i].prepared = 0;
+		if (sc)
+			sc->nstale = 0;
 	} else if (id == PGEVT_CONNDESTROY) {
 		PGconn *c = ((PGEventConnDestroy *)info)->conn;
 		stmt_cache_free(PQinstanceData(c, on_conn_event));
@@ -197,6 +207,26 @@ static struct stmt *stmt_find(struct stmt_cache *sc, const char *sql)
 	return s;
 }
 
+/* A statement given up (too old, or its result type changed) is deallocated at once when the
+ * session is idle; inside a transaction a failing DEALLOCATE would abort the caller's work,
+ * so its name waits for the next idle call. */
+static void stmt_retire(struct stmt_cache *sc, PGconn *c, const char *name)
+{
+	if (PQtransactionStatus(c) == PQTRANS_IDLE) {
+		char sql[48];
+		snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+		PQclear(PQexec(c, sql));
+	} else if (sc->nstale < STMT_CACHE_MAX) {
+		snprintf(sc->stale[sc->nstale++], sizeof(sc->stale[0]), "%s", name);
+	}
+}
+
+static void stmt_rename(struct stmt_cache *sc, struct stmt *s)
+{
+	snprintf(s->name, sizeof(s->name), "mp_%u", ++sc->serial);
+	s->prepared = 0;
+}
+
 PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 			 const char *const *params)
 {
@@ -204,6 +234,18 @@ PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 	struct stmt *s = sc ? stmt_find(sc, sql) : NULL;
 	if (!s)
 		return pg_exec(c, what, sql, n, params);
+	if (sc->nstale && PQtransactionStatus(c) == PQTRANS_IDLE) {
+		int k = sc->nstale;
+		sc->nstale = 0;
+		for (int i = 0; i < k; i++)
+			stmt_retire(sc, c, sc->stale[i]);
+	}
+	time_t now = time(NULL);
+	if (s->prepared && (now - s->prepared_at > STMT_MAX_AGE_S || now < s->prepared_at) &&
+	    sc->nstale < STMT_CACHE_MAX) {
+		stmt_retire(sc, c, s->name);
+		stmt_rename(sc, s);
+	}
 	for (int attempt = 0;; attempt++) {
 		if (!s->prepared) {
 			PGresult *p = check_result(c, what, PQprepare(c, s->name, sql, 0, NULL));
@@ -211,6 +253,7 @@ PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 				return NULL;
 			PQclear(p);
 			s->prepared = 1;
+			s->prepared_at = now;
 		}
 		PGresult *r = PQexecPrepared(c, s->name, n, params, NULL, NULL, 0);
 		ExecStatusType st = PQresultStatus(r);
@@ -225,20 +268,14 @@ PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 		int lost = state && !strcmp(state, "26000"), changed = state && !strcmp(state, "0A000");
 		if (!lost && !changed)
 			return check_result(c, what, r);
-		char old[sizeof(s->name)];
-		snprintf(old, sizeof(old), "%s", s->name);
-		snprintf(s->name, sizeof(s->name), "mp_%u", ++sc->serial);
-		s->prepared = 0;
+		if (changed)
+			stmt_retire(sc, c, s->name);
+		stmt_rename(sc, s);
 		if (PQtransactionStatus(c) != PQTRANS_IDLE)
 			return check_result(c, what, r);
 		log_info("msg=\"%s: prepared statement %s (%s), preparing it again\"", what,
 			 lost ? "gone" : "changed", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
 		PQclear(r);
-		if (changed) {
-			char dealloc[48];
-			snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", old);
-			PQclear(PQexec(c, dealloc));
-		}
 	}
 }
 

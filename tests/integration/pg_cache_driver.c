@@ -4,6 +4,8 @@
 #include "pg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #define ADD "SELECT $1::int + 1"
@@ -26,6 +28,15 @@ static int add_ok(PGconn *c)
 	int ok = r && PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), "42");
 	PQclear(r);
 	return ok;
+}
+
+/* The statements this session holds on the server. */
+static int on_server(PGconn *c)
+{
+	PGresult *r = PQexec(c, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'mp\\_%'");
+	int n = PQresultStatus(r) == PGRES_TUPLES_OK ? (int)strtol(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+	PQclear(r);
+	return n;
 }
 
 static int columns(PGconn *c)
@@ -80,6 +91,17 @@ int main(int argc, char **argv)
 	PQclear(PQexec(c, "ROLLBACK"));
 	step("inside a transaction the loss fails the call, and the next call works",
 	     !in_tx && add_ok(c), in_tx ? "ran in an aborted transaction?" : "next call failed");
+
+	/* Older than a minute: made again, its old name deallocated at the next idle call. */
+	int held = on_server(c);
+	sleep(61);
+	PQclear(PQexec(c, "BEGIN"));
+	int fresh = add_ok(c), during = on_server(c);
+	PQclear(PQexec(c, "COMMIT"));
+	int after = add_ok(c) ? on_server(c) : -1;
+	step("a statement a minute old is prepared again, the old one deallocated when idle",
+	     fresh && held > 0 && during == held + 1 && after == held,
+	     "wrong statements on the server");
 
 	PQreset(c);
 	int left = pg_cached_statements(c);
