@@ -121,9 +121,9 @@ static int read_state(PGconn *pg, long long account_id, int lock, int *state, in
 	snprintf(id, sizeof(id), "%lld", account_id);
 	const char *p[] = { id };
 	PGresult *r = pg_exec_cached(pg, "read account state",
-			      lock ? "SELECT state, failure_count FROM accounts WHERE id = $1::bigint FOR UPDATE"
-				   : "SELECT state, failure_count FROM accounts WHERE id = $1::bigint",
-			      1, p);
+				     lock ? "SELECT state, failure_count FROM accounts WHERE id = $1::bigint FOR UPDATE"
+					  : "SELECT state, failure_count FROM accounts WHERE id = $1::bigint",
+				     1, p);
 	if (!r)
 		return -EIO;
 	int n = PQntuples(r);

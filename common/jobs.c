@@ -151,16 +151,16 @@ static long long start_run(PGconn *pg, redisContext *rc, const struct mp_config 
 	 * the job before an open transaction commits would otherwise update a row they cannot
 	 * see yet, and the run would never end. */
 	r = pg_exec_cached(pg, "create sync run",
-		    "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch, request_id) "
-		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}'), $3, $4 "
-		    "  RETURNING run_id, account_id) "
-		    "SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
-		    "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
-		    /* The stored folders, for telling a rename by MAILBOXID (fetcher/objectid.c). */
-		    "  'known_folders', (SELECT coalesce(json_agg(json_build_object('name', f.name, "
-		    "    'mailbox_id', f.mailbox_id)), '[]') FROM email_folders f WHERE f.account_id = a.id))::text, "
-		    "  run.run_id, a.id FROM run JOIN accounts a ON a.id = run.account_id",
-		    4, params);
+			   "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch, request_id) "
+			   "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}'), $3, $4 "
+			   "  RETURNING run_id, account_id) "
+			   "SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
+			   "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
+			   /* The stored folders, for telling a rename by MAILBOXID (fetcher/objectid.c). */
+			   "  'known_folders', (SELECT coalesce(json_agg(json_build_object('name', f.name, "
+			   "    'mailbox_id', f.mailbox_id)), '[]') FROM email_folders f WHERE f.account_id = a.id))::text, "
+			   "  run.run_id, a.id FROM run JOIN accounts a ON a.id = run.account_id",
+			   4, params);
 	if (!r || PQntuples(r) != 1)
 		goto out;
 	run_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
@@ -475,17 +475,17 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 	if (finished) {
 		/* The account shows the outcome of its last run: its first error, or none. */
 		pg_cmd_cached(pg, "account outcome",
-		       "UPDATE accounts a SET last_error = CASE WHEN r.status = 'ok' THEN NULL ELSE "
-		       " coalesce(r.error, (SELECT f.name || ': ' || s.error FROM sync_run_folders s "
-		       "  JOIN email_folders f ON f.id = s.folder_id WHERE s.run_id = r.run_id "
-		       "  AND s.status IN ('failed', 'incomplete') ORDER BY s.status = 'incomplete', f.name "
-		       "  LIMIT 1)) END "
-		       "FROM sync_runs r WHERE r.run_id = $1::bigint AND a.id = r.account_id",
-		       1, params);
+			      "UPDATE accounts a SET last_error = CASE WHEN r.status = 'ok' THEN NULL ELSE "
+			      " coalesce(r.error, (SELECT f.name || ': ' || s.error FROM sync_run_folders s "
+			      "  JOIN email_folders f ON f.id = s.folder_id WHERE s.run_id = r.run_id "
+			      "  AND s.status IN ('failed', 'incomplete') ORDER BY s.status = 'incomplete', f.name "
+			      "  LIMIT 1)) END "
+			      "FROM sync_runs r WHERE r.run_id = $1::bigint AND a.id = r.account_id",
+			      1, params);
 		return 1;
 	}
 	r = pg_exec_cached(pg, "run status", "SELECT status FROM sync_runs WHERE run_id = $1::bigint", 1,
-		    params);
+			   params);
 	if (!r)
 		return -EIO;
 	finished = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "running") != 0;

@@ -98,8 +98,8 @@ int mirror_orphans_later(struct writer *w, long long run_id, long long account_i
 	 * finds the row and keeps its id. Messages still without a location when the run ends go
 	 * then (mirror_orphans_run_end). A run already over cannot wait. */
 	PGresult *r = pg_exec_cached(w->pg, "defer orphan deletion",
-			      "UPDATE sync_runs SET orphans_pending = true WHERE account_id = $2::bigint "
-			      " AND run_id = $1::bigint AND status = 'running' RETURNING run_id", 2, p);
+				     "UPDATE sync_runs SET orphans_pending = true WHERE account_id = $2::bigint "
+				     " AND run_id = $1::bigint AND status = 'running' RETURNING run_id", 2, p);
 	if (!r)
 		return -EIO;
 	int deferred = PQntuples(r) == 1;
@@ -116,10 +116,10 @@ int mirror_orphans_run_end(struct writer *w, long long account_id)
 	 * while a full run is about to link INBOX's moved messages elsewhere. The last run to
 	 * end does it (the caller holds the account's lock, so two ends do not race). */
 	PGresult *r = pg_exec_cached(w->pg, "orphans of ended runs",
-			      "UPDATE sync_runs SET orphans_pending = false WHERE account_id = $1::bigint "
-			      " AND orphans_pending AND status <> 'running' AND NOT EXISTS (SELECT 1 "
-			      " FROM sync_runs o WHERE o.account_id = $1::bigint AND o.status = 'running') "
-			      "RETURNING run_id", 1, p);
+				     "UPDATE sync_runs SET orphans_pending = false WHERE account_id = $1::bigint "
+				     " AND orphans_pending AND status <> 'running' AND NOT EXISTS (SELECT 1 "
+				     " FROM sync_runs o WHERE o.account_id = $1::bigint AND o.status = 'running') "
+				     "RETURNING run_id", 1, p);
 	if (!r)
 		return -EIO;
 	int pending = PQntuples(r) > 0;
