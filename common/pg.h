@@ -25,8 +25,8 @@ PGresult *pg_exec_prepared(PGconn *c, const char *what, const char *name, int n,
 /* pg_exec through a statement this connection prepares on first use of the text and keeps:
  * parsed and planned once per session, not per call. Only for statements whose plan is the
  * same for every parameter value (a lookup by id), since Postgres may settle on a generic
- * plan after five executions; not for statements over tables a first sync grows (see
- * pg_exec_json). A statement the session lost, or whose result type a migration changed, is
+ * plan after five executions; not for statements that scan tables a first sync grows (see
+ * pg_exec_json), only ones that reach them by a key. Prepared again after a minute. A statement the session lost, or whose result type a migration changed, is
  * prepared again once (outside a transaction) instead of failing. */
 PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 			 const char *const *params);
