@@ -192,9 +192,11 @@ static struct stmt *stmt_find(struct stmt_cache *sc, const char *sql)
 	if (sc->n == STMT_CACHE_MAX) {
 		/* Bounded: more distinct texts than this means a caller builds values into SQL,
 		 * which must not fill the server with statements. They run unprepared. */
-		if (!sc->full_logged++)
+		if (!sc->full_logged) {
+			sc->full_logged = 1;
 			log_warn("msg=\"statement cache full (%d): further statements run unprepared\"",
 				 STMT_CACHE_MAX);
+		}
 		return NULL;
 	}
 	struct stmt *s = &sc->s[sc->n];

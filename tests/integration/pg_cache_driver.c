@@ -119,6 +119,21 @@ int main(int argc, char **argv)
 	step("after a server restart the new connection prepares afresh",
 	     broken && c && pg_cached_statements(c) == 0 && add_ok(c) && pg_cached_statements(c) == 1,
 	     "old connection not broken, or the new one failed");
+	if (!c)
+		return 1;
+
+	int right = 1;
+	for (int i = 100; i < 200; i++) { /* more texts than the cache holds */
+		snprintf(sql, sizeof(sql), "SELECT %d", i);
+		char want[16];
+		snprintf(want, sizeof(want), "%d", i);
+		PGresult *r = pg_exec_cached(c, "many", sql, 0, NULL);
+		right &= r && !strcmp(PQgetvalue(r, 0, 0), want);
+		PQclear(r);
+	}
+	step("past its bound the cache runs statements unprepared, still right",
+	     right && pg_cached_statements(c) == 64, "a wrong answer or an unbounded cache");
+
 	PQclear(PQexec(c, "DROP TABLE IF EXISTS pgc_t"));
 	PQfinish(c);
 	return fails ? 1 : 0;

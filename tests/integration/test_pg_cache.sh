@@ -49,6 +49,6 @@ while IFS= read -r line; do
 	"not ok "*) fail "${line#not ok }" ;;
 	esac
 done <"$out"
-check "the driver ran every step (8) and exited 0" [ "$rc:$(grep -c '^ok ' "$out")" = 0:8 ]
+check "the driver ran every step (9) and exited 0" [ "$rc:$(grep -c '^ok ' "$out")" = 0:9 ]
 [ "$rc" = 0 ] || sed 's/^/  driver: /' "$MAILPIPE_STACK_DIR/driver.err" | tail -n 10
 finish
