@@ -77,7 +77,7 @@ static int set_state(PGconn *pg, long long account_id, enum account_state to, lo
 	snprintf(fails, sizeof(fails), "%d", failures);
 	const char *p[] = { id, account_state_name(to), wait_ms >= 0 ? wait : NULL,
 			    keep_later ? "t" : "f", failures >= 0 ? fails : NULL };
-	PGresult *r = pg_exec(
+	PGresult *r = pg_exec_cached(
 		pg, "set account state",
 		"WITH o AS (SELECT id, state FROM accounts WHERE id = $1::bigint FOR UPDATE) "
 		"UPDATE accounts a SET state = $2, "
@@ -120,10 +120,10 @@ static int read_state(PGconn *pg, long long account_id, int lock, int *state, in
 	char id[24];
 	snprintf(id, sizeof(id), "%lld", account_id);
 	const char *p[] = { id };
-	PGresult *r = pg_exec(pg, "read account state",
-			      lock ? "SELECT state, failure_count FROM accounts WHERE id = $1::bigint FOR UPDATE"
-				   : "SELECT state, failure_count FROM accounts WHERE id = $1::bigint",
-			      1, p);
+	PGresult *r = pg_exec_cached(pg, "read account state",
+				     lock ? "SELECT state, failure_count FROM accounts WHERE id = $1::bigint FOR UPDATE"
+					  : "SELECT state, failure_count FROM accounts WHERE id = $1::bigint",
+				     1, p);
 	if (!r)
 		return -EIO;
 	int n = PQntuples(r);

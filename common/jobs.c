@@ -150,17 +150,17 @@ static long long start_run(PGconn *pg, redisContext *rc, const struct mp_config 
 	/* The run is committed before its job exists: a fetcher and writer fast enough to finish
 	 * the job before an open transaction commits would otherwise update a row they cannot
 	 * see yet, and the run would never end. */
-	r = pg_exec(pg, "create sync run",
-		    "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch, request_id) "
-		    "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}'), $3, $4 "
-		    "  RETURNING run_id, account_id) "
-		    "SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
-		    "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
-		    /* The stored folders, for telling a rename by MAILBOXID (fetcher/objectid.c). */
-		    "  'known_folders', (SELECT coalesce(json_agg(json_build_object('name', f.name, "
-		    "    'mailbox_id', f.mailbox_id)), '[]') FROM email_folders f WHERE f.account_id = a.id))::text, "
-		    "  run.run_id, a.id FROM run JOIN accounts a ON a.id = run.account_id",
-		    4, params);
+	r = pg_exec_cached(pg, "create sync run",
+			   "WITH run AS (INSERT INTO sync_runs (account_id, folder_filter, redis_epoch, request_id) "
+			   "  SELECT $1::bigint, coalesce(array(SELECT jsonb_array_elements_text($2::jsonb)), '{}'), $3, $4 "
+			   "  RETURNING run_id, account_id) "
+			   "SELECT json_build_object('type', 'list_folders', 'job_id', run.run_id || ':list', "
+			   "  'run_id', run.run_id, 'account_id', a.id, 'account', " ACCOUNT_JSON ", "
+			   /* The stored folders, for telling a rename by MAILBOXID (fetcher/objectid.c). */
+			   "  'known_folders', (SELECT coalesce(json_agg(json_build_object('name', f.name, "
+			   "    'mailbox_id', f.mailbox_id)), '[]') FROM email_folders f WHERE f.account_id = a.id))::text, "
+			   "  run.run_id, a.id FROM run JOIN accounts a ON a.id = run.account_id",
+			   4, params);
 	if (!r || PQntuples(r) != 1)
 		goto out;
 	run_id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
@@ -196,7 +196,7 @@ int jobs_start_due_runs(PGconn *pg, redisContext *rc, const struct mp_config *cf
 	/* The same predicate as the accounts_due index (migration 012), so the oldest due
 	 * accounts come off the index and the cost of a batch does not grow with the table.
 	 * Committed before the jobs exist, as in start_run. */
-	PGresult *r = pg_exec(
+	PGresult *r = pg_exec_cached(
 		pg, "start due runs",
 		"WITH due AS (SELECT d.id FROM accounts d WHERE d.state IN ('active', 'backoff') "
 		"  AND d.sync_interval_s > 0 AND d.next_sync_at <= now() "
@@ -334,7 +334,7 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
 
 	if (pg_cmd(pg, "begin", "BEGIN", 0, NULL) < 0)
 		return -EIO;
-	PGresult *r = pg_exec(
+	PGresult *r = pg_exec_cached(
 		pg, "claim queued folders",
 		/* One job per folder at a time: a younger run's job of a folder waits until the
 		 * older one's cursor is committed, then goes out built from the folder's new state,
@@ -451,7 +451,7 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 	char run[24];
 	snprintf(run, sizeof(run), "%lld", run_id);
 	const char *params[] = { run };
-	PGresult *r = pg_exec(
+	PGresult *r = pg_exec_cached(
 		pg, "finish run",
 		"WITH t AS (SELECT count(*) FILTER (WHERE status = 'queued') AS queued, "
 		"  count(*) FILTER (WHERE status = 'failed') AS failed, "
@@ -474,18 +474,18 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 	PQclear(r);
 	if (finished) {
 		/* The account shows the outcome of its last run: its first error, or none. */
-		pg_cmd(pg, "account outcome",
-		       "UPDATE accounts a SET last_error = CASE WHEN r.status = 'ok' THEN NULL ELSE "
-		       " coalesce(r.error, (SELECT f.name || ': ' || s.error FROM sync_run_folders s "
-		       "  JOIN email_folders f ON f.id = s.folder_id WHERE s.run_id = r.run_id "
-		       "  AND s.status IN ('failed', 'incomplete') ORDER BY s.status = 'incomplete', f.name "
-		       "  LIMIT 1)) END "
-		       "FROM sync_runs r WHERE r.run_id = $1::bigint AND a.id = r.account_id",
-		       1, params);
+		pg_cmd_cached(pg, "account outcome",
+			      "UPDATE accounts a SET last_error = CASE WHEN r.status = 'ok' THEN NULL ELSE "
+			      " coalesce(r.error, (SELECT f.name || ': ' || s.error FROM sync_run_folders s "
+			      "  JOIN email_folders f ON f.id = s.folder_id WHERE s.run_id = r.run_id "
+			      "  AND s.status IN ('failed', 'incomplete') ORDER BY s.status = 'incomplete', f.name "
+			      "  LIMIT 1)) END "
+			      "FROM sync_runs r WHERE r.run_id = $1::bigint AND a.id = r.account_id",
+			      1, params);
 		return 1;
 	}
-	r = pg_exec(pg, "run status", "SELECT status FROM sync_runs WHERE run_id = $1::bigint", 1,
-		    params);
+	r = pg_exec_cached(pg, "run status", "SELECT status FROM sync_runs WHERE run_id = $1::bigint", 1,
+			   params);
 	if (!r)
 		return -EIO;
 	finished = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "running") != 0;

@@ -4,9 +4,12 @@
 #include "log.h"
 
 #include <errno.h>
+#include <libpq-events.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct migration {
 	int version;
@@ -98,6 +101,202 @@ PGresult *pg_exec_json(PGconn *c, const char *what, const char *sql, json_t *row
 	PGresult *r = pg_exec(c, what, sql, 1, params);
 	free(j);
 	return r;
+}
+
+/* The statement cache of one connection, kept as libpq instance data of the PGconn: libpq
+ * hands it back by connection and tells us when the connection is reset (a new server session
+ * without any prepared statement) or finished, so a new PGconn at a freed one's address never
+ * sees its entries. Names are never reused on a session ("mp_" and a serial), so a stale entry
+ * can only name a statement that does not exist (26000), never another one. */
+#define STMT_CACHE_MAX 64
+/* A prepared statement is made again after this long. Postgres replans a cached plan when
+ * ANALYZE changes its tables' statistics, but between two autoanalyzes a generic plan made
+ * while a table was small would stay; a minute bounds that to autovacuum's own lag. */
+#define STMT_MAX_AGE_S 60
+
+struct stmt {
+	uint64_t hash;
+	char *sql;
+	char name[24];
+	int prepared;
+	time_t prepared_at;
+};
+
+struct stmt_cache {
+	struct stmt s[STMT_CACHE_MAX];
+	int n;
+	unsigned serial;
+	char stale[STMT_CACHE_MAX][24];	/* names to DEALLOCATE when the session is idle */
+	int nstale;
+	int full_logged;
+};
+
+static void stmt_cache_free(struct stmt_cache *sc)
+{
+	if (!sc)
+		return;
+	for (int i = 0; i < sc->n; i++)
+		free(sc->s[i].sql);
+	free(sc);
+}
+
+static int on_conn_event(PGEventId id, void *info, void *pass)
+{
+	(void)pass;
+	if (id == PGEVT_CONNRESET) {
+		PGconn *c = ((PGEventConnReset *)info)->conn;
+		struct stmt_cache *sc = PQinstanceData(c, on_conn_event);
+		for (int i = 0; sc && i < sc->n; i++)
+			sc->s[i].prepared = 0;
+		if (sc)
+			sc->nstale = 0;
+	} else if (id == PGEVT_CONNDESTROY) {
+		PGconn *c = ((PGEventConnDestroy *)info)->conn;
+		stmt_cache_free(PQinstanceData(c, on_conn_event));
+		PQsetInstanceData(c, on_conn_event, NULL);
+	}
+	return 1;
+}
+
+static struct stmt_cache *stmt_cache_of(PGconn *c)
+{
+	struct stmt_cache *sc = PQinstanceData(c, on_conn_event);
+	if (sc)
+		return sc;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return NULL;
+	if (!PQregisterEventProc(c, on_conn_event, "mailpipe statement cache", NULL) ||
+	    !PQsetInstanceData(c, on_conn_event, sc)) {
+		free(sc);
+		return NULL;
+	}
+	return sc;
+}
+
+/* FNV-1a: the key is the whole text, since callers build some SQL in buffers they reuse. */
+static uint64_t sql_hash(const char *sql)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return h;
+}
+
+static struct stmt *stmt_find(struct stmt_cache *sc, const char *sql)
+{
+	uint64_t h = sql_hash(sql);
+	for (int i = 0; i < sc->n; i++)
+		if (sc->s[i].hash == h && !strcmp(sc->s[i].sql, sql))
+			return &sc->s[i];
+	if (sc->n == STMT_CACHE_MAX) {
+		/* Bounded: more distinct texts than this means a caller builds values into SQL,
+		 * which must not fill the server with statements. They run unprepared. */
+		if (!sc->full_logged) {
+			sc->full_logged = 1;
+			log_warn("msg=\"statement cache full (%d): further statements run unprepared\"",
+				 STMT_CACHE_MAX);
+		}
+		return NULL;
+	}
+	struct stmt *s = &sc->s[sc->n];
+	if (!(s->sql = strdup(sql)))
+		return NULL;
+	s->hash = h;
+	s->prepared = 0;
+	snprintf(s->name, sizeof(s->name), "mp_%u", ++sc->serial);
+	sc->n++;
+	return s;
+}
+
+/* A statement given up (too old, or its result type changed) is deallocated at once when the
+ * session is idle; inside a transaction a failing DEALLOCATE would abort the caller's work,
+ * so its name waits for the next idle call. */
+static void stmt_retire(struct stmt_cache *sc, PGconn *c, const char *name)
+{
+	if (PQtransactionStatus(c) == PQTRANS_IDLE) {
+		char sql[48];
+		snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+		PQclear(PQexec(c, sql));
+	} else if (sc->nstale < STMT_CACHE_MAX) {
+		snprintf(sc->stale[sc->nstale++], sizeof(sc->stale[0]), "%s", name);
+	}
+}
+
+static void stmt_rename(struct stmt_cache *sc, struct stmt *s)
+{
+	snprintf(s->name, sizeof(s->name), "mp_%u", ++sc->serial);
+	s->prepared = 0;
+}
+
+PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
+			 const char *const *params)
+{
+	struct stmt_cache *sc = stmt_cache_of(c);
+	struct stmt *s = sc ? stmt_find(sc, sql) : NULL;
+	if (!s)
+		return pg_exec(c, what, sql, n, params);
+	if (sc->nstale && PQtransactionStatus(c) == PQTRANS_IDLE) {
+		int k = sc->nstale;
+		sc->nstale = 0;
+		for (int i = 0; i < k; i++)
+			stmt_retire(sc, c, sc->stale[i]);
+	}
+	time_t now = time(NULL);
+	if (s->prepared && (now - s->prepared_at > STMT_MAX_AGE_S || now < s->prepared_at) &&
+	    sc->nstale < STMT_CACHE_MAX) {
+		stmt_retire(sc, c, s->name);
+		stmt_rename(sc, s);
+	}
+	for (int attempt = 0;; attempt++) {
+		if (!s->prepared) {
+			PGresult *p = check_result(c, what, PQprepare(c, s->name, sql, 0, NULL));
+			if (!p)
+				return NULL;
+			PQclear(p);
+			s->prepared = 1;
+			s->prepared_at = now;
+		}
+		PGresult *r = PQexecPrepared(c, s->name, n, params, NULL, NULL, 0);
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || attempt > 0)
+			return check_result(c, what, r);
+		/* The session lost the statement (DEALLOCATE, a pooler), or a migration changed
+		 * the result's row type ("cached plan must not change result type"): prepared
+		 * again under a new name. Retried here only outside a transaction; inside one the
+		 * transaction is aborted already, the caller rolls back and the next call
+		 * prepares. */
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		int lost = state && !strcmp(state, "26000"), changed = state && !strcmp(state, "0A000");
+		if (!lost && !changed)
+			return check_result(c, what, r);
+		if (changed)
+			stmt_retire(sc, c, s->name);
+		stmt_rename(sc, s);
+		if (PQtransactionStatus(c) != PQTRANS_IDLE)
+			return check_result(c, what, r);
+		log_info("msg=\"%s: prepared statement %s (%s), preparing it again\"", what,
+			 lost ? "gone" : "changed", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
+		PQclear(r);
+	}
+}
+
+int pg_cmd_cached(PGconn *c, const char *what, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = pg_exec_cached(c, what, sql, n, params);
+	if (!r)
+		return -EIO;
+	PQclear(r);
+	return 0;
+}
+
+int pg_cached_statements(PGconn *c)
+{
+	struct stmt_cache *sc = PQinstanceData(c, on_conn_event);
+	int k = 0;
+	for (int i = 0; sc && i < sc->n; i++)
+		k += sc->s[i].prepared;
+	return k;
 }
 
 int pg_cmd(PGconn *c, const char *what, const char *sql, int n, const char *const *params)

@@ -22,6 +22,17 @@ PGresult *pg_exec_json(PGconn *c, const char *what, const char *sql, json_t *row
 /* Executes the statement prepared under name (pg_prepare) with the same conventions. */
 PGresult *pg_exec_prepared(PGconn *c, const char *what, const char *name, int n,
 			   const char *const *params, const int *lengths, const int *formats);
+/* pg_exec through a statement this connection prepares on first use of the text and keeps:
+ * parsed and planned once per session, not per call. Only for statements whose plan is the
+ * same for every parameter value (a lookup by id), since Postgres may settle on a generic
+ * plan after five executions; not for statements that scan tables a first sync grows (see
+ * pg_exec_json), only ones that reach them by a key. Prepared again after a minute. A statement the session lost, or whose result type a migration changed, is
+ * prepared again once (outside a transaction) instead of failing. */
+PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
+			 const char *const *params);
+int pg_cmd_cached(PGconn *c, const char *what, const char *sql, int n, const char *const *params);
+/* How many statements pg_exec_cached holds prepared on c (for tests). */
+int pg_cached_statements(PGconn *c);
 /* Prepares sql under name on this connection (again after every reconnect). 0 or -EIO. */
 int pg_prepare(PGconn *c, const char *name, const char *sql);
 /* Same, for commands whose result is not needed: 0 or -EIO. */

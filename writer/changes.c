@@ -88,16 +88,16 @@ int changes_sync_finished(struct writer *w, long long run_id)
 	char run[24];
 	snprintf(run, sizeof(run), "%lld", run_id);
 	const char *p[] = { run };
-	PGresult *r = pg_exec(w->pg, "read finished run",
-			      "SELECT json_build_object('run_id', r.run_id, 'account', a.name, "
-			      " 'account_id', a.id, 'status', r.status, 'request_id', r.request_id, "
-			      " 'error', coalesce(r.error, (SELECT f.name || ': ' || s.error "
-			      "   FROM sync_run_folders s JOIN email_folders f ON f.account_id = s.account_id "
-			      "   AND f.id = s.folder_id WHERE s.account_id = r.account_id "
-			      "   AND s.run_id = r.run_id AND s.error IS NOT NULL ORDER BY f.name LIMIT 1)), "
-			      " 'ingested_count', r.ingested_count)::text "
-			      "FROM sync_runs r JOIN accounts a ON a.id = r.account_id "
-			      "WHERE r.run_id = $1::bigint AND r.status <> 'running'", 1, p);
+	PGresult *r = pg_exec_cached(w->pg, "read finished run",
+				     "SELECT json_build_object('run_id', r.run_id, 'account', a.name, "
+				     " 'account_id', a.id, 'status', r.status, 'request_id', r.request_id, "
+				     " 'error', coalesce(r.error, (SELECT f.name || ': ' || s.error "
+				     "   FROM sync_run_folders s JOIN email_folders f ON f.account_id = s.account_id "
+				     "   AND f.id = s.folder_id WHERE s.account_id = r.account_id "
+				     "   AND s.run_id = r.run_id AND s.error IS NOT NULL ORDER BY f.name LIMIT 1)), "
+				     " 'ingested_count', r.ingested_count)::text "
+				     "FROM sync_runs r JOIN accounts a ON a.id = r.account_id "
+				     "WHERE r.run_id = $1::bigint AND r.status <> 'running'", 1, p);
 	if (!r)
 		return -EIO;
 	if (PQntuples(r) == 1)
@@ -114,8 +114,8 @@ int changes_account_failed(struct writer *w, long long account_id, long long run
 	char acc[24];
 	snprintf(acc, sizeof(acc), "%lld", account_id);
 	const char *p[] = { acc };
-	PGresult *r = pg_exec(w->pg, "read account name", "SELECT name FROM accounts WHERE id = $1::bigint",
-			      1, p);
+	PGresult *r = pg_exec_cached(w->pg, "read account name", "SELECT name FROM accounts WHERE id = $1::bigint",
+				     1, p);
 	if (!r)
 		return -EIO;
 	if (PQntuples(r) == 1)

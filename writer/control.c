@@ -36,9 +36,9 @@ static int push_next_sync(struct writer *w, long long account_id, json_t *rec)
 	num(acc, sizeof(acc), account_id);
 	num(wait, sizeof(wait), ms);
 	const char *p[] = { acc, wait };
-	return pg_cmd(w->pg, "obey server backoff",
-		      "UPDATE accounts SET next_sync_at = greatest(next_sync_at, "
-		      " now() + make_interval(secs => $2::bigint / 1000.0)) WHERE id = $1::bigint", 2, p);
+	return pg_cmd_cached(w->pg, "obey server backoff",
+			     "UPDATE accounts SET next_sync_at = greatest(next_sync_at, "
+			     " now() + make_interval(secs => $2::bigint / 1000.0)) WHERE id = $1::bigint", 2, p);
 }
 
 static void finish_and_notify(struct writer *w, long long run_id, long long account_id)
@@ -126,7 +126,7 @@ static void folder_notices(struct writer *w, long long account_id, json_t *rec, 
 static int rename_folders(struct writer *w, const char *acc, const char *folders)
 {
 	const char *p[] = { acc, folders };
-	PGresult *r = pg_exec(
+	PGresult *r = pg_exec_cached(
 		w->pg, "rename folders by mailbox id",
 		"WITH listed AS (SELECT f.name, f.wire_name, f.mailbox_id FROM jsonb_to_recordset($2::jsonb) "
 		"  AS f(name text, wire_name text, mailbox_id text, selectable boolean) WHERE f.selectable), "
@@ -167,11 +167,11 @@ int control_folders(struct writer *w, json_t *rec)
 		goto out;
 	if (error) {
 		const char *p[] = { run, error };
-		if (pg_cmd(w->pg, "record run error",
-			   "UPDATE sync_runs SET error = $2 WHERE run_id = $1::bigint AND error IS NULL", 2, p) < 0 ||
-		    pg_cmd(w->pg, "record account error",
-			   "UPDATE accounts a SET last_error = $2 FROM sync_runs r "
-			   "WHERE r.run_id = $1::bigint AND a.id = r.account_id", 2, p) < 0 ||
+		if (pg_cmd_cached(w->pg, "record run error",
+				  "UPDATE sync_runs SET error = $2 WHERE run_id = $1::bigint AND error IS NULL", 2, p) < 0 ||
+		    pg_cmd_cached(w->pg, "record account error",
+				  "UPDATE accounts a SET last_error = $2 FROM sync_runs r "
+				  "WHERE r.run_id = $1::bigint AND a.id = r.account_id", 2, p) < 0 ||
 		    push_next_sync(w, account_id, rec) < 0 ||
 		    /* The account could not be listed at all: it backs off (or, refused, waits
 		     * for a new secret) rather than being tried again at its next interval. */
@@ -185,26 +185,26 @@ int control_folders(struct writer *w, json_t *rec)
 		if (rename_folders(w, acc, folders) < 0)
 			goto fail;
 		/* Only rows that differ are rewritten, so a re-sync leaves folders untouched. */
-		added = pg_exec(w->pg, "upsert folders",
-			   "WITH known AS (SELECT id FROM email_folders WHERE account_id = $1::bigint), "
-			   "up AS (INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
-			   " special_use, attributes) "
-			   "SELECT a.id, a.provider, f.name, f.wire_name, f.delimiter, f.special_use, "
-			   " coalesce(array(SELECT jsonb_array_elements_text(f.attributes)), '{}') "
-			   "FROM jsonb_to_recordset($2::jsonb) AS f(name text, wire_name text, delimiter text, "
-			   " special_use text, attributes jsonb, selectable boolean) "
-			   "JOIN accounts a ON a.id = $1::bigint WHERE f.selectable "
-			   "ON CONFLICT (account_id, name) DO UPDATE SET wire_name = EXCLUDED.wire_name, "
-			   " delimiter = EXCLUDED.delimiter, special_use = EXCLUDED.special_use, "
-			   " attributes = EXCLUDED.attributes "
-			   "WHERE (email_folders.wire_name, email_folders.delimiter, email_folders.special_use, "
-			   " email_folders.attributes) IS DISTINCT FROM (EXCLUDED.wire_name, EXCLUDED.delimiter, "
-			   " EXCLUDED.special_use, EXCLUDED.attributes) "
-			   "RETURNING id, name) "
-			   /* Only the new rows: a known folder's new attributes are no app's news. The
-			    * statement's snapshot tells them (xmax = 0 did, but a partitioned table
-			    * returns no system column from an upsert). */
-			   "SELECT id, name FROM up WHERE id NOT IN (SELECT id FROM known)", 2, p);
+		added = pg_exec_cached(w->pg, "upsert folders",
+				  "WITH known AS (SELECT id FROM email_folders WHERE account_id = $1::bigint), "
+				  "up AS (INSERT INTO email_folders (account_id, provider, name, wire_name, delimiter, "
+				  " special_use, attributes) "
+				  "SELECT a.id, a.provider, f.name, f.wire_name, f.delimiter, f.special_use, "
+				  " coalesce(array(SELECT jsonb_array_elements_text(f.attributes)), '{}') "
+				  "FROM jsonb_to_recordset($2::jsonb) AS f(name text, wire_name text, delimiter text, "
+				  " special_use text, attributes jsonb, selectable boolean) "
+				  "JOIN accounts a ON a.id = $1::bigint WHERE f.selectable "
+				  "ON CONFLICT (account_id, name) DO UPDATE SET wire_name = EXCLUDED.wire_name, "
+				  " delimiter = EXCLUDED.delimiter, special_use = EXCLUDED.special_use, "
+				  " attributes = EXCLUDED.attributes "
+				  "WHERE (email_folders.wire_name, email_folders.delimiter, email_folders.special_use, "
+				  " email_folders.attributes) IS DISTINCT FROM (EXCLUDED.wire_name, EXCLUDED.delimiter, "
+				  " EXCLUDED.special_use, EXCLUDED.attributes) "
+				  "RETURNING id, name) "
+				  /* Only the new rows: a known folder's new attributes are no app's news. The
+				   * statement's snapshot tells them (xmax = 0 did, but a partitioned table
+				   * returns no system column from an upsert). */
+				  "SELECT id, name FROM up WHERE id NOT IN (SELECT id FROM known)", 2, p);
 		if (!added)
 			goto fail;
 		/* The run's folders: this run's --folder filter, else the account's, else all. A
@@ -214,41 +214,41 @@ int control_folders(struct writer *w, json_t *rec)
 		 * poll of an account is one LIST and its STATUS answers, no SELECT and no job. */
 		const char *pq[] = { acc, folders, run,
 				     json_is_true(json_object_get(rec, "condstore")) ? "t" : "f" };
-		if (pg_cmd(w->pg, "queue folder jobs",
-			   "WITH listed AS (SELECT f.name, f.status FROM jsonb_to_recordset($2::jsonb) "
-			   "  AS f(name text, selectable boolean, status jsonb) WHERE f.selectable), "
-			   "want AS (SELECT CASE WHEN cardinality(r.folder_filter) > 0 THEN r.folder_filter "
-			   "  ELSE a.folders END AS names, coalesce((a.options->>'flag_scan_s')::int, 600) AS scan "
-			   "  FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.account_id = $1::bigint "
-			   "  AND r.run_id = $3::bigint), "
-			   "pick AS (SELECT ef.id, ef.uidvalidity, ef.last_uid, "
-			   "  (l.status->>'messages')::int AS server_count, "
-			   "  (l.status->>'uidvalidity')::bigint IS NOT DISTINCT FROM ef.uidvalidity "
-			   "  AND (l.status->>'uidnext')::bigint IS NOT DISTINCT FROM ef.uidnext "
-			   "  AND (l.status->>'messages')::int IS NOT DISTINCT FROM ef.message_count "
-			   "  AND (l.status->>'unseen')::int IS NOT DISTINCT FROM ef.unread_count "
-			   "  AND ef.uidvalidity IS NOT NULL AND ef.last_uid + 1 >= (l.status->>'uidnext')::bigint "
-			   "  AND CASE WHEN $4::boolean THEN (l.status->>'highestmodseq')::bigint "
-			   "    IS NOT DISTINCT FROM ef.highest_modseq AND ef.highest_modseq IS NOT NULL "
-			   "    ELSE ef.last_flag_scan_at > now() - make_interval(secs => want.scan) END "
-			   "  AS unchanged "
-			   "  FROM email_folders ef JOIN listed l ON l.name = ef.name, want "
-			   "  WHERE ef.account_id = $1::bigint "
-			   "  AND (cardinality(want.names) = 0 OR ef.name = ANY(want.names))), "
-			   "done AS (UPDATE email_folders ef SET last_synced_at = now(), last_error = NULL "
-			   "  FROM pick WHERE ef.account_id = $1::bigint AND pick.id = ef.id AND pick.unchanged "
-			   "  RETURNING ef.id) "
-			   "INSERT INTO sync_run_folders (account_id, run_id, folder_id, status, finished_at, "
-			   "  uidvalidity, last_uid, server_count) "
-			   "SELECT $1::bigint, $3::bigint, id, CASE WHEN unchanged THEN 'done' ELSE 'queued' END, "
-			   "  CASE WHEN unchanged THEN now() END, CASE WHEN unchanged THEN uidvalidity END, "
-			   "  CASE WHEN unchanged THEN last_uid END, server_count FROM pick "
-			   "ON CONFLICT DO NOTHING", 4, pq) < 0)
+		if (pg_cmd_cached(w->pg, "queue folder jobs",
+				  "WITH listed AS (SELECT f.name, f.status FROM jsonb_to_recordset($2::jsonb) "
+				  "  AS f(name text, selectable boolean, status jsonb) WHERE f.selectable), "
+				  "want AS (SELECT CASE WHEN cardinality(r.folder_filter) > 0 THEN r.folder_filter "
+				  "  ELSE a.folders END AS names, coalesce((a.options->>'flag_scan_s')::int, 600) AS scan "
+				  "  FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.account_id = $1::bigint "
+				  "  AND r.run_id = $3::bigint), "
+				  "pick AS (SELECT ef.id, ef.uidvalidity, ef.last_uid, "
+				  "  (l.status->>'messages')::int AS server_count, "
+				  "  (l.status->>'uidvalidity')::bigint IS NOT DISTINCT FROM ef.uidvalidity "
+				  "  AND (l.status->>'uidnext')::bigint IS NOT DISTINCT FROM ef.uidnext "
+				  "  AND (l.status->>'messages')::int IS NOT DISTINCT FROM ef.message_count "
+				  "  AND (l.status->>'unseen')::int IS NOT DISTINCT FROM ef.unread_count "
+				  "  AND ef.uidvalidity IS NOT NULL AND ef.last_uid + 1 >= (l.status->>'uidnext')::bigint "
+				  "  AND CASE WHEN $4::boolean THEN (l.status->>'highestmodseq')::bigint "
+				  "    IS NOT DISTINCT FROM ef.highest_modseq AND ef.highest_modseq IS NOT NULL "
+				  "    ELSE ef.last_flag_scan_at > now() - make_interval(secs => want.scan) END "
+				  "  AS unchanged "
+				  "  FROM email_folders ef JOIN listed l ON l.name = ef.name, want "
+				  "  WHERE ef.account_id = $1::bigint "
+				  "  AND (cardinality(want.names) = 0 OR ef.name = ANY(want.names))), "
+				  "done AS (UPDATE email_folders ef SET last_synced_at = now(), last_error = NULL "
+				  "  FROM pick WHERE ef.account_id = $1::bigint AND pick.id = ef.id AND pick.unchanged "
+				  "  RETURNING ef.id) "
+				  "INSERT INTO sync_run_folders (account_id, run_id, folder_id, status, finished_at, "
+				  "  uidvalidity, last_uid, server_count) "
+				  "SELECT $1::bigint, $3::bigint, id, CASE WHEN unchanged THEN 'done' ELSE 'queued' END, "
+				  "  CASE WHEN unchanged THEN now() END, CASE WHEN unchanged THEN uidvalidity END, "
+				  "  CASE WHEN unchanged THEN last_uid END, server_count FROM pick "
+				  "ON CONFLICT DO NOTHING", 4, pq) < 0)
 			goto fail;
 		/* Folders the server no longer lists (deleted, or renamed: the new name arrives as a
 		 * new folder) go with their locations; messages left without one go too. A LIST
 		 * without a single selectable folder is not believed. */
-		gone = pg_exec(
+		gone = pg_exec_cached(
 			w->pg, "drop folders the server no longer lists",
 			"WITH listed AS (SELECT f.name FROM jsonb_to_recordset($2::jsonb) "
 			"  AS f(name text, selectable boolean) WHERE f.selectable) "
@@ -269,8 +269,8 @@ int control_folders(struct writer *w, json_t *rec)
 				goto fail;
 		}
 		const char *p2[] = { run };
-		if (pg_cmd(w->pg, "mark run listed",
-			   "UPDATE sync_runs SET listed = true WHERE run_id = $1::bigint AND NOT listed", 1, p2) < 0)
+		if (pg_cmd_cached(w->pg, "mark run listed",
+				  "UPDATE sync_runs SET listed = true WHERE run_id = $1::bigint AND NOT listed", 1, p2) < 0)
 			goto fail;
 	}
 	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)

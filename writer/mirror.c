@@ -97,9 +97,9 @@ int mirror_orphans_later(struct writer *w, long long run_id, long long account_i
 	/* A move's far side may be synced later in this run: its link (or content hash) then
 	 * finds the row and keeps its id. Messages still without a location when the run ends go
 	 * then (mirror_orphans_run_end). A run already over cannot wait. */
-	PGresult *r = pg_exec(w->pg, "defer orphan deletion",
-			      "UPDATE sync_runs SET orphans_pending = true WHERE account_id = $2::bigint "
-			      " AND run_id = $1::bigint AND status = 'running' RETURNING run_id", 2, p);
+	PGresult *r = pg_exec_cached(w->pg, "defer orphan deletion",
+				     "UPDATE sync_runs SET orphans_pending = true WHERE account_id = $2::bigint "
+				     " AND run_id = $1::bigint AND status = 'running' RETURNING run_id", 2, p);
 	if (!r)
 		return -EIO;
 	int deferred = PQntuples(r) == 1;
@@ -115,11 +115,11 @@ int mirror_orphans_run_end(struct writer *w, long long account_id)
 	/* Not while another run of the account is going: a push's run of INBOX alone may end
 	 * while a full run is about to link INBOX's moved messages elsewhere. The last run to
 	 * end does it (the caller holds the account's lock, so two ends do not race). */
-	PGresult *r = pg_exec(w->pg, "orphans of ended runs",
-			      "UPDATE sync_runs SET orphans_pending = false WHERE account_id = $1::bigint "
-			      " AND orphans_pending AND status <> 'running' AND NOT EXISTS (SELECT 1 "
-			      " FROM sync_runs o WHERE o.account_id = $1::bigint AND o.status = 'running') "
-			      "RETURNING run_id", 1, p);
+	PGresult *r = pg_exec_cached(w->pg, "orphans of ended runs",
+				     "UPDATE sync_runs SET orphans_pending = false WHERE account_id = $1::bigint "
+				     " AND orphans_pending AND status <> 'running' AND NOT EXISTS (SELECT 1 "
+				     " FROM sync_runs o WHERE o.account_id = $1::bigint AND o.status = 'running') "
+				     "RETURNING run_id", 1, p);
 	if (!r)
 		return -EIO;
 	int pending = PQntuples(r) > 0;
@@ -149,7 +149,7 @@ int mirror_lock_account(struct writer *w, long long account_id)
 	char acc[24];
 	snprintf(acc, sizeof(acc), "%lld", account_id);
 	const char *p[] = { acc };
-	return pg_cmd(w->pg, "account lock", "SELECT pg_advisory_xact_lock(1, $1::int)", 1, p);
+	return pg_cmd_cached(w->pg, "account lock", "SELECT pg_advisory_xact_lock(1, $1::int)", 1, p);
 }
 
 int mirror_flags(struct writer *w, json_t *rec)

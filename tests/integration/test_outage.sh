@@ -172,6 +172,27 @@ check "pgdown: the run ended ok" summary_ok "$SYNC_OUT"
 check "pgdown: the run ended within 30 s of Postgres coming back" [ $(($(now_ms) - t_up)) -lt 30000 ]
 exact pgdown
 
+echo "--- 3c. scheduled polls after the Postgres restarts"
+# The writer and the scheduler prepared their per-poll statements (common/pg.c's cache) on
+# connections that died with the server: on their new connections they prepare them again,
+# and the scheduler's runs of every account end ok, with no statement reported missing.
+top=$(sql "SELECT max(run_id) FROM sync_runs")
+# Hourly from now on (they were made with --interval 0, which the scheduler never polls).
+sql "UPDATE accounts SET sync_interval_s = 3600, next_sync_at = now()" >/dev/null
+polled() {
+	sql "SELECT count(*) FROM accounts a WHERE EXISTS (SELECT 1 FROM sync_runs r WHERE
+	     r.account_id = a.id AND r.run_id > $top AND r.status <> 'running')"
+}
+for _ in $(seq 1 600); do
+	[ "$(polled)" = 4 ] && break
+	sleep 0.1
+done
+check "every account's scheduled run after the restarts ended" [ "$(polled)" = 4 ]
+check "and each ended ok" [ "$(sql "SELECT count(*) FROM sync_runs WHERE run_id > $top
+	AND status <> 'ok'")" = 0 ]
+check "no prepared statement was reported missing" \
+	bash -c "! grep -q 'prepared statement .* does not exist' '$RUN_LOG'"
+
 echo "--- 4. Dovecot restarted mid-fetch"
 add_account dovecot
 sync_bg dovecot 120
