@@ -285,6 +285,28 @@ long long rstream_len(redisContext *c, const char *key)
 	return n;
 }
 
+long long rstream_undelivered(redisContext *c, const char *key, const char *group)
+{
+	redisAppendCommand(c, "XLEN %s", key);
+	redisAppendCommand(c, "XPENDING %s %s", key, group);
+	redisReply *len = NULL, *pend = NULL;
+	long long n = -EIO;
+	if (redisGetReply(c, (void **)&len) == REDIS_OK && redisGetReply(c, (void **)&pend) == REDIS_OK &&
+	    len && len->type == REDIS_REPLY_INTEGER) {
+		long long pending = 0;
+		/* [count, first, last, consumers]; an error (no group yet) counts nothing pending */
+		if (pend && pend->type == REDIS_REPLY_ARRAY && pend->elements >= 1 &&
+		    pend->element[0]->type == REDIS_REPLY_INTEGER)
+			pending = pend->element[0]->integer;
+		n = len->integer > pending ? len->integer - pending : 0;
+	} else {
+		log_error("msg=\"redis XLEN/XPENDING of %s: %s\"", key, c->err ? c->errstr : "bad reply");
+	}
+	freeReplyObject(len);
+	freeReplyObject(pend);
+	return n;
+}
+
 long long rstream_memory(redisContext *c, const char *key)
 {
 	/* SAMPLES 0 counts every node: a stream of big entries has about one node per entry,

@@ -58,6 +58,8 @@ int rstream_add(redisContext *c, const char *key, size_t nfields, const char **n
 		const char **vals, const size_t *lens);
 int rstream_ack(redisContext *c, const char *key, const char *group, const char **ids, size_t n);
 long long rstream_len(redisContext *c, const char *key);
+/* Entries of the stream not yet delivered to group (XLEN less the group's pending), or -EIO. */
+long long rstream_undelivered(redisContext *c, const char *key, const char *group);
 /* Bytes of Redis memory the stream takes (0 when it does not exist), or -EIO. */
 long long rstream_memory(redisContext *c, const char *key);
 /* Invariant 5's test: 1 when the stream holds more than max_entries entries or max_bytes of

@@ -53,6 +53,7 @@ struct job {
 	struct uidset fetched;	/* UIDs whose raw entry Redis acknowledged; kept across retries */
 	struct uidset appended;	/* XADDs sent, replies not yet read */
 	size_t unchecked_bytes, unchecked_entries; /* appended since the budget was last checked */
+	int budget_checked;	/* the budget was looked at once in this job (before its first message) */
 	struct uidset oversize;	/* larger than the literal limit: only their header is fetched */
 	int probing;		/* answers are the RFC822.SIZE probe */
 

@@ -27,17 +27,17 @@ int main(int argc, char **argv)
 	int was_over = 0;
 	while (!stopping) {
 		int redelivered;
-		/* Bounded memory (invariant 5): wait while the writers are behind. Counting the
-		 * stream's bytes walks all its nodes in Redis, so it is done every 8th read (and
-		 * on every retry while over); the entry count is checked on each. */
-		long long entries, bytes;
-		int over;
-		if (++reads % 8 == 0 || was_over) {
-			over = rstream_over_budget(st.rc, st.cfg.key_parsed, st.cfg.raw_budget,
-						   st.cfg.raw_budget_bytes, &entries, &bytes);
-		} else {
-			entries = rstream_len(st.rc, st.cfg.key_parsed);
-			over = entries < 0 ? -1 : entries > st.cfg.raw_budget;
+		/* Bounded memory (invariant 5): wait while the writers are behind. Entries count
+		 * when no writer has taken them yet: those a writer holds include its cursor
+		 * records waiting for messages still behind us in {mp}:raw, and counting them
+		 * would stop us for good once there are more than the budget (a thousand accounts'
+		 * first syncs at once did). Counting the stream's bytes walks all its nodes in
+		 * Redis, so it is done every 8th read (and on every retry while over). */
+		long long entries = rstream_undelivered(st.rc, st.cfg.key_parsed, "writers");
+		int over = entries < 0 ? -1 : entries > st.cfg.raw_budget;
+		if (over == 0 && (++reads % 8 == 0 || was_over)) {
+			long long bytes = rstream_memory(st.rc, st.cfg.key_parsed);
+			over = bytes < 0 ? -1 : bytes > st.cfg.raw_budget_bytes;
 		}
 		was_over = over > 0;
 		if (over > 0) {

@@ -53,4 +53,44 @@ check "no entry left pending in Redis" no_pending
 kill -TERM $pids 2>/dev/null
 wait $pids 2>/dev/null
 pids=
+
+# Many small accounts at once under an entries budget smaller than their folder count: each
+# folder job ends with a cursor record that the writer holds until the job's messages, still
+# behind the parser, are committed. Those must not count against the parser's budget (it
+# stopped for good once they outnumbered it), and a fetcher must look at the budget before a
+# small job's first message too (its lanes never reached the 256th and ran {mp}:raw far past
+# the budget).
+export MAILPIPE_RAW_BUDGET=20 MAILPIPE_RAW_BUDGET_BYTES=67108864
+"$ROOT/deploy/local/stack.sh" add-user small smallpw --sample 12 9 >/dev/null 2>&1 || fail "add-user small"
+export PW_small=smallpw
+names=
+for i in $(seq 1 24); do
+	mailpipe account add "small$i" --host 127.0.0.1 --port "$MP_IMAPS_PORT" --tls implicit --username small \
+		--secret env:PW_small --ca-file "$MP_CA_FILE" --interval 0 --initial-window-days 0 >/dev/null
+	names="$names small$i"
+done
+run_start
+peak=0
+raw_len() { redis-cli -p "$MP_REDIS_PORT" XLEN '{mp}:raw'; }
+( while :; do echo "$(raw_len)"; sleep 0.05; done ) >"$MAILPIPE_STACK_DIR/rawlen" &
+sampler=$!
+pids="$pids $sampler"
+sync_pids=
+for n in $names; do
+	mailpipe sync "$n" --wait --timeout 150 >/dev/null &
+	sync_pids="$sync_pids $!"
+done
+ok=0
+for p in $sync_pids; do wait "$p" || ok=1; done
+kill "$sampler" 2>/dev/null
+peak=$(sort -n "$MAILPIPE_STACK_DIR/rawlen" | tail -1)
+check "24 small accounts' first syncs at once end, under an entries budget of 20" [ "$ok" -eq 0 ]
+folders=$(sql "SELECT count(*) FROM email_folders f JOIN accounts a ON a.id = f.account_id WHERE a.name LIKE 'small%'")
+check "... with more folders ($folders) than the budget: cursor records outnumbered it" [ "$folders" -gt 20 ]
+# Each of a fetcher's lanes may append up to 256 messages past a check; 4 lanes, 2 fetchers.
+check "{mp}:raw stayed near its budget (peak $peak entries)" [ "${peak:-0}" -le 200 ]
+total=$(doveadm -c "$MP_DOVECOT_CONF" mailbox status -u small messages '*' | awk -F= '{ n += $2 } END { print n }')
+check "every small account holds all $total of its messages" \
+	[ "$(sql "SELECT count(DISTINCT (l.account_id, l.folder_id, l.uid)) FROM message_locations l JOIN accounts a ON a.id = l.account_id WHERE a.name LIKE 'small%'")" = "$((24 * total))" ]
+check "no entry left pending in Redis" no_pending
 finish
