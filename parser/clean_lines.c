@@ -4,7 +4,6 @@
 #include "clean_internal.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* Header labels as mail clients print them above a forwarded or replied message. */

@@ -4,8 +4,6 @@
 #include "clean_internal.h"
 
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 /* ---- the structure pass: forwards and replies ---- */
 

@@ -3,7 +3,6 @@
 #include "clean_internal.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* ---- signatures, footers, links, trailing quotes ---- */

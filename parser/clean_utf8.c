@@ -4,7 +4,6 @@
 #include "clean_internal.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* ---- UTF-8 ---- */

@@ -4,7 +4,6 @@
 #include "clean_internal.h"
 
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* One character of s lower-cased for comparing: ASCII, Latin-1, Latin Extended-A, Greek and
@@ -168,7 +167,6 @@ int clean_words_find_any(const char *s, size_t n, const char *const *list)
 }
 
 /* ---- word lists ---- */
-
 
 /* "---- <phrase> ----" lines that always start a forwarded message. */
 const char *const clean_words_fwd_dashed[] = {

@@ -1,18 +1,13 @@
 /* Owns MIME extraction's entry point declared in extract.h: raw bytes -> one JSON record, GMime
  * parsing with its warnings, parse_error, the chosen bodies and snippet. Not charsets, part
  * content, headers or guards (extract_*.c). Called by the parser stage's handler and the tests. */
-#include "decode.h"
 #include "extract_internal.h"
 #include "html.h"
 
-#include <errno.h>
-#include <iconv.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <gmime/gmime.h>
 #include <openssl/evp.h>
@@ -31,7 +26,6 @@
 /* Raw 8-bit header bytes: UTF-8 if they are valid, else the Windows superset of latin-1, else
  * latin-1 itself for the five bytes windows-1252 leaves undefined. */
 static const char *fallback_charsets[] = { "utf-8", "windows-1252", "iso-8859-1", NULL };
-
 
 void extract_note(struct extract_ctx *c, const char *fmt, ...)
 {

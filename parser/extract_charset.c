@@ -1,21 +1,15 @@
 /* Owns extraction's charsets: the cached iconv descriptors (opened by extract_global_init), which
  * label means what, and bytes in any charset appended to UTF-8 output. Not MIME structure.
  * Called by extract_part.c (part text), extract.c and extract_walk.c (UTF-8 output). */
-#include "decode.h"
 #include "extract_internal.h"
 #include "html.h"
 
 #include <errno.h>
 #include <iconv.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <gmime/gmime.h>
-#include <openssl/evp.h>
 
 #define EXTRACT_CHARSET_MAX 64     /* longer charset names are garbage, never looked up */
 #define EXTRACT_ICONV_SLOTS 64

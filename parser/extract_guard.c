@@ -1,20 +1,9 @@
 /* Owns the guards run before GMime sees the input: cuts at the part limit by boundary lines and
  * at the header item limit, and defused overlong charset names. Called by extract.c. */
-#include "decode.h"
 #include "extract_internal.h"
-#include "html.h"
 
-#include <errno.h>
-#include <iconv.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <gmime/gmime.h>
-#include <openssl/evp.h>
 
 /* GMime copies every charset name it meets onto the stack (g_alloca) before looking it up, so
  * one multi-megabyte "=?charset" or "name*=charset'" crashes the process. Inputs shorter than

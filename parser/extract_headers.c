@@ -1,20 +1,12 @@
 /* Owns a message's header fields in the record: message-id, references, dates, addresses and
  * groups, list id, subject. Not MIME parts. Called by extract.c. */
-#include "decode.h"
 #include "extract_internal.h"
-#include "html.h"
 
-#include <errno.h>
-#include <iconv.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <gmime/gmime.h>
-#include <openssl/evp.h>
 
 #define EXTRACT_GROUP_DEPTH 4      /* address groups cannot nest in RFC 5322; be safe anyway */
 /* ---- headers ---- */

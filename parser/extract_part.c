@@ -3,19 +3,11 @@
  * extract_walk.c. */
 #include "decode.h"
 #include "extract_internal.h"
-#include "html.h"
 
-#include <errno.h>
-#include <iconv.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <gmime/gmime.h>
-#include <openssl/evp.h>
 
 #define EXTRACT_CHUNK 16384        /* bytes decoded per step */
 /* ---- part content ---- */

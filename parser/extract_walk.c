@@ -1,21 +1,12 @@
 /* Owns the part walk: which parts become body_text, body_html or attachments, within the part
  * and depth limits, embedded messages included. Not part content (extract_part.c). Called by
  * extract.c. */
-#include "decode.h"
 #include "extract_internal.h"
-#include "html.h"
 
-#include <errno.h>
-#include <iconv.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <gmime/gmime.h>
-#include <openssl/evp.h>
 
 /* ---- the part walk ---- */
 

@@ -1,20 +1,10 @@
 /* Owns deciding whether GMime could have warned about a message, so that most are parsed once
  * without its warning callback. Not the warnings themselves (extract.c). Called by extract.c. */
-#include "decode.h"
 #include "extract_internal.h"
-#include "html.h"
 
-#include <errno.h>
-#include <iconv.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <gmime/gmime.h>
-#include <openssl/evp.h>
 
 /* ---- could GMime have warned? ----
  * With a warning callback set, GMime decodes every header's value as it parses (to check its

@@ -3,18 +3,12 @@
  * between calls. Called by extract.c through html.h, tests/unit/test_html.c, fuzz_html.c. */
 #include "html_internal.h"
 
-#include <errno.h>
-#include <iconv.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <libxml/HTMLparser.h>
-#include <libxml/globals.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>

@@ -5,19 +5,10 @@
 
 #include <errno.h>
 #include <iconv.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <libxml/HTMLparser.h>
-#include <libxml/globals.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xmlerror.h>
 
 static const char utf8_replacement[] = "\xEF\xBF\xBD";
 

@@ -2,21 +2,7 @@
  * attributes or longer names than libxml2 handles in linear time. Called by html.c. */
 #include "html_internal.h"
 
-#include <errno.h>
-#include <iconv.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-
-#include <libxml/HTMLparser.h>
-#include <libxml/globals.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xmlerror.h>
 
 #define HTML_NAME_MAX 100 /* libxml2's HTML_PARSER_BUFFER_SIZE: longer names split in two */
 /* ---- the attribute guard ---- */

@@ -3,21 +3,9 @@
  * does what (html_walk.c). Called by html_walk.c. */
 #include "html_internal.h"
 
-#include <errno.h>
-#include <iconv.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include <libxml/HTMLparser.h>
-#include <libxml/globals.h>
-#include <libxml/parser.h>
 #include <libxml/tree.h>
-#include <libxml/xmlerror.h>
 
 #define HTML_MAX_QUOTE 8  /* "> " markers drawn at most; deeper quotes look the same */
 /* Owes n (1: end the line, 2: leave a blank line) line breaks before the next text. */

@@ -3,21 +3,13 @@
  * whitespace (html_text.c). Called by html.c. */
 #include "html_internal.h"
 
-#include <errno.h>
-#include <iconv.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include <libxml/HTMLparser.h>
-#include <libxml/globals.h>
-#include <libxml/parser.h>
 #include <libxml/tree.h>
-#include <libxml/xmlerror.h>
 
 #define HTML_MAX_INDENT 8 /* list levels indented at most */
 /* ---- rendering ---- */
