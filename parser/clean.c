@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_INPUT ((size_t)1 << 30)
+
 /* ---- lines in, text out ---- */
 
 /* Offset of the first c in s[i..n), or n: line ends are found with memchr, a line at a time. */

@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#define ATTR_MAX_BYTES 500 /* an attribution ("On <date>, <name> wrote:") never is longer */
+#define ATTR_MAX_LINES 5   /* ... nor wrapped over more lines, before the upward extension */
+
 /* ---- attributions ---- */
 
 static int ends_attr_phrase(struct cleaner *c, const char *s, size_t n)

@@ -10,16 +10,10 @@
 #include <stdint.h>
 
 #define NONE ((size_t)-1)
-#define MAX_INPUT ((size_t)1 << 30)
-#define ATTR_MAX_BYTES 500 /* an attribution ("On <date>, <name> wrote:") never is longer */
-#define ATTR_MAX_LINES 5   /* ... nor wrapped over more lines, before the upward extension */
-#define HBLOCK_MAX 32      /* lines of one forwarded/replied header block */
-#define TAIL_LINES 40      /* footers are looked for in this many last non-empty lines */
 
 enum { EOL_NONE, EOL_LF, EOL_CRLF, EOL_CR };
 enum { LAB_NONE, LAB_FROM, LAB_DATE, LAB_TO, LAB_CC, LAB_SUBJECT, LAB_OTHER };
 enum { MK_NONE, MK_FWD, MK_ORIG };
-enum { C_BLANK, C_T, C_Q, C_X };
 
 #define LF_SEG 0x01   /* first line of a forwarded region: signatures and footers stop here */
 #define LF_FENCE 0x02 /* inside a ``` code block: never classified */

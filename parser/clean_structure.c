@@ -5,6 +5,10 @@
 
 #include <stdint.h>
 
+#define HBLOCK_MAX 32 /* lines of one forwarded/replied header block */
+
+enum { C_BLANK, C_T, C_Q, C_X };
+
 /* ---- the structure pass: forwards and replies ---- */
 
 size_t clean_structure_next_nonblank(const struct cleaner *c, size_t i)

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#define TAIL_LINES 40 /* footers are looked for in this many last non-empty lines */
+
 /* ---- signatures, footers, links, trailing quotes ---- */
 
 /* The first kept non-empty line; cuts at the end never empty the whole message. */

@@ -7,7 +7,7 @@
 #include <string.h>
 
 /* One character of s lower-cased for comparing: ASCII, Latin-1, Latin Extended-A, Greek and
- * Cyrillic capitals (what the labels and phrases of the word lists below begin with). */
+ * Cyrillic capitals (what header labels and the phrases of the word lists begin with). */
 static size_t fold(const unsigned char *s, size_t n, uint32_t *out)
 {
 	uint32_t cp;
