@@ -17,6 +17,7 @@
 #define EXTRACT_DEFAULT_TEXT (4u << 20)
 #define EXTRACT_SNIPPET_CHARS 200
 #define EXTRACT_MAX_NOTES 8        /* problems named in parse_error before "..." */
+
 /* GMime builds an object of several hundred bytes per header line, address, parameter and
  * message-id, from as little as two bytes of input each ("a,"): a few MB of headers would cost
  * GBs. Header lines plus ',' ';' '<' in header blocks are counted, and input past this many is

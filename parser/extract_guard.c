@@ -9,6 +9,7 @@
  * one multi-megabyte "=?charset" or "name*=charset'" crashes the process. Inputs shorter than
  * this cannot hold such a name, and a name this long fits on any thread's stack. */
 #define EXTRACT_CHARSET_RUN_MAX (64u << 10)
+
 /* ---- guards run before GMime sees the input ---- */
 
 static gboolean extract_is_lwsp(char ch)

@@ -9,6 +9,7 @@
 #include <gmime/gmime.h>
 
 #define EXTRACT_GROUP_DEPTH 4      /* address groups cannot nest in RFC 5322; be safe anyway */
+
 /* ---- headers ---- */
 
 static void extract_addresses(struct extract_ctx *c, json_t *out, InternetAddressList *list,

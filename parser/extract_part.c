@@ -10,6 +10,7 @@
 #include <gmime/gmime.h>
 
 #define EXTRACT_CHUNK 16384        /* bytes decoded per step */
+
 /* ---- part content ---- */
 
 struct extract_bytes {

@@ -20,6 +20,7 @@
 	(HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | \
 	 HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC)
 #define HTML_MAX_INPUT ((size_t)INT_MAX / 2) /* libxml2 takes an int; the guard may add bytes */
+
 /* ---- libxml2 set-up and the entry point ---- */
 
 static void html_ignore_error(void *ctx, const char *msg, ...)

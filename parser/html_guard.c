@@ -5,6 +5,7 @@
 #include <string.h>
 
 #define HTML_NAME_MAX 100 /* libxml2's HTML_PARSER_BUFFER_SIZE: longer names split in two */
+
 /* ---- the attribute guard ---- */
 
 /* libxml2 2.9's htmlParseStartTag compares every new attribute name with all earlier ones of

@@ -8,6 +8,7 @@
 #include <libxml/tree.h>
 
 #define HTML_MAX_QUOTE 8  /* "> " markers drawn at most; deeper quotes look the same */
+
 /* Owes n (1: end the line, 2: leave a blank line) line breaks before the next text. */
 void html_text_break(struct html_render *r, unsigned n)
 {

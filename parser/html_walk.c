@@ -12,6 +12,7 @@
 #include <libxml/tree.h>
 
 #define HTML_MAX_INDENT 8 /* list levels indented at most */
+
 /* ---- rendering ---- */
 
 /* Sorted by name for bsearch; libxml2 lowercases element names. */
