@@ -1,6 +1,6 @@
 /* Content-transfer decoding with GMime's semantics, faster on the long runs mail is made of:
  * step functions that keep GMime's GMimeEncoding state and give g_mime_encoding_step()'s output
- * byte for byte, and the decoded size of a whole part counted without decoding it. extract.c
+ * byte for byte, and the decoded size of a whole part counted without decoding it. extract_part.c
  * uses them; tests/unit/test_decode.c checks them against GMime's own decoder. */
 #include "decode.h"
 

@@ -1,5 +1,5 @@
 /* Content-transfer decoding (quoted-printable, base64) with GMime's semantics and state, for
- * extract.c's bodies and attachment sizes. GMime's own step looks at every byte through a
+ * extract_part.c's bodies and attachment sizes. GMime's own step looks at every byte through a
  * switch; these copy runs whole. Checked against g_mime_encoding_step() by test_decode. */
 #ifndef MP_DECODE_H
 #define MP_DECODE_H
