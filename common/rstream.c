@@ -259,19 +259,6 @@ void rstream_append_xack(redisContext *c, const char *key, const char *group, co
 	free(argv);
 }
 
-void rstream_append_del(redisContext *c, const char *key, const char **ids, size_t n)
-{
-	const char **argv = n ? malloc((n + 2) * sizeof(*argv)) : NULL;
-	if (!argv)
-		return;
-	argv[0] = "XDEL";
-	argv[1] = key;
-	for (size_t i = 0; i < n; i++)
-		argv[2 + i] = ids[i];
-	redisAppendCommandArgv(c, (int)(n + 2), argv, NULL);
-	free(argv);
-}
-
 int rstream_range_entries(const redisReply *reply, struct rentry **out, size_t *n)
 {
 	return parse_entry_list(reply, out, n);

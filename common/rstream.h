@@ -54,8 +54,6 @@ void rstream_append_ack(redisContext *c, const char *key, const char *group, con
  * that reads it by id ({mp}:raw, read by the writer, which deletes it after COMMIT). */
 void rstream_append_xack(redisContext *c, const char *key, const char *group, const char **ids,
 			 size_t n);
-/* Appends XDEL of ids (nothing when n is 0: the caller counts no reply then either). */
-void rstream_append_del(redisContext *c, const char *key, const char **ids, size_t n);
 /* Entries of an XRANGE reply, as rstream_entries. */
 int rstream_range_entries(const redisReply *reply, struct rentry **out, size_t *n);
 /* Reads n pipelined replies; 0 if none was an error, else -EIO after logging. */

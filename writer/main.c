@@ -60,18 +60,23 @@ static void ack(struct writer *w, const char *id)
 
 /* Deletes the raw entries of committed (or dropped) messages, then acknowledges and deletes
  * their parsed entries, pipelined in that order: Redis runs them in order, so a crash between
- * leaves parsed entries whose raw is gone, never raw entries no parsed record names. */
+ * leaves parsed entries whose raw is gone, never raw entries no parsed record names. The raw
+ * entries are acknowledged for the parsers too: one a parser died holding after passing it
+ * on would otherwise stay in its pending list (XAUTOCLAIM drops deleted entries one claim at
+ * a time) and be parsed again for nothing. */
 static int release(struct writer *w, const char **raw_ids, size_t nraw, const char **ids,
 		   size_t n)
 {
 	redisContext *c = w->st->rc;
-	rstream_append_del(c, w->st->cfg.key_raw, raw_ids, nraw);
+	size_t replies = nraw ? 2 : 0;
+	if (nraw)
+		rstream_append_ack(c, w->st->cfg.key_raw, "parsers", raw_ids, nraw);
 	if (w->st->cfg.fault_writer_abort == 2) { /* tests: crash between the two */
-		rstream_collect(c, nraw ? 1 : 0);
+		rstream_collect(c, replies);
 		abort();
 	}
 	rstream_append_ack(c, w->st->cfg.key_parsed, "writers", ids, n);
-	return rstream_collect(c, (nraw ? 1 : 0) + 2);
+	return rstream_collect(c, replies + 2);
 }
 
 static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
