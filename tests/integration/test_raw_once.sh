@@ -22,7 +22,6 @@ start() { "$@" >>"$RUN_LOG" 2>&1 & pids="$pids $!"; last_pid=$!; }
 rcli() { redis-cli -p "$MP_REDIS_PORT" "$@"; }
 inspect() { python3 "$ROOT/tests/integration/raw_once_check.py" "$MP_REDIS_PORT" '{mp}'; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-total=$(doveadm -c "$MP_DOVECOT_CONF" mailbox status -u demo messages '*' | awk -F= '{ n += $2 } END { print n }')
 
 # 1. Parsed, not yet written. The writer is needed for the folder list (it records the
 # folders the fetcher then syncs); it is frozen (SIGSTOP) as soon as it has done that.
@@ -92,6 +91,7 @@ check "after the sync {mp}:raw and {mp}:parsed are empty" settle
 check "nothing pending" no_pending
 
 # 3. Writers killed between COMMIT and the deletes, and between the two deletes.
+# shellcheck disable=SC2086 # a list of pids
 kill $pids 2>/dev/null
 wait 2>/dev/null
 pids=
