@@ -48,7 +48,7 @@ static const struct opt opts[] = {
 	{ "MAILPIPE_MAX_MESSAGE_BYTES", NUM(max_literal), "67108864", 65536, 2147483647L,
 	  "largest message accepted from a server" },
 	{ "MAILPIPE_RAW_BUDGET", NUM(raw_budget), "2000", 10, 10000000,
-	  "fetchers (parsers) pause while the raw (parsed) stream holds more entries" },
+	  "fetchers pause while the raw stream (messages not yet committed) holds more entries; parsers while the parsed stream does" },
 	{ "MAILPIPE_RAW_BUDGET_BYTES", NUM(raw_budget_bytes), "268435456", 65536, 1099511627776L,
 	  "... or takes more bytes of Redis memory" },
 	{ "MAILPIPE_PARSER_BATCH", NUM(parser_batch), "64", 1, 10000, "raw entries per read" },
@@ -111,6 +111,8 @@ static const struct opt opts[] = {
 	  "the partition this fetcher, parser or writer serves (`run` sets it per process)" },
 	{ "MAILPIPE_FAULT_PARSER_ABORT", STR(fault_parser_abort), "", 0, 0,
 	  "fault injection for tests: parsers crash on a message containing this text" },
+	{ "MAILPIPE_FAULT_WRITER_ABORT", NUM(fault_writer_abort), "0", 0, 2,
+	  "fault injection for tests: writers crash after a COMMIT (1) or after deleting its raw entries (2)" },
 };
 
 /* MAILPIPE_PARTITION must name a partition, and the URL map must parse: either mistake

@@ -32,6 +32,8 @@ struct mp_config {
 	long fetcher_lanes;	/* jobs one fetcher runs at once, one thread each (fetcher/main.c) */
 	long store_raw;		/* keep raw bytes in messages.raw */
 	char *fault_parser_abort; /* tests only: parsers abort() on raw containing this */
+	long fault_writer_abort;	/* tests only: writers abort() after COMMIT (1) or after the
+				 * raw deletes (2), before acknowledging */
 	long idle;		/* fetchers keep IDLE connections on the accounts' INBOX */
 	long idle_renew_s;	/* IDLE is ended and restarted (with a NOOP) this often */
 	long backfill_chunk;	/* UIDs per backfill job */

@@ -244,6 +244,26 @@ void rstream_append_ack(redisContext *c, const char *key, const char *group, con
 	free(argv);
 }
 
+void rstream_append_xack(redisContext *c, const char *key, const char *group, const char **ids,
+			 size_t n)
+{
+	const char **argv = malloc((n + 3) * sizeof(*argv));
+	if (!argv)
+		return;
+	argv[0] = "XACK";
+	argv[1] = key;
+	argv[2] = group;
+	for (size_t i = 0; i < n; i++)
+		argv[3 + i] = ids[i];
+	redisAppendCommandArgv(c, (int)(n + 3), argv, NULL);
+	free(argv);
+}
+
+int rstream_range_entries(const redisReply *reply, struct rentry **out, size_t *n)
+{
+	return parse_entry_list(reply, out, n);
+}
+
 int rstream_collect(redisContext *c, size_t n)
 {
 	int rc = 0;

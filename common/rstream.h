@@ -50,6 +50,12 @@ void rstream_append_add_capped(redisContext *c, const char *key, long maxlen, si
  * in-flight count. */
 void rstream_append_ack(redisContext *c, const char *key, const char *group, const char **ids,
 			size_t n);
+/* Appends XACK alone: the entry leaves the group but stays in the stream, for a later stage
+ * that reads it by id ({mp}:raw, read by the writer, which deletes it after COMMIT). */
+void rstream_append_xack(redisContext *c, const char *key, const char *group, const char **ids,
+			 size_t n);
+/* Entries of an XRANGE reply, as rstream_entries. */
+int rstream_range_entries(const redisReply *reply, struct rentry **out, size_t *n);
 /* Reads n pipelined replies; 0 if none was an error, else -EIO after logging. */
 int rstream_collect(redisContext *c, size_t n);
 

@@ -1,5 +1,7 @@
 /* Raw -> parsed. A message is acknowledged on {mp}:raw only after its parsed record is in
- * {mp}:parsed (invariant 3). A message delivered a fourth time has crashed a parser three
+ * {mp}:parsed (invariant 3), and only acknowledged (XACK): the parsed record names the raw
+ * entry by its id (raw_id) rather than carry the bytes again, and the writer deletes the raw
+ * entry once the message is committed (common/parsed.h). A message delivered a fourth time has crashed a parser three
  * times: it goes to {mp}:dead and on to the writer unparsed, so it is still stored
  * (invariant 6). */
 #include "consume.h"
@@ -136,9 +138,9 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 		}
 		json_decref(meta_json);
 		unparsed += json_is_string(json_object_get(msg, "parse_error"));
-		const char *names[4 + PARSED_BODY_FIELDS] = { "type", "meta", "msg", "raw" };
-		const char *vals[4 + PARSED_BODY_FIELDS] = { "message", meta, NULL, raw };
-		size_t lens[4 + PARSED_BODY_FIELDS] = { 7, meta_len, 0, raw_len };
+		const char *names[4 + PARSED_BODY_FIELDS] = { "type", "meta", "msg", "raw_id" };
+		const char *vals[4 + PARSED_BODY_FIELDS] = { "message", meta, NULL, e[i].id };
+		size_t lens[4 + PARSED_BODY_FIELDS] = { 7, meta_len, 0, strlen(e[i].id) };
 		json_t *bodies[PARSED_BODY_FIELDS] = { NULL };
 		size_t nf = 4;
 		for (size_t k = 0; msg && k < PARSED_BODY_FIELDS; k++) {
@@ -174,8 +176,10 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 		appended += tally_append(st, tally, ntally);
 	if (rstream_collect(st->rc, appended) < 0)
 		rc = -1;
-	if (rc == 0 && n > 0)
-		rc = rstream_ack(st->rc, cfg->key_raw, "parsers", ids, n);
+	if (rc == 0 && n > 0) { /* XACK only: the writer deletes the entry after COMMIT */
+		rstream_append_xack(st->rc, cfg->key_raw, "parsers", ids, n);
+		rc = rstream_collect(st->rc, 1);
+	}
 	if (rc == 0) {
 		metrics_add(MX_PARSED_MESSAGES, done);
 		metrics_add(MX_PARSED_BYTES, done_bytes);

@@ -58,6 +58,27 @@ static void ack(struct writer *w, const char *id)
 	rstream_ack(w->st->rc, w->st->cfg.key_parsed, "writers", ids, 1);
 }
 
+/* Deletes the raw entries of committed (or dropped) messages, then acknowledges and deletes
+ * their parsed entries, pipelined in that order: Redis runs them in order, so a crash between
+ * leaves parsed entries whose raw is gone, never raw entries no parsed record names. The raw
+ * entries are acknowledged for the parsers too: one a parser died holding after passing it
+ * on would otherwise stay in its pending list (XAUTOCLAIM drops deleted entries one claim at
+ * a time) and be parsed again for nothing. */
+static int release(struct writer *w, const char **raw_ids, size_t nraw, const char **ids,
+		   size_t n)
+{
+	redisContext *c = w->st->rc;
+	size_t replies = nraw ? 2 : 0;
+	if (nraw)
+		rstream_append_ack(c, w->st->cfg.key_raw, "parsers", raw_ids, nraw);
+	if (w->st->cfg.fault_writer_abort == 2) { /* tests: crash between the two */
+		rstream_collect(c, replies);
+		abort();
+	}
+	rstream_append_ack(c, w->st->cfg.key_parsed, "writers", ids, n);
+	return rstream_collect(c, replies + 2);
+}
+
 static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
 {
 	for (size_t i = 0; i < *nd;) {
@@ -96,8 +117,11 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 	}
 	struct wmsg *m = calloc(n ? n : 1, sizeof(*m));
 	const char **ids = calloc(n ? n : 1, sizeof(*ids));
+	const char **raw_ids = calloc(n ? n : 1, sizeof(*raw_ids));
+	redisReply **raws = NULL; /* the batch's raw bytes, kept until it is stored */
+	size_t nraws = 0;
 	int rc = 0;
-	if (!m || !ids) {
+	if (!m || !ids || !raw_ids) {
 		rc = -1;
 		goto out;
 	}
@@ -109,8 +133,14 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 		const char *meta = rentry_get(&e[i], "meta", NULL);
 		const char *msg = rentry_get(&e[i], "msg", NULL);
 		const char *raw = rentry_get(&e[i], "raw", &len);
+		const char *raw_id = rentry_get(&e[i], "raw_id", NULL);
 		struct wmsg *x = &m[nm];
+		memset(x, 0, sizeof(*x));
 		x->entry_id = e[i].id;
+		x->raw_id = rawfetch_valid_id(raw_id) ? raw_id : NULL;
+		if (raw_id && !x->raw_id)
+			log_error("entry=%s raw_id=%s msg=\"parsed record names no valid raw entry; "
+				  "storing the message without raw\"", e[i].id, raw_id);
 		x->meta = meta ? json_loads(meta, 0, NULL) : NULL;
 		x->msg = msg ? json_loads(msg, 0, NULL) : NULL;
 		for (size_t k = 0; x->msg && k < PARSED_BODY_FIELDS; k++) {
@@ -119,16 +149,22 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 			if (b) /* the parser made it valid UTF-8 without NUL (common/parsed.h) */
 				json_object_set_new(x->msg, parsed_body_fields[k], json_stringn_nocheck(b, blen));
 		}
-		x->raw = raw ? raw : "";
+		x->raw = raw;
 		x->raw_len = raw ? len : 0;
+		x->raw_missing = !raw && !x->raw_id && w->st->cfg.store_raw;
 		if (!x->meta || !x->msg) {
 			log_error("entry=%s msg=\"parsed record without valid meta/msg JSON, dropped\"", e[i].id);
 			json_decref(x->meta);
 			json_decref(x->msg);
-			ack(w, e[i].id);
+			const char *id = e[i].id; /* its raw entry goes too: Redis must not keep it */
+			release(w, &x->raw_id, x->raw_id ? 1 : 0, &id, 1);
 			continue;
 		}
 		nm++;
+	}
+	if (nm && rawfetch_batch(w, m, nm, &raws, &nraws) < 0) {
+		rc = -1; /* nothing acknowledged: read again after reconnecting */
+		goto out;
 	}
 	if (nm) {
 		double t0 = metrics_clock();
@@ -138,14 +174,20 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 			goto out;
 		}
 		metrics_observe(MH_WRITER_COMMIT, metrics_clock() - t0);
+		if (w->st->cfg.fault_writer_abort == 1) /* tests: crash between COMMIT and deletes */
+			abort();
 		int64_t bytes = 0;
-		for (size_t i = 0; i < nm; i++)
-			bytes += (int64_t)m[i].raw_len;
+		size_t nraw = 0;
+		for (size_t i = 0; i < nm; i++) {
+			json_t *size = json_object_get(m[i].meta, "size");
+			bytes += m[i].raw ? (int64_t)m[i].raw_len : (int64_t)json_integer_value(size);
+			ids[i] = m[i].entry_id;
+			if (m[i].raw_id)
+				raw_ids[nraw++] = m[i].raw_id;
+		}
 		metrics_add(MX_WRITTEN_MESSAGES, (int64_t)nm);
 		metrics_add(MX_WRITTEN_BYTES, bytes);
-		for (size_t i = 0; i < nm; i++)
-			ids[i] = m[i].entry_id;
-		rstream_ack(w->st->rc, w->st->cfg.key_parsed, "writers", ids, nm);
+		release(w, raw_ids, nraw, ids, nm);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *type = rentry_get(&e[i], "type", NULL);
@@ -196,8 +238,12 @@ out:
 		json_decref(m[i].meta);
 		json_decref(m[i].msg);
 	}
+	for (size_t i = 0; i < nraws; i++)
+		freeReplyObject(raws[i]);
+	free(raws);
 	free(m);
 	free(ids);
+	free(raw_ids);
 	free(e);
 	metrics_busy(metrics_clock() - busy0);
 	return rc;

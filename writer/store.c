@@ -913,6 +913,15 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 				"folder_id", (json_int_t)jint(m[i].meta, "folder_id"),
 				"uidvalidity", (json_int_t)jint(m[i].meta, "uidvalidity"),
 				"uid", (json_int_t)jint(m[i].meta, "uid"), "message_id", (json_int_t)it[i].id));
+	/* A parsed record whose raw entry was gone: a redelivery of a committed message finds
+	 * its content stored (a duplicate, given its location); one whose content is new was
+	 * stored without raw rather than dropped, and says so. */
+	for (size_t i = 0; i < n; i++)
+		if (m[i].raw_missing && it[i].created == 1)
+			log_error("account_id=%lld folder_id=%lld uid=%lld entry=%s raw_id=%s "
+				  "msg=\"raw message missing from the raw stream; stored without raw\"",
+				  jint(m[i].meta, "account_id"), jint(m[i].meta, "folder_id"),
+				  jint(m[i].meta, "uid"), m[i].entry_id, m[i].raw_id ? m[i].raw_id : "-");
 	link_remember(w, ids);
 	rc = 0;
 	goto out;

@@ -34,9 +34,20 @@ struct wmsg {
 	const char *entry_id;
 	json_t *meta;		/* owned */
 	json_t *msg;		/* owned */
-	const char *raw;
+	const char *raw;	/* NULL: not known (see raw_missing) */
 	size_t raw_len;
+	const char *raw_id;	/* its {mp}:raw entry, deleted after COMMIT; NULL for old records */
+	int raw_missing;	/* the raw entry was gone: stored without raw, or a duplicate */
 };
+
+/* rawfetch.c: reads the bytes of the batch's messages that name a raw entry (raw_id, no raw)
+ * in one pipelined round trip, setting raw/raw_len, or raw_missing when the entry is gone.
+ * The bytes borrow from *replies (n of them, malloc'd), which the caller frees after storing.
+ * 0, or -EIO (logged) with nothing to free. */
+int rawfetch_batch(struct writer *w, struct wmsg *m, size_t n, redisReply ***replies,
+		   size_t *nreplies);
+/* 1 when id looks like a stream entry id (<ms>-<seq>). */
+int rawfetch_valid_id(const char *id);
 
 /* Writes the messages in one transaction, retried on deadlock. A message the database rejects
  * is logged (account, folder, uid, reason) and stored unparsed instead (raw, parse_error): its
