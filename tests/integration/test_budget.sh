@@ -93,4 +93,5 @@ total=$(doveadm -c "$MP_DOVECOT_CONF" mailbox status -u small messages '*' | awk
 check "every small account holds all $total of its messages" \
 	[ "$(sql "SELECT count(DISTINCT (l.account_id, l.folder_id, l.uid)) FROM message_locations l JOIN accounts a ON a.id = l.account_id WHERE a.name LIKE 'small%'")" = "$((24 * total))" ]
 check "no entry left pending in Redis" no_pending
+run_stop
 finish
