@@ -226,24 +226,6 @@ void rstream_append_add_capped(redisContext *c, const char *key, long maxlen, si
 	redisAppendCommandArgv(c, (int)argc, argv, argl);
 }
 
-void rstream_append_ack(redisContext *c, const char *key, const char *group, const char **ids,
-			size_t n)
-{
-	const char **argv = malloc((n + 3) * sizeof(*argv));
-	if (!argv)
-		return;
-	argv[0] = "XACK";
-	argv[1] = key;
-	argv[2] = group;
-	for (size_t i = 0; i < n; i++)
-		argv[3 + i] = ids[i];
-	redisAppendCommandArgv(c, (int)(n + 3), argv, NULL);
-	argv[1] = "XDEL";
-	argv[2] = key;
-	redisAppendCommandArgv(c, (int)(n + 2), argv + 1, NULL);
-	free(argv);
-}
-
 void rstream_append_xack(redisContext *c, const char *key, const char *group, const char **ids,
 			 size_t n)
 {
@@ -256,6 +238,21 @@ void rstream_append_xack(redisContext *c, const char *key, const char *group, co
 	for (size_t i = 0; i < n; i++)
 		argv[3 + i] = ids[i];
 	redisAppendCommandArgv(c, (int)(n + 3), argv, NULL);
+	free(argv);
+}
+
+void rstream_append_ack(redisContext *c, const char *key, const char *group, const char **ids,
+			size_t n)
+{
+	rstream_append_xack(c, key, group, ids, n);
+	const char **argv = malloc((n + 2) * sizeof(*argv));
+	if (!argv)
+		return;
+	argv[0] = "XDEL";
+	argv[1] = key;
+	for (size_t i = 0; i < n; i++)
+		argv[2 + i] = ids[i];
+	redisAppendCommandArgv(c, (int)(n + 2), argv, NULL);
 	free(argv);
 }
 
