@@ -4,7 +4,8 @@
 # one `mailpipe run` on this machine: time to the first sync of all, then a no-change poll
 # round of all of them (every account made due at once); logins and connections per account
 # (Dovecot's own log), CPU seconds and peak memory per process kind. Prints figures; asserts
-# nothing. IDLE is off here: the figures are those of polling.
+# nothing. IDLE is off here: the figures are those of polling. Then the bad days: 50 accounts
+# with a wrong password and 20 behind a throttling server, added while all poll again.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$ROOT/bin:$PATH
@@ -106,6 +107,8 @@ print(" ".join(f"{k}={v}" for k, v in out.items()))
 PY
 }
 
+# The secrets of the bad-days phase at the end: the fetchers read them from their environment.
+export WRONG_SECRET=not-the-password THROTTLED_SECRET=pw
 mailpipe run 2>"$MAILPIPE_STACK_DIR/run.log" &
 run_pid=$!
 l0=$(logins)
@@ -156,3 +159,47 @@ for k in c0:
 print("scale: peak memory (VmHWM, largest process of each stage): "
       + ", ".join(f"{k.split('-')[1]} {v / 1024:.0f} MB" for k, v in hwm.items()))
 PY
+
+# Bad days at scale: 50 more accounts of these users with a wrong password, and 20 behind a
+# server that throttles every login ([THROTTLED], "Suggested Backoff Time: 600000 ms"; the
+# scripted server of the integration tests), added while all the others poll again at once. A
+# wrong password is tried once and waits in auth_failed; a throttled account waits in backoff
+# for at least the hint; the others poll as before.
+HPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 "$ROOT/tests/integration/hostile_imap.py" --port "$HPORT" --log "$MAILPIPE_STACK_DIR/hostile.jsonl" \
+	--ready-file "$MAILPIPE_STACK_DIR/hostile.ready" >/dev/null 2>&1 &
+hostile_pid=$!
+trap '[ -n "$run_pid" ] && kill $run_pid 2>/dev/null; kill $hostile_pid 2>/dev/null; wait; "$ROOT/deploy/local/stack.sh" destroy >/dev/null 2>&1' EXIT
+for _ in $(seq 100); do [ -f "$MAILPIPE_STACK_DIR/hostile.ready" ] && break; sleep 0.1; done
+BAD=$((N < 50 ? N : 50))
+failed0=$(grep -c 'auth failed' "$MAILPIPE_STACK_DIR/dovecot/info.log" || true)
+t4=$(date +%s.%N)
+for i in $(seq 0 $((BAD - 1))); do
+	mailpipe account add "w$i" --host 127.0.0.1 --port "$MP_IMAPS_PORT" --tls implicit --username "u$i" \
+		--secret env:WRONG_SECRET --ca-file "$MP_CA_FILE" --interval 60 --initial-window-days 0 --no-idle >/dev/null
+done
+for i in $(seq 1 20); do
+	mailpipe account add "t$i" --host localhost --port "$HPORT" --tls none --username throttledalways \
+		--secret env:THROTTLED_SECRET --interval 60 --initial-window-days 0 --no-idle >/dev/null
+done
+psql "$MAILPIPE_DATABASE_URL" -XAtqc "UPDATE accounts SET next_sync_at = now() WHERE name LIKE 'u%'"
+states() {
+	psql "$MAILPIPE_DATABASE_URL" -XAtc "SELECT
+		count(*) FILTER (WHERE name LIKE 'w%' AND state = 'auth_failed') || ' ' ||
+		count(*) FILTER (WHERE name LIKE 't%' AND state = 'backoff'
+			AND next_sync_at >= now() + interval '500 seconds') FROM accounts"
+}
+end=$(($(date +%s) + 300))
+until [ "$(finished 3)" -ge "$N" ] && [ "$(states)" = "$BAD 20" ]; do
+	[ "$(date +%s)" -lt "$end" ] || break
+	sleep 0.2
+done
+t5=$(date +%s.%N)
+sleep 10 # more scheduler ticks (and a 60 s interval's worth of nothing): none is tried again
+failed1=$(grep -c 'auth failed' "$MAILPIPE_STACK_DIR/dovecot/info.log" || true)
+throttled=$(grep -c '"login_no"' "$MAILPIPE_STACK_DIR/hostile.jsonl" || true)
+printf 'scale: bad days: %d accounts with a wrong password and 20 throttled (hint 600 s) added while all %d poll: %.1f s until every state was reached\n' \
+	"$BAD" "$N" "$(echo "$t5 - $t4" | bc)"
+read -r af bo <<<"$(states)"
+printf 'scale:   %s of %d auth_failed, %s of 20 in backoff past the hint; %d refused logins at Dovecot for the %d (tried once each: %d), %d at the throttling server for the 20; %d of %d others polled again\n' \
+	"$af" "$BAD" "$bo" "$((failed1 - failed0))" "$BAD" "$BAD" "$throttled" "$(finished 3)" "$N"
