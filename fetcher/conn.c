@@ -78,10 +78,10 @@ void conns_expire(struct conns *c)
 	if (!c)
 		return;
 	long long now = stage_now_ms();
+	uv_mutex_lock(&c->mu); /* every lane calls this: wanted_ms too is under mu */
 	int check_wanted = c->budget && now - c->wanted_ms >= 2000;
 	if (check_wanted)
 		c->wanted_ms = now;
-	uv_mutex_lock(&c->mu);
 	unsigned char *wanted = check_wanted && c->n ? calloc(c->n, 1) : NULL;
 	long long *ids = wanted ? calloc(c->n, sizeof(*ids)) : NULL;
 	const char **hosts = wanted ? calloc(c->n, sizeof(*hosts)) : NULL;

@@ -46,9 +46,9 @@ static int account_enter(struct accounts_busy *b, size_t lane, long long account
 		int busy = 0;
 		for (size_t i = 0; i < b->n; i++)
 			busy |= i != lane && b->ids[i] == account_id;
-		if (!busy || stopping)
+		if (!busy)
 			break;
-		if (waited == LANE_WAIT_MS / 50) {
+		if (stopping || waited == LANE_WAIT_MS / 50) { /* never two lanes on one account */
 			rc = -EBUSY;
 			break;
 		}
