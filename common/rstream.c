@@ -206,8 +206,8 @@ void rstream_append_add(redisContext *c, const char *key, size_t nfields, const 
 void rstream_append_add_capped(redisContext *c, const char *key, long maxlen, size_t nfields,
 			       const char **names, const char **vals, const size_t *lens)
 {
-	const char *argv[6 + 16];
-	size_t argl[6 + 16];
+	const char *argv[6 + 2 * RSTREAM_MAX_FIELDS];
+	size_t argl[6 + 2 * RSTREAM_MAX_FIELDS];
 	size_t argc = 0;
 	char max[24];
 	argv[argc] = "XADD", argl[argc++] = 4;
@@ -219,7 +219,7 @@ void rstream_append_add_capped(redisContext *c, const char *key, long maxlen, si
 		argv[argc] = max, argl[argc++] = strlen(max);
 	}
 	argv[argc] = "*", argl[argc++] = 1;
-	for (size_t i = 0; i < nfields && i < 8; i++) {
+	for (size_t i = 0; i < nfields && i < RSTREAM_MAX_FIELDS; i++) {
 		argv[argc] = names[i], argl[argc++] = strlen(names[i]);
 		argv[argc] = vals[i], argl[argc++] = lens ? lens[i] : strlen(vals[i]);
 	}

@@ -41,6 +41,9 @@ redisReply *rstream_autoclaim(redisContext *c, const char *key, const char *grou
 long rstream_deliveries(redisContext *c, const char *key, const char *group, const char *id);
 
 /* Appends XADD key * f1 v1 ... to the pipeline; collect with rstream_collect. */
+/* Fields one XADD of rstream_append_add(_capped) carries; callers with more must not exist
+ * (the parsed message record asserts it fits). */
+enum { RSTREAM_MAX_FIELDS = 8 };
 void rstream_append_add(redisContext *c, const char *key, size_t nfields, const char **names,
 			const char **vals, const size_t *lens);
 /* The same with MAXLEN ~ maxlen (none when 0): for streams kept as a window, not a queue. */

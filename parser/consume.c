@@ -138,6 +138,7 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 		}
 		json_decref(meta_json);
 		unparsed += json_is_string(json_object_get(msg, "parse_error"));
+		_Static_assert(4 + PARSED_BODY_FIELDS <= RSTREAM_MAX_FIELDS, "one XADD holds the record");
 		const char *names[4 + PARSED_BODY_FIELDS] = { "type", "meta", "msg", "raw_id" };
 		const char *vals[4 + PARSED_BODY_FIELDS] = { "message", meta, NULL, e[i].id };
 		size_t lens[4 + PARSED_BODY_FIELDS] = { 7, meta_len, 0, strlen(e[i].id) };
