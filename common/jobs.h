@@ -31,11 +31,12 @@ long long jobs_start_folder_run(PGconn *pg, redisContext *rc, const struct mp_co
 long long jobs_start_requested_run(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
 				   long long account_id, const char *const *folders, size_t nfolders,
 				   const char *request_id);
-/* Enqueues a sync_folder job for every queued, not yet enqueued folder of run_id (every run
- * when run_id is 0) and marks them enqueued. A crash between XADD and COMMIT enqueues a job
- * twice, which is harmless: jobs are idempotent. Returns the number enqueued or <0. */
+/* Enqueues a sync_folder job for every queued, not yet enqueued folder of account_id (every
+ * account when 0) and run_id (every run when 0), within the account's cap of jobs in flight,
+ * and marks them enqueued. A crash between XADD and COMMIT enqueues a job twice, which is
+ * harmless: jobs are idempotent. Returns the number enqueued or <0. */
 int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cfg,
-			long long run_id);
+			long long account_id, long long run_id);
 
 /* Sends a backfill_folder job to {mp}:jobs:backfill for every folder of a --backfill account
  * with older mail left (email_folders.backfill_uid) and no such job in flight. Returns the

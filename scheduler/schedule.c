@@ -166,7 +166,7 @@ int schedule_tick(PGconn *pg, redisContext *rc, const struct mp_config *cfg)
 	}
 	if (started)
 		log_info("runs=%d ms=%lld msg=\"scheduled syncs started\"", started, stage_now_ms() - t0);
-	if (jobs_enqueue_queued(pg, rc, cfg, 0) < 0)
+	if (jobs_enqueue_queued(pg, rc, cfg, 0, 0) < 0)
 		return -1;
 	return started;
 }

@@ -279,7 +279,7 @@ int control_folders(struct writer *w, json_t *rec)
 		changes_account_failed(w, account_id, run_id, error);
 	else
 		folder_notices(w, account_id, rec, added, gone);
-	if (!error && jobs_enqueue_queued(w->pg, stage_home(w->st), &w->st->cfg, run_id) < 0) {
+	if (!error && jobs_enqueue_queued(w->pg, stage_home(w->st), &w->st->cfg, account_id, run_id) < 0) {
 		changes_publish(w);
 		goto out;
 	}
@@ -502,8 +502,9 @@ int control_cursor(struct writer *w, json_t *rec)
 	/* A refused login concerns the whole account, whichever job met it. */
 	if (error && !strncmp(error, "auth failed", 11))
 		changes_account_failed(w, account_id, run_id, error);
-	/* A job of this folder from a younger run may have waited for this one (jobs.c). */
-	jobs_enqueue_queued(w->pg, stage_home(w->st), &w->st->cfg, 0);
+	/* A job of this folder from a younger run may have waited for this one, and the
+	 * account's other folders for a place under its cap (jobs.c): only this account's. */
+	jobs_enqueue_queued(w->pg, stage_home(w->st), &w->st->cfg, account_id, 0);
 	finish_and_notify(w, run_id, account_id);
 	rc = 1;
 	goto out;
