@@ -20,6 +20,8 @@
 #   MP_STACK_USER=mailpipe-test        unprivileged user the servers run as when started by root
 #   MP_PG_BIN           PostgreSQL bin dir (default /usr/lib/postgresql/15/bin, else newest)
 #   MP_DOVECOT_PROCESSES=512         Dovecot imap and imap-login processes (one each per connection)
+#   MP_DOVECOT_LOGIN=security        performance = Dovecot's high-performance login mode: a few
+#                                    imap-login processes serve every connection (as providers run)
 set -eu
 umask 022
 
@@ -421,7 +423,7 @@ gen_tls() {
 sed_escape() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
 
 render_dovecot_conf() {
-	local internal_user internal_group login_user chroot="" extra="" auth_user=""
+	local internal_user internal_group login_user chroot="" extra="" auth_user="" login_mode=""
 	if [ "$IS_ROOT" = 1 ]; then
 		internal_user=dovecot internal_group=dovecot login_user=dovenull
 		getent passwd dovecot >/dev/null && getent passwd dovenull >/dev/null ||
@@ -434,6 +436,14 @@ render_dovecot_conf() {
   user = \$default_internal_user
 }"
 	fi
+	case ${MP_DOVECOT_LOGIN:-security} in
+	security) ;;
+	performance) # https://doc.dovecot.org/admin_manual/login_processes/
+		login_mode="  service_count = 0
+  client_limit = $((${MP_DOVECOT_PROCESSES:-512} + 100))
+  process_min_avail = $(nproc)" ;;
+	*) die "MP_DOVECOT_LOGIN must be security or performance, not '${MP_DOVECOT_LOGIN}'" ;;
+	esac
 	local tmpl=$HERE/dovecot.conf.in
 	[ -r "$tmpl" ] || die "dovecot: template $tmpl missing"
 	# @EXTRA@/@LOGIN_CHROOT@ may span lines: substitute them with awk, the rest with sed.
@@ -445,13 +455,14 @@ render_dovecot_conf() {
 		-e "s|@IMAP_PORT@|$IMAP_PORT|g" -e "s|@IMAPS_PORT@|$IMAPS_PORT|g" \
 		-e "s|@PROCESSES@|${MP_DOVECOT_PROCESSES:-512}|g" \
 		-e "s|@CLIENTS@|$((2 * ${MP_DOVECOT_PROCESSES:-512} + 100))|g" "$tmpl" |
-		CHROOT=$chroot EXTRA=$extra AUTH_USER=$auth_user awk '
+		CHROOT=$chroot EXTRA=$extra AUTH_USER=$auth_user LOGIN_MODE=$login_mode awk '
 			$0 == "@LOGIN_CHROOT@" || $0 == "@ANVIL_CHROOT@" {
 				if (ENVIRON["CHROOT"] != "") print ENVIRON["CHROOT"]
 				next
 			}
 			$0 == "@EXTRA@" { if (ENVIRON["EXTRA"] != "") print ENVIRON["EXTRA"]; next }
 			$0 == "@AUTH_USER@" { if (ENVIRON["AUTH_USER"] != "") print ENVIRON["AUTH_USER"]; next }
+			$0 == "@LOGIN_MODE@" { if (ENVIRON["LOGIN_MODE"] != "") print ENVIRON["LOGIN_MODE"]; next }
 			{ print }' >"$DC_CONF.tmp"
 	mv -f "$DC_CONF.tmp" "$DC_CONF"
 }

@@ -5,7 +5,9 @@
 # mid-way, so a lane that holds one keeps it a while); each account still logs in once, since
 # two lanes never run one account's jobs together (the second queues its job again and the
 # account's connection passes from job to job); every account ends exact, nothing pending.
-export MAILPIPE_FETCHERS=1 MAILPIPE_FETCHER_LANES=4
+# The local Dovecot runs its login processes in the performance mode the scale bench uses
+# (MP_DOVECOT_LOGIN): the four kept connections share its few imap-login processes.
+export MAILPIPE_FETCHERS=1 MAILPIPE_FETCHER_LANES=4 MP_DOVECOT_LOGIN=performance
 . "$(dirname "$0")/lib.sh"
 stack_up 1200 23
 export MAILPIPE_RAW_BUDGET=300
@@ -56,5 +58,9 @@ check "lanes beyond the first read jobs under their own consumer names ($lanes s
 n=$(($(logins) - l0))
 check "each account logged in once: 4 logins for 4 accounts (Dovecot saw $n)" [ "$n" -eq 4 ]
 for a in la lb lc ld; do verify "$a" --summary "$MAILPIPE_STACK_DIR/summary-$a.json"; done
+logins_procs=$(pgrep -c -P "$(cat "$MAILPIPE_STACK_DIR/dovecot/run/master.pid")" imap-login || true)
+imaps=$(ss -Htn state established "( sport = :$MP_IMAPS_PORT )" | wc -l)
+shared() { [ "$imaps" -ge 4 ] && [ "$logins_procs" -ge 1 ] && [ "$logins_procs" -le "$(nproc)" ]; }
+check "Dovecot's performance login mode: $imaps kept TLS connections share $logins_procs imap-login processes" shared
 check "no entry left pending in Redis" no_pending
 finish
