@@ -109,10 +109,15 @@ PGresult *pg_exec_json(PGconn *c, const char *what, const char *sql, json_t *row
  * sees its entries. Names are never reused on a session ("mp_" and a serial), so a stale entry
  * can only name a statement that does not exist (26000), never another one. */
 #define STMT_CACHE_MAX 64
-/* A prepared statement is made again after this long. Postgres replans a cached plan when
+/* A prepared statement is made again after stmt_max_age_s. Postgres replans a cached plan when
  * ANALYZE changes its tables' statistics, but between two autoanalyzes a generic plan made
  * while a table was small would stay; a minute bounds that to autovacuum's own lag. */
-#define STMT_MAX_AGE_S 60
+static int stmt_max_age_s = 60;
+
+void pg_stmt_max_age(int seconds)
+{
+	stmt_max_age_s = seconds;
+}
 
 struct stmt {
 	uint64_t hash;
@@ -243,7 +248,7 @@ PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 			stmt_retire(sc, c, sc->stale[i]);
 	}
 	time_t now = time(NULL);
-	if (s->prepared && (now - s->prepared_at > STMT_MAX_AGE_S || now < s->prepared_at) &&
+	if (s->prepared && (now - s->prepared_at > stmt_max_age_s || now < s->prepared_at) &&
 	    sc->nstale < STMT_CACHE_MAX) {
 		stmt_retire(sc, c, s->name);
 		stmt_rename(sc, s);

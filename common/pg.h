@@ -33,6 +33,8 @@ PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 int pg_cmd_cached(PGconn *c, const char *what, const char *sql, int n, const char *const *params);
 /* How many statements pg_exec_cached holds prepared on c (for tests). */
 int pg_cached_statements(PGconn *c);
+/* How old a prepared statement may get before it is prepared again (default 60 s; tests). */
+void pg_stmt_max_age(int seconds);
 /* Prepares sql under name on this connection (again after every reconnect). 0 or -EIO. */
 int pg_prepare(PGconn *c, const char *name, const char *sql);
 /* Same, for commands whose result is not needed: 0 or -EIO. */
