@@ -65,6 +65,7 @@ seq 0 $((N - 1)) | xargs -P 4 -I{} mailpipe account add u{} --host 127.0.0.1 --p
 t_add1=$(date +%s.%N)
 
 logins() { grep -c 'imap-login: Info: Login: user=<u' "$MAILPIPE_STACK_DIR/dovecot/info.log" || true; }
+conns() { ss -Htn state established "( sport = :$MP_IMAPS_PORT )" | wc -l; } # open at the server
 finished() { # accounts with at least $1 finished runs
 	psql "$MAILPIPE_DATABASE_URL" -XAtc "SELECT count(*) FROM (SELECT account_id FROM sync_runs
 		WHERE status <> 'running' GROUP BY account_id HAVING count(*) >= $1) s"
@@ -130,6 +131,7 @@ wait_finished 1 1800
 t1=$(date +%s.%N)
 c1=$(snapshot)
 l1=$(logins)
+k1=$(conns)
 msgs=$(psql "$MAILPIPE_DATABASE_URL" -XAtc "SELECT count(*) FROM message_locations")
 failed=$(psql "$MAILPIPE_DATABASE_URL" -XAtc "SELECT count(*) FROM sync_runs WHERE status <> 'ok'")
 # The no-change round: every account due at once, as after an outage or on a shared interval.
@@ -139,6 +141,7 @@ wait_finished 2 1800
 t3=$(date +%s.%N)
 c2=$(snapshot)
 l2=$(logins)
+k2=$(conns)
 hwm=""
 for k in mailpipe-scheduler mailpipe-fetcher mailpipe-parser mailpipe-writer; do
 	m=0
@@ -149,12 +152,13 @@ for k in mailpipe-scheduler mailpipe-fetcher mailpipe-parser mailpipe-writer; do
 	hwm="$hwm $k=$m"
 done
 python3 - "$N" "$msgs" "$failed" "$t_add0" "$t_add1" "$t0" "$t1" "$t2" "$t3" "$l0" "$l1" "$l2" \
-	"$(getconf CLK_TCK)" "$c0" "$c1" "$c2" "$hwm" <<'PY'
+	"$(getconf CLK_TCK)" "$c0" "$c1" "$c2" "$hwm" "$k1" "$k2" <<'PY'
 import sys
 a = sys.argv[1:]
 n, msgs, failed = int(a[0]), int(a[1]), int(a[2])
 ta0, ta1, t0, t1, t2, t3 = map(float, a[3:9])
 l0, l1, l2, hz = int(a[9]), int(a[10]), int(a[11]), int(a[12])
+k1, k2 = int(a[17]), int(a[18])
 snap = lambda s: {k: int(v) for k, v in (x.split("=") for x in s.split())}
 c0, c1, c2 = snap(a[13]), snap(a[14]), snap(a[15])
 hwm = {k: int(v) for k, v in (x.split("=") for x in a[16].split())}
@@ -163,6 +167,8 @@ print(f"scale: {n} accounts, {msgs} messages stored, {failed} runs not ok; "
 print(f"scale: first sync of all: {t1 - t0:.1f} s ({msgs / (t1 - t0):.0f} msg/s), "
       f"{(l1 - l0) / n:.2f} logins per account")
 print(f"scale: no-change poll round of all: {t3 - t2:.1f} s, {(l2 - l1) / n:.2f} logins per account")
+print(f"scale: IMAPS connections open at the server after the first sync {k1} "
+      f"({k1 / n:.2f} per account), after the round {k2} ({k2 / n:.2f} per account; kept for the next poll)")
 print("scale: CPU seconds, first sync | no-change round (per account, ms):")
 for k in c0:
     f = (c1[k] - c0[k]) / hz
