@@ -13,6 +13,8 @@
 # the ceiling: the last run's messages and locations loaded again with one COPY each. Prints
 # figures and writes them to build/bench/peers-COUNT.json; asserts nothing.
 #   PEERS_COUNT=50000 PEERS_RUNS=1 bash tests/bench/peers_bench.sh    (the 50,000 mode)
+#   PEERS_TOOLS=mailpipe MAILPIPE_WRITER_BATCH=2000 bash tests/bench/peers_bench.sh
+#                                     (mailpipe alone, to compare a setting; no ratios then)
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$ROOT/bin:$PATH
@@ -208,6 +210,15 @@ load0=$(cut -d' ' -f1-3 /proc/loadavg)
 tools=(mailpipe)
 [ "$have_mbsync" = 1 ] && tools+=(mbsync)
 [ "$have_imapflow" = 1 ] && tools+=(imapflow)
+if [ -n "${PEERS_TOOLS:-}" ]; then # a subset, in this order
+	want=" $PEERS_TOOLS "
+	for t in $PEERS_TOOLS; do
+		case $t in mailpipe | mbsync | imapflow) ;; *) echo "PEERS_TOOLS: unknown tool '$t'" >&2; exit 2 ;; esac
+	done
+	kept=()
+	for t in "${tools[@]}"; do [[ $want == *" $t "* ]] && kept+=("$t"); done
+	tools=("${kept[@]}")
+fi
 set -- "${tools[@]}"
 for i in $(seq "$RUNS"); do
 	for t in "$@"; do
