@@ -15,6 +15,7 @@
 #   PEERS_COUNT=50000 PEERS_RUNS=1 bash tests/bench/peers_bench.sh    (the 50,000 mode)
 #   PEERS_TOOLS=mailpipe MAILPIPE_WRITER_BATCH=2000 bash tests/bench/peers_bench.sh
 #                                     (mailpipe alone, to compare a setting; no ratios then)
+#   PEERS_SETUP_SQL="..."             SQL run once after the migration (an experiment)
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$ROOT/bin:$PATH
@@ -56,6 +57,11 @@ python3 "$GEN" --seed 2 --count "$COUNT" --layout full --out "$home/Maildir" >/d
 chown -R --reference="$home" "$home/Maildir"
 bytes=$(find "$home/Maildir" -type f \( -path '*/cur/*' -o -path '*/new/*' \) -printf '%s\n' | awk '{s += $1} END {print s}')
 mailpipe db migrate >/dev/null
+# An experiment on the schema or the server (an index dropped, a storage setting), as the
+# database owner's superuser, before any run: PEERS_SETUP_SQL="DROP INDEX messages_provider".
+if [ -n "${PEERS_SETUP_SQL:-}" ]; then
+	psql "postgresql://postgres@127.0.0.1:$MP_PG_PORT/mailpipe" -XAtq -v ON_ERROR_STOP=1 -c "$PEERS_SETUP_SQL"
+fi
 echo "peers: mailbox gen_corpus.py --seed 2 --count $COUNT --layout full ($((bytes / 1000000)) MB), IMAPS from Dovecot on 127.0.0.1, $RUNS runs each"
 
 # The peers: installed when missing, else skipped with a line saying why.
