@@ -286,13 +286,18 @@ PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 	}
 }
 
-int pg_cmd_cached(PGconn *c, const char *what, const char *sql, int n, const char *const *params)
+/* A command's outcome when its result is not needed: 0, or -EIO (already logged). */
+static int cmd_done(PGresult *r)
 {
-	PGresult *r = pg_exec_cached(c, what, sql, n, params);
 	if (!r)
 		return -EIO;
 	PQclear(r);
 	return 0;
+}
+
+int pg_cmd_cached(PGconn *c, const char *what, const char *sql, int n, const char *const *params)
+{
+	return cmd_done(pg_exec_cached(c, what, sql, n, params));
 }
 
 int pg_cached_statements(PGconn *c)
@@ -306,11 +311,7 @@ int pg_cached_statements(PGconn *c)
 
 int pg_cmd(PGconn *c, const char *what, const char *sql, int n, const char *const *params)
 {
-	PGresult *r = pg_exec(c, what, sql, n, params);
-	if (!r)
-		return -EIO;
-	PQclear(r);
-	return 0;
+	return cmd_done(pg_exec(c, what, sql, n, params));
 }
 
 const char *pg_last_sqlstate(void)

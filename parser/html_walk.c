@@ -286,6 +286,23 @@ static int html_push(struct html_render *r, xmlNodePtr n, enum html_kind kind)
 
 /* Called on the way down; returns 1 when the walk should visit n's children (and later call
  * html_leave for n), 0 when n is done. */
+/* The line breaks an element of this kind puts before and after itself: 1 ends the line, 2
+ * leaves a blank line; 0 for kinds that break otherwise (lists, items) or not at all. */
+static unsigned kind_gap(enum html_kind kind)
+{
+	switch (kind) {
+	case K_BLOCK:
+	case K_ROW:
+		return 1;
+	case K_PARA:
+	case K_PRE:
+	case K_QUOTE:
+		return 2;
+	default:
+		return 0;
+	}
+}
+
 static int html_enter(struct html_render *r, xmlNodePtr n)
 {
 	enum html_kind kind;
@@ -327,14 +344,9 @@ static int html_enter(struct html_render *r, xmlNodePtr n)
 	}
 	if (html_push(r, n, kind) != 0)
 		return 0;
+	if (kind_gap(kind)) /* before pre and quote count this element */
+		html_text_break(r, kind_gap(kind));
 	switch (kind) {
-	case K_BLOCK:
-	case K_ROW:
-		html_text_break(r, 1);
-		break;
-	case K_PARA:
-		html_text_break(r, 2);
-		break;
 	case K_LIST:
 	case K_OLIST: {
 		struct html_frame *f = &r->frames[r->nframes - 1];
@@ -355,11 +367,9 @@ static int html_enter(struct html_render *r, xmlNodePtr n)
 		html_item_start(r);
 		break;
 	case K_PRE:
-		html_text_break(r, 2);
 		r->pre++;
 		break;
 	case K_QUOTE:
-		html_text_break(r, 2);
 		r->quote++;
 		break;
 	case K_CELL:
@@ -379,13 +389,6 @@ static void html_leave(struct html_render *r)
 		return;
 	f = r->frames[--r->nframes];
 	switch (f.kind) {
-	case K_BLOCK:
-	case K_ROW:
-		html_text_break(r, 1);
-		break;
-	case K_PARA:
-		html_text_break(r, 2);
-		break;
 	case K_LIST:
 	case K_OLIST:
 		r->list = f.outer_list;
@@ -398,11 +401,9 @@ static void html_leave(struct html_render *r)
 		break;
 	case K_PRE:
 		r->pre--;
-		html_text_break(r, 2);
 		break;
 	case K_QUOTE:
 		r->quote--;
-		html_text_break(r, 2);
 		break;
 	case K_LINK:
 		html_link_end(r, &f);
@@ -410,6 +411,8 @@ static void html_leave(struct html_render *r)
 	default:
 		break;
 	}
+	if (kind_gap(f.kind)) /* after pre and quote no longer count this element */
+		html_text_break(r, kind_gap(f.kind));
 }
 
 /* Depth-first over the tree by its parent and sibling links, so that no nesting depth can

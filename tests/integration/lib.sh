@@ -36,6 +36,29 @@ stack_up() {
 	mailpipe db migrate >/dev/null || { fail "db migrate"; exit 1; }
 }
 
+# pg_only_up NAME BASE: only PostgreSQL (fsync off, no sample mailbox), in a private stack
+# directory /tmp/mailpipe-NAME.XXXXXX on ports from BASE up; tries other ports when another
+# stack holds them; ends the test when it does not start.
+pg_only_up() {
+	export MAILPIPE_STACK_DIR
+	MAILPIPE_STACK_DIR=$(mktemp -d "/tmp/mailpipe-$1.XXXXXX")
+	export MP_PG_FSYNC=off MP_DEMO_COUNT=0
+	trap stack_down EXIT
+	local try base
+	for try in 1 2 3; do
+		base=$(($2 + (($$ + try * 331) % 2000) * 4))
+		export MP_REDIS_PORT=$base MP_PG_PORT=$((base + 1)) MP_IMAP_PORT=$((base + 2)) \
+			MP_IMAPS_PORT=$((base + 3))
+		"$ROOT/deploy/local/stack.sh" start postgres >"$MAILPIPE_STACK_DIR.start.log" 2>&1 && break
+		if [ "$try" = 3 ] || ! grep -q 'already in use' "$MAILPIPE_STACK_DIR.start.log"; then
+			cat "$MAILPIPE_STACK_DIR.start.log"
+			fail "postgres did not start"
+			exit 1
+		fi
+	done
+	eval "$("$ROOT/deploy/local/stack.sh" env)"
+}
+
 stack_down() {
 	run_stop
 	"$ROOT/deploy/local/stack.sh" destroy >/dev/null 2>&1

@@ -10,22 +10,7 @@ if ! make -s -C "$ROOT" build/tests/pg_cache_driver >/dev/null; then
 	fail "build build/tests/pg_cache_driver"
 	exit 1
 fi
-export MAILPIPE_STACK_DIR
-MAILPIPE_STACK_DIR=$(mktemp -d /tmp/mailpipe-pgc.XXXXXX)
-export MP_PG_FSYNC=off MP_DEMO_COUNT=0
-trap stack_down EXIT
-for try in 1 2 3; do # another stack may hold the port
-	base=$((26000 + (($$ + try * 331) % 2000) * 4))
-	export MP_REDIS_PORT=$base MP_PG_PORT=$((base + 1)) MP_IMAP_PORT=$((base + 2)) \
-		MP_IMAPS_PORT=$((base + 3))
-	"$ROOT/deploy/local/stack.sh" start postgres >"$MAILPIPE_STACK_DIR.start.log" 2>&1 && break
-	if [ "$try" = 3 ] || ! grep -q 'already in use' "$MAILPIPE_STACK_DIR.start.log"; then
-		cat "$MAILPIPE_STACK_DIR.start.log"
-		fail "postgres did not start"
-		exit 1
-	fi
-done
-eval "$("$ROOT/deploy/local/stack.sh" env)"
+pg_only_up pgc 26000
 
 out=$MAILPIPE_STACK_DIR/driver.out
 go=$MAILPIPE_STACK_DIR/go

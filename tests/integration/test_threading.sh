@@ -23,22 +23,7 @@ fi
 # Only PostgreSQL, in a private stack directory on ports of its own. Each set is stored by
 # tests/integration/thread_driver.c (parser + store_messages, no Redis) into accounts of its
 # own, in file order with batch 500 and then shuffled; corpora come from MAILPIPE_CORPORA.
-export MAILPIPE_STACK_DIR
-MAILPIPE_STACK_DIR=$(mktemp -d /tmp/mailpipe-thr.XXXXXX)
-export MP_PG_FSYNC=off MP_DEMO_COUNT=0
-trap stack_down EXIT
-for try in 1 2 3; do # another stack may hold the port
-	base=$((24000 + (($$ + try * 331) % 2000) * 4))
-	export MP_REDIS_PORT=$base MP_PG_PORT=$((base + 1)) MP_IMAP_PORT=$((base + 2)) \
-		MP_IMAPS_PORT=$((base + 3))
-	"$ROOT/deploy/local/stack.sh" start postgres >"$MAILPIPE_STACK_DIR.start.log" 2>&1 && break
-	if [ "$try" = 3 ] || ! grep -q 'already in use' "$MAILPIPE_STACK_DIR.start.log"; then
-		cat "$MAILPIPE_STACK_DIR.start.log"
-		fail "postgres did not start"
-		exit 1
-	fi
-done
-eval "$("$ROOT/deploy/local/stack.sh" env)"
+pg_only_up thr 24000
 export MAILPIPE_LOG=${MAILPIPE_LOG:-warn}
 mailpipe db migrate >/dev/null || { fail "db migrate"; exit 1; }
 WORK=$MAILPIPE_STACK_DIR/threading
