@@ -59,6 +59,8 @@ int rawfetch_batch(struct writer *w, struct wmsg *m, size_t n, redisReply ***rep
 		void *reply = NULL;
 		if (redisGetReply(c, &reply) != REDIS_OK) {
 			log_error("key=%s msg=\"reading raw messages failed: %s\"", key, c->errstr);
+			for (size_t i = 0; r && i < j; i++) /* the replies read before it */
+				freeReplyObject(r[i]);
 			free(r);
 			return -EIO; /* the connection is broken: the caller reconnects */
 		}

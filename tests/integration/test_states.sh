@@ -121,8 +121,10 @@ split=$(sql "SELECT count(*) FILTER (WHERE s.enqueued_at IS NOT NULL) || ' ' || 
 check "two of its six folder jobs went out, the rest wait ($split)" [ "$split" = "2 6" ]
 kill -TERM $SCHED_PID
 wait $SCHED_PID 2>/dev/null
-MAILPIPE_ACCOUNT_JOBS_MAX=2 run_start
-check "fetchers started, the capped run ends ok with every folder done" \
+# The scheduler's tick (which claims for every account) is ten minutes here: the waiting jobs go
+# out only as the writer claims the account's next ones after each of its cursors.
+MAILPIPE_ACCOUNT_JOBS_MAX=2 MAILPIPE_TICK_MS=600000 run_start
+check "fetchers started, the writer sends the waiting jobs as others end: the capped run ends ok with every folder done" \
 	wait_for 60 '[ "$(sql "SELECT r.status || count(*) FILTER (WHERE s.status = '\''done'\'') FROM sync_runs r JOIN sync_run_folders s ON s.run_id = r.run_id WHERE r.request_id = '\''capped'\'' GROUP BY r.status")" = ok6 ]'
 
 mailpipe account resume nobody >/dev/null 2>&1
