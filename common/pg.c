@@ -46,30 +46,29 @@ PGresult *pg_exec(PGconn *c, const char *what, const char *sql, int n, const cha
 	return pg_exec_bin(c, what, sql, n, params, NULL, NULL);
 }
 
-static PGresult *check_result(PGconn *c, const char *what, PGresult *r);
 
 PGresult *pg_exec_bin(PGconn *c, const char *what, const char *sql, int n,
 		      const char *const *params, const int *lengths, const int *formats)
 {
-	return check_result(c, what, PQexecParams(c, sql, n, NULL, params, lengths, formats, 0));
+	return pg_check(c, what, PQexecParams(c, sql, n, NULL, params, lengths, formats, 0));
 }
 
 PGresult *pg_exec_prepared(PGconn *c, const char *what, const char *name, int n,
 			   const char *const *params, const int *lengths, const int *formats)
 {
-	return check_result(c, what, PQexecPrepared(c, name, n, params, lengths, formats, 0));
+	return pg_check(c, what, PQexecPrepared(c, name, n, params, lengths, formats, 0));
 }
 
 int pg_prepare(PGconn *c, const char *name, const char *sql)
 {
-	PGresult *r = check_result(c, name, PQprepare(c, name, sql, 0, NULL));
+	PGresult *r = pg_check(c, name, PQprepare(c, name, sql, 0, NULL));
 	if (!r)
 		return -EIO;
 	PQclear(r);
 	return 0;
 }
 
-static PGresult *check_result(PGconn *c, const char *what, PGresult *r)
+PGresult *pg_check(PGconn *c, const char *what, PGresult *r)
 {
 	ExecStatusType st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -255,7 +254,7 @@ PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 	}
 	for (int attempt = 0;; attempt++) {
 		if (!s->prepared) {
-			PGresult *p = check_result(c, what, PQprepare(c, s->name, sql, 0, NULL));
+			PGresult *p = pg_check(c, what, PQprepare(c, s->name, sql, 0, NULL));
 			if (!p)
 				return NULL;
 			PQclear(p);
@@ -265,7 +264,7 @@ PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 		PGresult *r = PQexecPrepared(c, s->name, n, params, NULL, NULL, 0);
 		ExecStatusType st = PQresultStatus(r);
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || attempt > 0)
-			return check_result(c, what, r);
+			return pg_check(c, what, r);
 		/* The session lost the statement (DEALLOCATE, a pooler), or a migration changed
 		 * the result's row type ("cached plan must not change result type"): prepared
 		 * again under a new name. Retried here only outside a transaction; inside one the
@@ -274,12 +273,12 @@ PGresult *pg_exec_cached(PGconn *c, const char *what, const char *sql, int n,
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		int lost = state && !strcmp(state, "26000"), changed = state && !strcmp(state, "0A000");
 		if (!lost && !changed)
-			return check_result(c, what, r);
+			return pg_check(c, what, r);
 		if (changed)
 			stmt_retire(sc, c, s->name);
 		stmt_rename(sc, s);
 		if (PQtransactionStatus(c) != PQTRANS_IDLE)
-			return check_result(c, what, r);
+			return pg_check(c, what, r);
 		log_info("msg=\"%s: prepared statement %s (%s), preparing it again\"", what,
 			 lost ? "gone" : "changed", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
 		PQclear(r);

@@ -19,6 +19,9 @@ PGresult *pg_exec_bin(PGconn *c, const char *what, const char *sql, int n,
  * set-based statements over jsonb_to_recordset($1::jsonb). Planned per call, on purpose: a
  * prepared plan made while a table was small keeps scanning it. */
 PGresult *pg_exec_json(PGconn *c, const char *what, const char *sql, json_t *rows);
+/* The same check for a result got another way (PQgetResult of an asynchronous query): r when
+ * COMMAND_OK or TUPLES_OK, else logs "what: server message", clears r and returns NULL. */
+PGresult *pg_check(PGconn *c, const char *what, PGresult *r);
 /* Executes the statement prepared under name (pg_prepare) with the same conventions. */
 PGresult *pg_exec_prepared(PGconn *c, const char *what, const char *name, int n,
 			   const char *const *params, const int *lengths, const int *formats);

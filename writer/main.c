@@ -4,6 +4,7 @@
 #include "log.h"
 #include "parsed.h"
 #include "pg.h"
+#include "search.h"
 #include "writer.h"
 
 #include <stdio.h>
@@ -315,6 +316,7 @@ out:
 		json_decref(d[i].rec);
 	}
 	json_decref(w.changes);
+	search_close(&w);
 	PQfinish(w.pg);
 	log_info("msg=\"stopped\"");
 	stage_release(&st);

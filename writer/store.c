@@ -6,6 +6,7 @@
 #include "writer.h"
 #include "changes.h"
 #include "copy.h"
+#include "search.h"
 #include "link.h"
 #include "log.h"
 #include "pg.h"
@@ -101,14 +102,15 @@ static const char SQL_INSERT_MESSAGE[] =
 	" content_sha256, subject, from_name, from_email, \"to\", cc, bcc, reply_to, sent_at, "
 	" received_at, direction, in_reply_to, \"references\", list_id, snippet, body_text, "
 	" body_html, attachments, size, raw, parse_error, body_clean, cleaner_version, base_subject, "
-	" is_reply, thread_parent, gm_thrid, conversation_id) "
+	" is_reply, thread_parent, gm_thrid, conversation_id, search) "
 	"VALUES ($1::bigint, $2, $3, $4::boolean, $5, $6, $7, $8, coalesce($9::jsonb, '[]'), "
 	" coalesce($10::jsonb, '[]'), coalesce($11::jsonb, '[]'), coalesce($12::jsonb, '[]'), "
 	" $13::timestamptz, $14::timestamptz, $15, $16, "
 	" coalesce(array(SELECT jsonb_array_elements_text($17::jsonb)), '{}'), $18, $19, $20, $21, "
 	" coalesce($22::jsonb, '[]'), $23::int, $24::bytea, $25, $26, $27::int, $28, "
 	" coalesce($29::boolean, false), $30, $31, coalesce((SELECT conversation_id "
-	" FROM conversation_keys WHERE account_id = $1::bigint AND key = $3), $32::bigint)) "
+	" FROM conversation_keys WHERE account_id = $1::bigint AND key = $3), $32::bigint), "
+	" mp_search_vector($6, $7, $8, coalesce($26, $20))) "
 	"ON CONFLICT (account_id, content_sha256) DO NOTHING RETURNING id";
 
 static const char SQL_FIND_MSG[] =
@@ -197,7 +199,7 @@ int store_prepare(PGconn *pg)
 	for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
 		if (pg_prepare(pg, statements[i].name, statements[i].sql) < 0)
 			return -EIO;
-	return 0;
+	return search_prepare(pg);
 }
 
 static int pg_cmd_prepared(PGconn *c, const char *what, const char *name, int n,
@@ -483,14 +485,14 @@ struct item {
 	long dup_of;	/* index of the same content earlier in the batch, or -1 */
 };
 
-enum { TO_INSERT = 2, MESSAGE_NCOLS = 33 };
+enum { TO_INSERT = 2, MESSAGE_NCOLS = 34 };
 
 static const char MESSAGE_COLUMNS[] =
 	"id, account_id, provider, message_id, message_id_synthetic, content_sha256, subject, "
 	"from_name, from_email, \"to\", cc, bcc, reply_to, sent_at, received_at, direction, "
 	"in_reply_to, \"references\", list_id, snippet, body_text, body_html, attachments, size, "
 	"raw, parse_error, body_clean, cleaner_version, base_subject, is_reply, thread_parent, "
-	"gm_thrid, conversation_id";
+	"gm_thrid, conversation_id, search";
 
 /* Which of the batch's contents are stored: created 0 with their id and conversation, the
  * others TO_INSERT. */
@@ -570,7 +572,7 @@ out:
 
 /* One message row in MESSAGE_COLUMNS' order. */
 static void copy_message(struct copy *c, struct writer *w, const struct wmsg *m,
-			 const struct item *x)
+			 const struct item *x, const char *search, int search_len)
 {
 	json_t *msg = m->msg, *from = json_object_get(msg, "from");
 	struct derived d;
@@ -620,9 +622,12 @@ static void copy_message(struct copy *c, struct writer *w, const struct wmsg *m,
 		copy_int8(c, x->conv);
 	else
 		copy_null(c);
+	copy_bytes(c, search, (size_t)search_len);
 }
 
-static int batch_copy(struct writer *w, struct wmsg *m, struct item *it, size_t n)
+/* The new rows, in one COPY; their search vectors come from sv, in the same order. */
+static int batch_copy(struct writer *w, struct wmsg *m, struct item *it, size_t n,
+		      struct search *sv)
 {
 	struct copy c;
 	size_t k = 0;
@@ -632,9 +637,17 @@ static int batch_copy(struct writer *w, struct wmsg *m, struct item *it, size_t 
 		return 0;
 	if (copy_begin(&c, w->pg, "messages", MESSAGE_COLUMNS) < 0)
 		return -EIO;
-	for (size_t i = 0; i < n && !c.err; i++)
-		if (it[i].created == TO_INSERT)
-			copy_message(&c, w, &m[i], &it[i]);
+	for (size_t i = 0, j = 0; i < n && !c.err; i++) {
+		const char *v;
+		int len;
+		if (it[i].created != TO_INSERT)
+			continue;
+		int src = search_get(sv, j++, &v, &len);
+		if (src < 0)
+			c.err = src; /* the COPY is abandoned, the batch retried */
+		else
+			copy_message(&c, w, &m[i], &it[i], v, len);
+	}
 	int rc = copy_end(&c, "copy messages");
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (it[i].created == TO_INSERT)
@@ -718,10 +731,24 @@ static int store_batch(struct writer *w, struct wmsg *m, struct item *it, size_t
 		if (!it[i].a)
 			return -EINVAL; /* an account removed meanwhile: the one-by-one path logs it */
 	int rc = batch_find(w, m, it, n);
+	/* The new rows' search vectors start on the second connection now, while the
+	 * conversations are decided on the first. */
+	const struct wmsg **fresh = calloc(n, sizeof(*fresh));
+	struct search sv = { .done = 1 }; /* search_end waits for nothing until it starts */
+	size_t k = 0;
+	if (rc == 0 && !fresh)
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		if (it[i].created == TO_INSERT)
+			fresh[k++] = &m[i];
+	if (rc == 0)
+		rc = search_start(&sv, w, fresh, k);
 	if (rc == 0)
 		rc = batch_thread(w, m, it, n);
 	if (rc == 0)
-		rc = batch_copy(w, m, it, n);
+		rc = batch_copy(w, m, it, n, &sv);
+	search_end(&sv);
+	free(fresh);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (it[i].dup_of >= 0) {
 			it[i].id = it[it[i].dup_of].id;

@@ -12,6 +12,7 @@
 struct writer {
 	struct stage *st;
 	PGconn *pg;
+	PGconn *pg_search;	/* search.c's second connection, NULL when none */
 	/* account id -> provider and own address, read once: they decide provider/direction. */
 	struct account_info {
 		long long id;

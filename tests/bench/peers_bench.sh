@@ -241,7 +241,8 @@ aid=$(tail -n 1 <(grep '"tool": "mailpipe"' "$results") | python3 -c "import jso
 sql "SET client_min_messages = warning; DROP TABLE IF EXISTS peers_messages, peers_locations;
 	CREATE TABLE peers_messages (LIKE messages INCLUDING ALL);
 	CREATE TABLE peers_locations (LIKE message_locations INCLUDING ALL)"
-# Generated columns (the search vector) are left out: the COPY into the clone computes them.
+# Generated columns are left out (none since migration 014: the search vectors are data the
+# writer computes on its second connection, copied here as its COPY sends them).
 cols() { sql "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position)
 	FROM information_schema.columns WHERE table_name = '$1' AND is_generated = 'NEVER'"; }
 mcols=$(cols messages) lcols=$(cols message_locations)

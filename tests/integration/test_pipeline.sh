@@ -80,6 +80,13 @@ check "the COPY and INSERT paths write identical message rows (all columns but i
 	  FROM messages m WHERE account_id = (SELECT id FROM accounts WHERE name = 'subj'))
 	SELECT (SELECT count(*) FROM (TABLE a EXCEPT ALL TABLE b) d) + (SELECT count(*) FROM (TABLE b EXCEPT ALL TABLE a) d)
 	  + CASE WHEN (SELECT count(*) FROM a) > 300 THEN 0 ELSE 1 END")" = 0 ]
+# The search vector is the writer's (migration 014): on both paths, each row's is
+# mp_search_vector of its own columns, as the generated column was.
+check "every message's search vector is mp_search_vector of its own subject, sender and body" [ "$(sql "
+	SELECT count(*) FROM messages WHERE search IS NULL OR search IS DISTINCT FROM
+	  mp_search_vector(subject, from_name, from_email, coalesce(body_clean, body_text))")" = 0 ]
+check "the writer computes search vectors on a second connection of its own" [ "$(sql "
+	SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mailpipe writer search'")" -ge 1 ]
 check "subject grouping joins replies whose references are missing" [ "$(sql "SELECT count(*) FROM conversations WHERE account_id = (SELECT id FROM accounts WHERE name = 'subj')")" -lt "$(sql "SELECT count(*) FROM conversations WHERE account_id = (SELECT id FROM accounts WHERE name = 'it')")" ]
 
 # SIGTERM to `mailpipe run` drains and stops every stage.

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The writer's second connection (writer/search.c), on which a thread computes the search
+# vectors of new messages while the first connection writes them, on its bad days:
+#  1. its backend is terminated again and again during a 2,000-message sync: the batches it
+#     served are retried, and nothing is lost, doubled, or stored without its vector;
+#  2. MAILPIPE_WRITER_SEARCH_CONN=0: the main connection computes them, with the same rows;
+#  3. the server refuses one message's vector: that message is stored unparsed (invariant 6)
+#     and the sync ends, rather than the batch being retried for ever.
+. "$(dirname "$0")/lib.sh"
+stack_up 2000 7
+export MAILPIPE_WRITER_BATCH=100 # more batches, so terminations land inside them
+vectors_right() { # ACCOUNT: every row's vector is mp_search_vector of its own columns
+	[ "$(sql "SELECT count(*) FROM messages WHERE account_id = (SELECT id FROM accounts WHERE name = '$1')
+	  AND (search IS NULL OR search IS DISTINCT FROM
+	  mp_search_vector(subject, from_name, from_email, coalesce(body_clean, body_text)))")" = 0 ]
+}
+same_rows() { # A B: the same message rows, all columns but ids and times
+	[ "$(sql "
+	WITH a AS (SELECT to_jsonb(m) - '{id,account_id,conversation_id,created_at}'::text[] AS j
+	  FROM messages m WHERE account_id = (SELECT id FROM accounts WHERE name = '$1')),
+	b AS (SELECT to_jsonb(m) - '{id,account_id,conversation_id,created_at}'::text[] AS j
+	  FROM messages m WHERE account_id = (SELECT id FROM accounts WHERE name = '$2'))
+	SELECT (SELECT count(*) FROM (TABLE a EXCEPT ALL TABLE b) d) + (SELECT count(*) FROM (TABLE b EXCEPT ALL TABLE a) d)
+	  + CASE WHEN (SELECT count(*) FROM a) > 1500 THEN 0 ELSE 1 END")" = 0 ]
+}
+helpers() { sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mailpipe writer search'"; }
+
+# 1. Terminated again and again.
+add_account a
+run_start
+kills=$MAILPIPE_STACK_DIR/kills
+(while :; do
+	sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	     WHERE application_name = 'mailpipe writer search'" 2>/dev/null | grep -c t >>"$kills"
+	sleep 0.1
+done) &
+killer=$!
+out=$MAILPIPE_STACK_DIR/summary-a.json
+mailpipe sync a --wait --timeout 300 >"$out"
+rc=$?
+kill "$killer"
+wait "$killer" 2>/dev/null
+check "the sync ends ok while the search connection is terminated again and again" [ $rc -eq 0 ]
+n=$(awk '{s += $1} END {print s + 0}' "$kills")
+check "its backend was terminated during the sync ($n times)" [ "$n" -ge 3 ]
+check "the writer met the terminations and carried on" grep -q 'search vectors: .*terminat' "$RUN_LOG"
+check "each batch it served was retried whole, none stored message by message" \
+	bash -c "! grep -q 'retrying message by message' '$RUN_LOG'"
+verify a --summary "$out"
+check "every message has its search vector, as mp_search_vector computes it" vectors_right a
+check "no entry left pending in Redis" no_pending
+run_stop
+
+# 2. No second connection.
+add_account b
+MAILPIPE_WRITER_SEARCH_CONN=0 run_start
+out=$MAILPIPE_STACK_DIR/summary-b.json
+mailpipe sync b --wait --timeout 300 >"$out"
+check "with MAILPIPE_WRITER_SEARCH_CONN=0 the sync ends ok" [ $? -eq 0 ]
+check "and the writer opens no search connection" [ "$(helpers)" = 0 ]
+verify b --summary "$out"
+check "the main connection computes the same vectors: the rows equal the first account's" same_rows a b
+run_stop
+
+# 3. A vector the server refuses: the function is replaced by one that raises on one subject
+# (of a message stored once in the first account, kept in a table of the test's).
+sql "CREATE TABLE test_poison AS SELECT subject FROM messages
+	WHERE account_id = (SELECT id FROM accounts WHERE name = 'a') AND subject <> ''
+	GROUP BY subject HAVING count(*) = 1 ORDER BY subject LIMIT 1" >/dev/null
+subject=$(sql "SELECT subject FROM test_poison")
+sql "CREATE OR REPLACE FUNCTION mp_search_vector(subject text, from_name text, from_email text, body text)
+	RETURNS tsvector LANGUAGE plpgsql IMMUTABLE AS \$f\$
+	BEGIN
+		IF subject IN (SELECT p.subject FROM test_poison p) THEN
+			RAISE EXCEPTION 'test refuses the vector of its subject';
+		END IF;
+		RETURN setweight(to_tsvector('simple', coalesce(subject, '')), 'A') ||
+			setweight(to_tsvector('simple', coalesce(from_name, '') || ' ' || coalesce(from_email, '')), 'B') ||
+			setweight(to_tsvector('simple', left(coalesce(body, ''), 200000)), 'C');
+	END \$f\$" >/dev/null
+add_account c
+run_start
+out=$MAILPIPE_STACK_DIR/summary-c.json
+timeout 300 mailpipe sync c --wait --timeout 240 >"$out"
+check "the sync ends ok although the server refuses one message's vector ('$subject')" [ $? -eq 0 ]
+verify c --summary "$out"
+check "that message is stored unparsed, parse_error naming the refusal" [ "$(sql "
+	SELECT count(*) FROM messages WHERE account_id = (SELECT id FROM accounts WHERE name = 'c')
+	  AND subject IS NULL AND parse_error LIKE 'stored unparsed: %test refuses the vector of its subject%'")" = 1 ]
+check "every other message is stored parsed, with its vector" [ "$(sql "
+	SELECT count(*) FROM messages WHERE account_id = (SELECT id FROM accounts WHERE name = 'c')
+	  AND (parse_error LIKE 'stored unparsed%' OR search IS NULL)")" = 1 ]
+check "its batch went message by message" [ "$(grep -c 'retrying message by message' "$RUN_LOG")" -ge 1 ]
+check "no entry left pending in Redis" no_pending
+finish
