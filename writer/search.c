@@ -139,7 +139,9 @@ static PGconn *helper(struct writer *w)
 	PGconn *c = pg_connect(w->st->cfg.database_url);
 	if (c && (pg_cmd(c, "search connection", "SET application_name = 'mailpipe writer search'",
 			 0, NULL) < 0 ||
-		  pg_cmd(c, "search connection", "SET jit = off", 0, NULL) < 0 || search_prepare(c) < 0 ||
+		  pg_cmd(c, "search connection", "SET jit = off", 0, NULL) < 0 ||
+		  pg_cmd(c, "search connection", "SET plan_cache_mode = force_generic_plan", 0, NULL) < 0 ||
+		  search_prepare(c) < 0 ||
 		  worker_start() < 0)) {
 		PQfinish(c);
 		c = NULL;
