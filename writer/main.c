@@ -268,7 +268,7 @@ int main(int argc, char **argv)
 	w.st = &st;
 	if (connect_db(&w) < 0)
 		goto out;
-	long long last_retry = 0;
+	long long last_retry = 0, next_repair = 0;
 	while (!stopping) {
 		int redelivered;
 		redisReply *r = stage_next(&st, st.cfg.key_parsed, "writers", st.cfg.writer_batch,
@@ -305,6 +305,9 @@ int main(int argc, char **argv)
 		}
 		for (size_t k = 0; k < nreplies; k++)
 			freeReplyObject(replies[k]);
+		/* At start and every minute: vectors missing from rows an older writer inserted. */
+		if (stage_now_ms() >= next_repair)
+			next_repair = stage_now_ms() + (search_repair(&w) == 1000 ? 0 : 60000);
 		if (nd && stage_now_ms() - last_retry >= 100) {
 			retry_deferred(&w, d, &nd);
 			last_retry = stage_now_ms();

@@ -215,6 +215,23 @@ void search_end(struct search *s)
 	s->res = NULL;
 }
 
+int search_repair(struct writer *w)
+{
+	PGresult *r = pg_exec(w->pg, "fill missing search vectors",
+		"WITH m AS (SELECT account_id, id FROM messages WHERE search IS NULL LIMIT 1000) "
+		"UPDATE messages x SET search = mp_search_vector(x.subject, x.from_name, x.from_email, "
+		" coalesce(x.body_clean, x.body_text)) FROM m WHERE x.account_id = m.account_id "
+		" AND x.id = m.id", 0, NULL);
+	if (!r)
+		return -1;
+	int n = (int)strtol(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	if (n > 0)
+		log_warn("rows=%d msg=\"filled search vectors missing from stored messages (written by a "
+			 "writer older than migration 014)\"", n);
+	return n;
+}
+
 void search_close(struct writer *w)
 {
 	if (worker.running) {

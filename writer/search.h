@@ -40,6 +40,10 @@ int search_get(struct search *s, size_t k, const char **val, int *len);
  * closed (connected again for a later batch, at most every 10 s). */
 void search_end(struct search *s);
 
+/* Gives stored messages without a vector theirs, at most 1,000 a call: rows a writer older than
+ * migration 014 inserted during a rolling upgrade. Rows filled, or -1 (logged). */
+int search_repair(struct writer *w);
+
 /* Stops the thread and closes the second connection (writer exit). */
 void search_close(struct writer *w);
 
