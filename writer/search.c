@@ -217,11 +217,14 @@ void search_end(struct search *s)
 
 int search_repair(struct writer *w)
 {
+	/* search IS NULL on both sides: each side can take the partial index (every writer runs
+	 * this every minute, on tables of millions of rows), and two writers filling the same row
+	 * at once fill it once (the second re-checks the row after the first commits). */
 	PGresult *r = pg_exec(w->pg, "fill missing search vectors",
 		"WITH m AS (SELECT account_id, id FROM messages WHERE search IS NULL LIMIT 1000) "
 		"UPDATE messages x SET search = mp_search_vector(x.subject, x.from_name, x.from_email, "
 		" coalesce(x.body_clean, x.body_text)) FROM m WHERE x.account_id = m.account_id "
-		" AND x.id = m.id", 0, NULL);
+		" AND x.id = m.id AND x.search IS NULL", 0, NULL);
 	if (!r)
 		return -1;
 	int n = (int)strtol(PQcmdTuples(r), NULL, 10);

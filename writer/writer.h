@@ -1,6 +1,7 @@
 /* The writer stage: parsed records -> Postgres. store.c writes message batches (messages,
- * locations, conversations, run counters) in one transaction; control.c applies `folders` and
- * `cursor` records; main.c reads the stream and acknowledges after COMMIT. */
+ * locations, conversations, run counters) in one transaction, its rows' search vectors computed
+ * on a second connection (search.c); control.c applies `folders` and `cursor` records; main.c
+ * reads the stream and acknowledges after COMMIT. */
 #ifndef MP_WRITER_H
 #define MP_WRITER_H
 
