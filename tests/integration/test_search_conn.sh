@@ -3,7 +3,8 @@
 # vectors of new messages while the first connection writes them, on its bad days:
 #  1. its backend is terminated again and again during a 2,000-message sync: the batches it
 #     served are retried, and nothing is lost, doubled, or stored without its vector;
-#  2. MAILPIPE_WRITER_SEARCH_CONN=0: the main connection computes them, with the same rows;
+#  2. MAILPIPE_WRITER_SEARCH_CONN=0: the main connection computes them, with the same rows; and
+#     the same when the second connection cannot be had (the database takes no new ones);
 #  3. the server refuses one message's vector: that message is stored unparsed (invariant 6)
 #     and the sync ends, rather than the batch being retried for ever;
 # and rows without a vector, as a writer older than migration 014 inserts them, are filled.
@@ -59,6 +60,34 @@ verify b --summary "$out"
 check "the main connection computes the same vectors: the rows equal the first account's" same_message_rows a b 1500
 check "the writer filled the five vectors an older writer would have left out" vectors_right a
 check "and said so" grep -q 'rows=5 msg="filled search vectors missing' "$RUN_LOG"
+run_stop
+
+# 2b. No second connection to be had: the database takes no new connection (ALLOW_CONNECTIONS
+# false) while a sync asked for through {mp}:requests runs; the writer, whose main connection is
+# open, says so and computes the vectors on it.
+add_account d
+run_start
+for _ in $(seq 100); do # the scheduler's two connections and the writer's main one are open
+	[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
+		AND pid <> pg_backend_pid()")" -ge 3 ] && break
+	sleep 0.1
+done
+sleep 1
+admin_url=${MAILPIPE_DATABASE_URL%/*}/postgres
+db=${MAILPIPE_DATABASE_URL##*/}
+db=${db%%\?*}
+psql "$admin_url" -XAtqc "ALTER DATABASE $db ALLOW_CONNECTIONS false"
+redis-cli -p "$MP_REDIS_PORT" XADD '{mp}:requests' '*' account d request_id sc-2b >/dev/null
+finished() { redis-cli -p "$MP_REDIS_PORT" XRANGE '{mp}:changes' - + | grep -A1 -x request_id | grep -qx sc-2b; }
+for _ in $(seq 1200); do finished && break; sleep 0.1; done
+psql "$admin_url" -XAtqc "ALTER DATABASE $db ALLOW_CONNECTIONS true"
+check "the sync asked for while the database took no new connection ended" finished
+check "and the writer opened no search connection" [ "$(helpers)" = 0 ]
+check "it said why, in one line" grep -q 'msg="no second database connection for search vectors: the main one computes them' "$RUN_LOG"
+check "the run ended ok" [ "$(sql "SELECT string_agg(status, ',') FROM sync_runs
+	WHERE account_id = (SELECT id FROM accounts WHERE name = 'd')")" = ok ]
+verify d
+check "every message has its search vector, computed on the main connection" vectors_right d
 run_stop
 
 # 3. A vector the server refuses: the function is replaced by one that raises on one subject
