@@ -172,6 +172,45 @@ redisReply *rstream_read(redisContext *c, const char *key, const char *group, co
 	return r;
 }
 
+redisReply *rstream_read_any(redisContext *c, const char *const *keys, size_t nkeys,
+			     const char *group, const char *consumer, long count, long block_ms)
+{
+	char cnt[24], blk[24];
+	const char *argv[9 + 2 * 8] = { "XREADGROUP", "GROUP", group, consumer, "COUNT", cnt,
+					"BLOCK", blk };
+	int argc = 8;
+	if (nkeys == 0 || nkeys > 8)
+		return NULL;
+	snprintf(cnt, sizeof(cnt), "%ld", count);
+	snprintf(blk, sizeof(blk), "%ld", block_ms);
+	argv[argc++] = "STREAMS";
+	for (size_t k = 0; k < nkeys; k++)
+		argv[argc++] = keys[k];
+	for (size_t k = 0; k < nkeys; k++)
+		argv[argc++] = ">";
+	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+	if (reply_ok(c, r, "XREADGROUP") < 0 || r->type == REDIS_REPLY_NIL) {
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+int rstream_entries_at(const redisReply *reply, size_t k, const char **key, struct rentry **out,
+		       size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	*key = NULL;
+	if (!reply || reply->type != REDIS_REPLY_ARRAY || k >= reply->elements)
+		return 0;
+	const redisReply *s = reply->element[k];
+	if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 || s->element[0]->type != REDIS_REPLY_STRING)
+		return 0;
+	*key = s->element[0]->str;
+	return parse_entry_list(s->element[1], out, n);
+}
+
 redisReply *rstream_autoclaim(redisContext *c, const char *key, const char *group,
 			      const char *consumer, long min_idle_ms, long count)
 {

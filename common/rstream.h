@@ -34,6 +34,17 @@ int rstream_entries(const redisReply *reply, struct rentry **out, size_t *n);
  * or error (logged). */
 redisReply *rstream_read(redisContext *c, const char *key, const char *group, const char *consumer,
 			 long count, long block_ms, const char *id);
+/* XREADGROUP ... COUNT count BLOCK block_ms STREAMS key... > ...: new entries of whichever of
+ * the nkeys streams (at most 8) has some first, waiting at most block_ms. The reply holds
+ * one [key, entries] pair per stream that had entries (rstream_entries_at); NULL = timeout
+ * or error (logged). For a reader of several streams that must not sleep on one while
+ * another fills. */
+redisReply *rstream_read_any(redisContext *c, const char *const *keys, size_t nkeys,
+			     const char *group, const char *consumer, long count, long block_ms);
+/* The k-th stream of an XREADGROUP reply: its key (borrowed) and entries, as
+ * rstream_entries; 0 entries past the last stream. */
+int rstream_entries_at(const redisReply *reply, size_t k, const char **key, struct rentry **out,
+		       size_t *n);
 /* XAUTOCLAIM key group consumer min_idle 0-0 COUNT count. */
 redisReply *rstream_autoclaim(redisContext *c, const char *key, const char *group,
 			      const char *consumer, long min_idle_ms, long count);

@@ -118,6 +118,50 @@ static int reconnect_mid_job(struct fetcher *f)
 	return 0;
 }
 
+/* Runs the job entries e[0..n) read from stream key, acknowledging each when done. */
+static void run_entries(struct lane *l, struct fetcher *f, struct stage *st, const char *key,
+			const struct rentry *e, size_t n)
+{
+	for (size_t i = 0; i < n && !stopping; i++) {
+		const char *ids[] = { e[i].id };
+		const char *payload = rentry_get(&e[i], "job", NULL);
+		json_t *job = payload ? json_loads(payload, 0, NULL) : NULL;
+		if (!job) { /* deleted or malformed: nothing to do but drop it */
+			log_error("entry=%s msg=\"job entry without valid JSON, dropped\"", e[i].id);
+			rstream_ack(st->rc, key, "fetchers", ids, 1);
+			continue;
+		}
+		json_t *aid = json_object_get(job, "account_id");
+		log_debug("entry=%s stream=%s job=%s account_id=%lld msg=\"job taken\"", e[i].id, key,
+			  json_string_value(json_object_get(job, "type")) ?: "?",
+			  (long long)json_integer_value(aid));
+		int mine = json_is_integer(aid) &&
+			   account_enter(l->busy, l->index, json_integer_value(aid)) == 0;
+		f->entry_id = e[i].id;
+		f->jobs_key = key;
+		double t0 = metrics_clock();
+		enum fetch_result res = FETCH_BUSY;
+		if (mine || !json_is_integer(aid))
+			res = fetch_run_job(f, job);
+		if (mine)
+			account_leave(l->busy, l->index);
+		metrics_busy(metrics_clock() - t0);
+		if (res == FETCH_BUSY) {
+			/* Another fetcher holds this folder, or another lane this account:
+			 * queue the job again behind the others rather than spin on it. */
+			const char *names[] = { "job" };
+			const char *vals[] = { payload };
+			if (mine || !json_is_integer(aid)) /* the lane wait was this pause */
+				usleep(200 * 1000);
+			if (rstream_add(st->rc, key, 1, names, vals, NULL) == 0)
+				res = FETCH_DONE;
+		}
+		if (res == FETCH_DONE)
+			rstream_ack(st->rc, key, "fetchers", ids, 1);
+		json_decref(job);
+	}
+}
+
 static void lane_run(void *arg)
 {
 	struct lane *l = arg;
@@ -133,24 +177,36 @@ static void lane_run(void *arg)
 	/* First syncs of folders ({mp}:jobs:first) likewise wait for polls and pushes, and
 	 * backfill waits for them. */
 	struct stage fst = st;
+	const char *const order[] = { st.cfg.key_jobs, st.cfg.key_jobs_first, st.cfg.key_backfill };
 	int idle_jobs = 0;
 	while (!stopping) {
 		int redelivered;
 		const char *key = st.cfg.key_jobs;
-		redisReply *r = stage_next(&st, key, "fetchers", 1, idle_jobs ? 1000 : -1, &redelivered);
-		if (!r && !st.rc->err) {
-			fst.rc = st.rc;
-			r = stage_next(&fst, st.cfg.key_jobs_first, "fetchers", 1, -1, &redelivered);
-			key = st.cfg.key_jobs_first;
-		}
-		if (!r && !st.rc->err) {
-			bst.rc = st.rc;
-			r = stage_next(&bst, st.cfg.key_backfill, "fetchers", 1, -1, &redelivered);
-			key = st.cfg.key_backfill;
-			/* Nothing in either stream: block on the jobs for a while. */
-			idle_jobs = r == NULL;
-		} else {
+		redisReply *r = NULL;
+		if (idle_jobs) {
+			/* Nothing in any of the three: wait on all of them at once, so that a job
+			 * queued on one is taken at once (a first sync's folder jobs, queued by the
+			 * writer while this lane waited on {mp}:jobs, had waited out the whole
+			 * BLOCK). The reply holds one entry of each stream that had any. */
+			r = rstream_read_any(st.rc, order, 3, "fetchers", st.cfg.consumer, 1, 1000);
 			idle_jobs = 0;
+			if (!r && !st.rc->err)
+				continue; /* a second without jobs: own pending and claims again */
+		} else {
+			r = stage_next(&st, key, "fetchers", 1, -1, &redelivered);
+			if (!r && !st.rc->err) {
+				fst.rc = st.rc;
+				r = stage_next(&fst, st.cfg.key_jobs_first, "fetchers", 1, -1, &redelivered);
+				key = st.cfg.key_jobs_first;
+			}
+			if (!r && !st.rc->err) {
+				bst.rc = st.rc;
+				r = stage_next(&bst, st.cfg.key_backfill, "fetchers", 1, -1, &redelivered);
+				key = st.cfg.key_backfill;
+				idle_jobs = r == NULL;
+				if (idle_jobs && !st.rc->err)
+					continue;
+			}
 		}
 		if (!r) {
 			if (st.rc->err) {
@@ -168,43 +224,22 @@ static void lane_run(void *arg)
 		}
 		struct rentry *e = NULL;
 		size_t n = 0;
-		rstream_entries(r, &e, &n);
-		for (size_t i = 0; i < n && !stopping; i++) {
-			const char *ids[] = { e[i].id };
-			const char *payload = rentry_get(&e[i], "job", NULL);
-			json_t *job = payload ? json_loads(payload, 0, NULL) : NULL;
-			if (!job) { /* deleted or malformed: nothing to do but drop it */
-				log_error("entry=%s msg=\"job entry without valid JSON, dropped\"", e[i].id);
-				rstream_ack(st.rc, key, "fetchers", ids, 1);
-				continue;
-			}
-			json_t *aid = json_object_get(job, "account_id");
-			int mine = json_is_integer(aid) &&
-				   account_enter(l->busy, l->index, json_integer_value(aid)) == 0;
-			f.entry_id = e[i].id;
-			f.jobs_key = key;
-			double t0 = metrics_clock();
-			enum fetch_result res = FETCH_BUSY;
-			if (mine || !json_is_integer(aid))
-				res = fetch_run_job(&f, job);
-			if (mine)
-				account_leave(l->busy, l->index);
-			metrics_busy(metrics_clock() - t0);
-			if (res == FETCH_BUSY) {
-				/* Another fetcher holds this folder, or another lane this account:
-				 * queue the job again behind the others rather than spin on it. */
-				const char *names[] = { "job" };
-				const char *vals[] = { payload };
-				if (mine || !json_is_integer(aid)) /* the lane wait was this pause */
-					usleep(200 * 1000);
-				if (rstream_add(st.rc, key, 1, names, vals, NULL) == 0)
-					res = FETCH_DONE;
-			}
-			if (res == FETCH_DONE)
-				rstream_ack(st.rc, key, "fetchers", ids, 1);
-			json_decref(job);
+		if (r->type == REDIS_REPLY_ARRAY && r->elements && r->element[0]->type == REDIS_REPLY_ARRAY &&
+		    r->element[0]->elements == 2 && r->element[0]->element[0]->type == REDIS_REPLY_STRING) {
+			/* An XREADGROUP reply: each stream's entries, in the order of priority. */
+			for (size_t o = 0; o < 3; o++)
+				for (size_t k = 0; k < r->elements; k++) {
+					const char *sk;
+					rstream_entries_at(r, k, &sk, &e, &n);
+					if (sk && strcmp(sk, order[o]) == 0)
+						run_entries(l, &f, &st, order[o], e, n);
+					free(e);
+				}
+		} else { /* XAUTOCLAIM */
+			rstream_entries(r, &e, &n);
+			run_entries(l, &f, &st, key, e, n);
+			free(e);
 		}
-		free(e);
 		freeReplyObject(r);
 		conns_expire(f.conns);
 	}

@@ -327,7 +327,11 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 	} else {
 		curl_easy_setopt(c, CURLOPT_PASSWORD, o->secret);
 	}
+	double t0 = metrics_clock();
 	CURLcode rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		log_debug("account=%s seconds=%.3f msg=\"connected and logged in\"", s->account,
+			  metrics_clock() - t0);
 	if (rc != CURLE_OK) {
 		const char *why = *s->curl_error ? s->curl_error : curl_easy_strerror(rc);
 		/* The server's own words say why (e.g. [AUTHENTICATIONFAILED]); drop the tag. */

@@ -22,11 +22,46 @@ struct deferred {
 	int (*apply)(struct writer *w, json_t *rec);
 };
 
-static size_t entries_in(redisReply *r)
+static const char *const phase_names[WP_COUNT] = {
+	[WP_WAIT] = "wait", [WP_DECODE] = "decode", [WP_RAW] = "raw", [WP_LOCK] = "lock",
+	[WP_FIND] = "find", [WP_THREAD] = "thread", [WP_COPY] = "copy", [WP_VECTORS] = "vectors",
+	[WP_LOCATIONS] = "locations", [WP_AFTER] = "after", [WP_COMMIT] = "commit",
+	[WP_RELEASE] = "release",
+};
+
+void writer_lap(struct writer *w, enum writer_phase phase)
+{
+	double now = metrics_clock();
+	w->lap_ms[phase] += (now - w->lap_at) * 1000;
+	w->lap_at = now;
+}
+
+/* One debug line per batch: where its time went, in milliseconds. */
+static void log_laps(struct writer *w, size_t n)
+{
+	if (log_enabled(LOG_DEBUG)) {
+		char buf[400];
+		size_t len = 0;
+		for (int k = 0; k < WP_COUNT && len < sizeof(buf); k++)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, " %s_ms=%.1f",
+						phase_names[k], w->lap_ms[k]);
+		log_debug("entries=%zu%s msg=\"batch timing\"", n, buf);
+	}
+	memset(w->lap_ms, 0, sizeof(w->lap_ms));
+}
+
+/* The entries of a read, and whether one of them is not a message: a control record (a
+ * LIST's folders, whose folder jobs wait for it; a job's cursor, which ends it) is applied
+ * without waiting for the batch to fill. */
+static size_t entries_in(redisReply *r, int *control)
 {
 	struct rentry *e;
 	size_t n;
 	rstream_entries(r, &e, &n);
+	for (size_t i = 0; i < n; i++) {
+		const char *type = rentry_get(&e[i], "type", NULL);
+		*control |= !type || strcmp(type, "message") != 0;
+	}
 	free(e);
 	return n;
 }
@@ -163,10 +198,12 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 		}
 		nm++;
 	}
+	writer_lap(w, WP_DECODE);
 	if (nm && rawfetch_batch(w, m, nm, &raws, &nraws) < 0) {
 		rc = -1; /* nothing acknowledged: read again after reconnecting */
 		goto out;
 	}
+	writer_lap(w, WP_RAW);
 	if (nm) {
 		double t0 = metrics_clock();
 		if (store_messages(w, m, nm) < 0) {
@@ -189,6 +226,7 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 		metrics_add(MX_WRITTEN_MESSAGES, (int64_t)nm);
 		metrics_add(MX_WRITTEN_BYTES, bytes);
 		release(w, raw_ids, nraw, ids, nm);
+		writer_lap(w, WP_RELEASE);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *type = rentry_get(&e[i], "type", NULL);
@@ -269,6 +307,7 @@ int main(int argc, char **argv)
 	if (connect_db(&w) < 0)
 		goto out;
 	long long last_retry = 0, next_repair = 0;
+	w.lap_at = metrics_clock();
 	while (!stopping) {
 		int redelivered;
 		redisReply *r = stage_next(&st, st.cfg.key_parsed, "writers", st.cfg.writer_batch,
@@ -281,9 +320,10 @@ int main(int argc, char **argv)
 		/* A batch closes at writer_batch entries or writer_batch_ms after its first entry:
 		 * one commit (one fsync) for a trickle of messages rather than one each. */
 		redisReply *replies[64] = { r };
-		size_t nreplies = r ? 1 : 0, have = r ? entries_in(r) : 0;
+		int control = 0;
+		size_t nreplies = r ? 1 : 0, have = r ? entries_in(r, &control) : 0;
 		long long deadline = stage_now_ms() + st.cfg.writer_batch_ms;
-		while (r && !redelivered && have > 0 && have < (size_t)st.cfg.writer_batch &&
+		while (r && !redelivered && !control && have > 0 && have < (size_t)st.cfg.writer_batch &&
 		       nreplies < 64) {
 			long left = (long)(deadline - stage_now_ms());
 			if (left <= 0) /* BLOCK 0 would wait forever */
@@ -293,8 +333,9 @@ int main(int argc, char **argv)
 			if (!more)
 				break;
 			replies[nreplies++] = more;
-			have += entries_in(more);
+			have += entries_in(more, &control);
 		}
+		writer_lap(&w, WP_WAIT);
 		/* What was read before Postgres went away is pending in our own name: re-read it as
 		 * soon as the database is back rather than wait claim_idle for XAUTOCLAIM. */
 		if (nreplies && handle(&w, replies, nreplies, d, &nd, sizeof(d) / sizeof(d[0])) < 0 &&
@@ -303,6 +344,7 @@ int main(int argc, char **argv)
 			st.own_pending_done = 0;
 			st.pending_from[0] = 0;
 		}
+		log_laps(&w, have);
 		for (size_t k = 0; k < nreplies; k++)
 			freeReplyObject(replies[k]);
 		/* At start and every minute: vectors missing from rows an older writer inserted. */

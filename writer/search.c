@@ -183,8 +183,12 @@ int search_get(struct search *s, size_t k, const char **val, int *len)
 	if (k >= s->n)
 		return -EIO;
 	pthread_mutex_lock(&worker.mu);
-	while (s->got <= j && !s->failed && !s->done)
-		pthread_cond_wait(&worker.cv, &worker.mu);
+	if (s->got <= j && !s->failed && !s->done) {
+		double t0 = metrics_clock();
+		while (s->got <= j && !s->failed && !s->done)
+			pthread_cond_wait(&worker.cv, &worker.mu);
+		s->w->lap_ms[WP_VECTORS] += (metrics_clock() - t0) * 1000;
+	}
 	int have = s->got > j, failed = s->failed;
 	pthread_mutex_unlock(&worker.mu);
 	if (!have) /* a refused value goes the one-by-one way, which stores it unparsed */

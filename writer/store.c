@@ -730,7 +730,9 @@ static int store_batch(struct writer *w, struct wmsg *m, struct item *it, size_t
 	for (size_t i = 0; i < n; i++)
 		if (!it[i].a)
 			return -EINVAL; /* an account removed meanwhile: the one-by-one path logs it */
+	writer_lap(w, WP_LOCK);
 	int rc = batch_find(w, m, it, n);
+	writer_lap(w, WP_FIND);
 	/* The new rows' search vectors start on the second connection now, while the
 	 * conversations are decided on the first. */
 	const struct wmsg **fresh = calloc(n, sizeof(*fresh));
@@ -745,9 +747,11 @@ static int store_batch(struct writer *w, struct wmsg *m, struct item *it, size_t
 		rc = search_start(&sv, w, fresh, k);
 	if (rc == 0)
 		rc = batch_thread(w, m, it, n);
+	writer_lap(w, WP_THREAD);
 	if (rc == 0)
 		rc = batch_copy(w, m, it, n, &sv);
 	search_end(&sv);
+	writer_lap(w, WP_COPY);
 	free(fresh);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (it[i].dup_of >= 0) {
@@ -757,6 +761,7 @@ static int store_batch(struct writer *w, struct wmsg *m, struct item *it, size_t
 		}
 	if (rc == 0)
 		rc = batch_locations(w, m, it, n);
+	writer_lap(w, WP_LOCATIONS);
 	if (rc == -EIO && !pg_broken(w->pg)) {
 		const char *state = pg_last_sqlstate();
 		rc = (!strcmp(state, "40P01") || !strcmp(state, "40001")) ? -EAGAIN : -EINVAL;
@@ -928,8 +933,10 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		if (pg_cmd_prepared(w->pg, "count run", "count_run", 5, p) < 0)
 			goto fail;
 	}
+	writer_lap(w, WP_AFTER);
 	if (milestone_check(w) < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
 		goto fail;
+	writer_lap(w, WP_COMMIT);
 	milestone_committed(w);
 	/* Every stored location, new or found stored (a batch redelivered after a crash
 	 * between this COMMIT and its notices): apps hear of each message at least once. */

@@ -10,8 +10,28 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+/* Where a batch's time goes, in the order it is spent: logged per batch at debug level
+ * (writer_lap, writer_log_laps in main.c). WP_VECTORS is the part of WP_COPY spent waiting
+ * for search vectors. */
+enum writer_phase {
+	WP_WAIT,	/* for the batch's entries in {mp}:parsed */
+	WP_DECODE,	/* its JSON and body fields */
+	WP_RAW,		/* the raw bytes from {mp}:raw */
+	WP_LOCK,	/* BEGIN and the accounts' advisory locks */
+	WP_FIND,	/* which contents are stored already */
+	WP_THREAD,	/* conversations and row ids */
+	WP_COPY,	/* the COPY of the new rows */
+	WP_VECTORS,	/* ... of it, waiting for the second connection */
+	WP_LOCATIONS,
+	WP_AFTER,	/* conversations' counts, contacts, ids, run counters */
+	WP_COMMIT,
+	WP_RELEASE,	/* acknowledging and deleting the entries */
+	WP_COUNT
+};
+
 struct writer {
 	struct stage *st;
+	double lap_at, lap_ms[WP_COUNT];
 	PGconn *pg;
 	PGconn *pg_search;	/* search.c's second connection, NULL when none */
 	/* account id -> provider and own address, read once: they decide provider/direction. */
@@ -41,6 +61,9 @@ struct wmsg {
 	const char *raw_id;	/* its {mp}:raw entry, deleted after COMMIT; NULL for old records */
 	int raw_missing;	/* the raw entry was gone: stored without raw, or a duplicate */
 };
+
+/* Adds the time since the last lap to phase (main.c). */
+void writer_lap(struct writer *w, enum writer_phase phase);
 
 /* rawfetch.c: reads the bytes of the batch's messages that name a raw entry (raw_id, no raw)
  * in one pipelined round trip, setting raw/raw_len, or raw_missing when the entry is gone.

@@ -16,6 +16,9 @@
 #   PEERS_TOOLS=mailpipe MAILPIPE_WRITER_BATCH=2000 bash tests/bench/peers_bench.sh
 #                                     (mailpipe alone, to compare a setting; no ratios then)
 #   PEERS_SETUP_SQL="..."             SQL run once after the migration (an experiment)
+#   PEERS_RUN_LOG=debug               the level of `mailpipe run` (the writer then times each
+#                                     batch's phases); each run's log is kept as
+#                                     build/bench/peers-mailpipe-runN.log
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$ROOT/bin:$PATH
@@ -115,7 +118,7 @@ run_mailpipe() { # RUN
 		--secret env:PEERS_SECRET --ca-file "$MP_CA_FILE" --interval 0 --initial-window-days 0 --no-idle >/dev/null
 	checkpoint
 	sync
-	MAILPIPE_LOG=info MAILPIPE_METRICS_ADDR=127.0.0.1:$mbase-$((mbase + 19)) mailpipe run 2>"$log" &
+	MAILPIPE_LOG=${PEERS_RUN_LOG:-info} MAILPIPE_METRICS_ADDR=127.0.0.1:$mbase-$((mbase + 19)) mailpipe run 2>"$log" &
 	run_pid=$!
 	for _ in $(seq 300); do
 		[ "$(grep -c 'msg="serving metrics at' "$log")" -ge "$stages" ] && break
@@ -147,6 +150,7 @@ run_mailpipe() { # RUN
 	kill "$run_pid"
 	wait "$run_pid" 2>/dev/null || true
 	run_pid=""
+	cp "$log" "$ROOT/build/bench/peers-mailpipe-run$i.log"
 	record mailpipe "$i" "$(elapsed "$t0" "$t1")" "$n" "\"account_id\": $aid"
 }
 

@@ -118,7 +118,8 @@ def cpu_table(d, i, messages, wall):
         else:
             group, name = "other", comm
         rows.append({"group": group, "name": name, "pid": p["pid"], "exited": p["exited"],
-                     "cpu_s": ticks / hz, "busy_s": busy_s, "hwm_kb": hwm})
+                     "cpu_s": ticks / hz, "busy_s": busy_s, "hwm_kb": hwm,
+                     "series": p.get("series", [])})
     # Several processes of one name (two fetchers, many backends): numbered by pid.
     names = {}
     for r in rows:
@@ -139,6 +140,44 @@ def cpu_table(d, i, messages, wall):
             "samples": data["samples"], "interval_s": data["interval"],
             "sampler_cpu_s": data.get("sampler_cpu_s"), "rows": out,
             "total_cpu_s": total, "groups_cpu_s": groups}
+
+
+def timeline(t, top=4, step=0.5):
+    """Cores each of the top processes (and the rest, and all) used in each step of the run: where
+    the machine was full, and where the longest chain waited. Points of a process's series are
+    [ms, ticks]; a step gets the ticks that moved within it."""
+    hz, wall = t["hz"], t["wall_s"]
+    n = max(1, int(wall / step + 0.999))
+    rows = [r for r in t["rows"] if r["series"]]
+    heads = rows[:top]
+
+    def per_step(r):
+        out = [0.0] * n
+        s = r["series"]
+        for (_, a), (ms, b) in zip(s, s[1:]):
+            k = min(n - 1, int(ms / 1000 / step))
+            out[k] += (b - a) / hz / step
+        return out
+
+    cols = [(r["name"], per_step(r)) for r in heads]
+    rest = [0.0] * n
+    for r in rows[top:]:
+        for k, v in enumerate(per_step(r)):
+            rest[k] += v
+    total = [sum(c[1][k] for c in cols) + rest[k] for k in range(n)]
+    return {"step_s": step, "columns": [c[0] for c in cols] + ["rest", "all"],
+            "cores": [[round(c[1][k], 2) for c in cols] + [round(rest[k], 2), round(total[k], 2)]
+                      for k in range(n)]}
+
+
+def print_timeline(tl):
+    cols = tl["columns"]
+    w = max(10, max(len(c) for c in cols))
+    print(f"peers: cores busy in each {tl['step_s']:.1f} s of that run (2.00 = both cores; "
+          "/proc ticks, 10 ms each)")
+    print("  " + f"{'from s':>7s} " + " ".join(f"{c[-w:]:>{w}s}" for c in cols))
+    for k, row in enumerate(tl["cores"]):
+        print("  " + f"{k * tl['step_s']:7.1f} " + " ".join(f"{v:{w}.2f}" for v in row))
 
 
 def main():
@@ -195,6 +234,11 @@ def main():
               f"   ({t['total_cpu_s'] / t['wall_s']:.2f} cores busy on average)")
         print("  by group: " + ", ".join(f"{g} {v:.2f} s" for g, v in
                                         sorted(t["groups_cpu_s"].items(), key=lambda x: -x[1])))
+        t["timeline"] = timeline(t)
+        print_timeline(t["timeline"])
+    for t in cpu:
+        for r in t["rows"]:
+            del r["series"]
     copy = None
     if a.copy:
         times = [float(x) for x in a.copy[0].split(",")]

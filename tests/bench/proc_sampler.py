@@ -11,7 +11,9 @@ counts from its value then; one appearing later counts from 0 (it started during
 process that exits keeps the last value sampled: at most one interval of its CPU is lost.
 READY_FILE is created after the first sample. Writes OUT.json on SIGTERM:
     {"hz": 100, "interval": 0.1, "samples": N, "procs": [{"pid", "ppid", "comm", "cmdline",
-     "first", "last", "hwm_kb", "exited"}...], "sampler_cpu_s": its own CPU}
+     "first", "last", "hwm_kb", "exited", "series"}...], "sampler_cpu_s": its own CPU}
+"series" is [[ms since the first sample, ticks], ...], a point each time the ticks moved (and
+the first): the CPU over time, for the report's timeline.
 """
 import json
 import os
@@ -72,6 +74,7 @@ def main():
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     samples = 0
+    t0 = time.monotonic()
 
     def sample(first):
         nonlocal samples
@@ -97,7 +100,9 @@ def main():
             if rec is None:
                 rec = procs[key] = {"pid": pid, "ppid": ppid, "comm": comm, "cmdline": "",
                                     "first": ticks if first else 0, "last": ticks,
-                                    "hwm_kb": 0, "exited": False}
+                                    "hwm_kb": 0, "exited": False, "series": []}
+            if not rec["series"] or rec["series"][-1][1] != ticks:
+                rec["series"].append([round((time.monotonic() - t0) * 1000), ticks])
             rec["last"] = ticks
             live[pid] = key
             # Postgres and Dovecot children retitle themselves after the fork: keep the latest.
