@@ -57,6 +57,8 @@ static const struct opt opts[] = {
 	  "longest wait to fill a writer batch" },
 	{ "MAILPIPE_WRITER_SEARCH_CONN", NUM(writer_search_conn), "1", 0, 1,
 	  "a second database connection per writer computes the search vectors of new messages while the first writes them (0: the first computes them first)" },
+	{ "MAILPIPE_WRITER_READ_AHEAD", NUM(writer_read_ahead), "1", 0, 1,
+	  "a writer reads its next batch and starts its search vectors while it finishes the one before (needs MAILPIPE_WRITER_SEARCH_CONN)" },
 	{ "MAILPIPE_CLAIM_IDLE_MS", NUM(claim_idle_ms), "30000", 100, 86400000L,
 	  "idle time after which a dead consumer's entries are reclaimed" },
 	{ "MAILPIPE_LOCK_TTL_MS", NUM(lock_ttl_ms), "30000", 1000, 86400000L,

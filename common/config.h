@@ -24,6 +24,7 @@ struct mp_config {
 	long parser_batch;
 	long writer_batch;
 	long writer_batch_ms;
+	long writer_read_ahead;	/* read the next batch while finishing one (writer/batch.c) */
 	long writer_search_conn;	/* a second connection per writer computes search vectors */
 	long claim_idle_ms;	/* a pending entry idle this long belongs to a dead consumer */
 	long lock_ttl_ms;

@@ -25,7 +25,7 @@ struct deferred {
 static const char *const phase_names[WP_COUNT] = {
 	[WP_WAIT] = "wait", [WP_DECODE] = "decode", [WP_RAW] = "raw", [WP_LOCK] = "lock",
 	[WP_FIND] = "find", [WP_THREAD] = "thread", [WP_COPY] = "copy", [WP_VECTORS] = "vectors",
-	[WP_LOCATIONS] = "locations", [WP_AFTER] = "after", [WP_COMMIT] = "commit",
+	[WP_AHEAD] = "ahead", [WP_LOCATIONS] = "locations", [WP_AFTER] = "after", [WP_COMMIT] = "commit",
 	[WP_RELEASE] = "release",
 };
 
@@ -77,7 +77,9 @@ static int connect_db(struct writer *w)
 			if (pg_schema_version(w->pg) < pg_schema_latest()) {
 				log_error("msg=\"database schema is older than this writer: run "
 					  "'mailpipe db migrate'\"");
-			} else if (store_prepare(w->pg) == 0) {
+			} else if (pg_cmd(w->pg, "name the connection",
+					  "SET application_name = 'mailpipe writer'", 0, NULL) == 0 &&
+				   store_prepare(w->pg) == 0) {
 				return 0;
 			}
 		}
@@ -92,27 +94,6 @@ static void ack(struct writer *w, const char *id)
 {
 	const char *ids[] = { id };
 	rstream_ack(w->st->rc, w->st->cfg.key_parsed, "writers", ids, 1);
-}
-
-/* Deletes the raw entries of committed (or dropped) messages, then acknowledges and deletes
- * their parsed entries, pipelined in that order: Redis runs them in order, so a crash between
- * leaves parsed entries whose raw is gone, never raw entries no parsed record names. The raw
- * entries are acknowledged for the parsers too: one a parser died holding after passing it
- * on would otherwise stay in its pending list (XAUTOCLAIM drops deleted entries one claim at
- * a time) and be parsed again for nothing. */
-static int release(struct writer *w, const char **raw_ids, size_t nraw, const char **ids,
-		   size_t n)
-{
-	redisContext *c = w->st->rc;
-	size_t replies = nraw ? 2 : 0;
-	if (nraw)
-		rstream_append_ack(c, w->st->cfg.key_raw, "parsers", raw_ids, nraw);
-	if (w->st->cfg.fault_writer_abort == 2) { /* tests: crash between the two */
-		rstream_collect(c, replies);
-		abort();
-	}
-	rstream_append_ack(c, w->st->cfg.key_parsed, "writers", ids, n);
-	return rstream_collect(c, replies + 2);
 }
 
 static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
@@ -132,81 +113,26 @@ static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
 }
 
 /* Handles one read: messages first (one transaction), then control records, so a cursor in
- * the same read as its last messages applies at once. */
-static int handle(struct writer *w, redisReply **replies, size_t nreplies, struct deferred *d,
-		  size_t *nd, size_t maxd)
+ * the same read as its last messages applies at once. Frees the batch. */
+static int handle(struct writer *w, struct batch *b, struct deferred *d, size_t *nd, size_t maxd)
 {
 	double busy0 = metrics_clock();
-	struct rentry *e = NULL;
-	size_t n = 0, nm = 0;
-	for (size_t k = 0; k < nreplies; k++) {
-		struct rentry *part;
-		size_t np;
-		rstream_entries(replies[k], &part, &np);
-		struct rentry *grown = np ? realloc(e, (n + np) * sizeof(*e)) : e;
-		if (np && grown) {
-			memcpy(grown + n, part, np * sizeof(*part));
-			e = grown;
-			n += np;
-		}
-		free(part);
-	}
-	struct wmsg *m = calloc(n ? n : 1, sizeof(*m));
+	struct rentry *e = b->e;
+	struct wmsg *m = b->m;
+	size_t n = b->n, nm = b->nm;
 	const char **ids = calloc(n ? n : 1, sizeof(*ids));
 	const char **raw_ids = calloc(n ? n : 1, sizeof(*raw_ids));
-	redisReply **raws = NULL; /* the batch's raw bytes, kept until it is stored */
-	size_t nraws = 0;
 	int rc = 0;
-	if (!m || !ids || !raw_ids) {
-		rc = -1;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const char *type = rentry_get(&e[i], "type", NULL);
-		if (!type || strcmp(type, "message") != 0)
-			continue;
-		size_t len;
-		const char *meta = rentry_get(&e[i], "meta", NULL);
-		const char *msg = rentry_get(&e[i], "msg", NULL);
-		const char *raw = rentry_get(&e[i], "raw", &len);
-		const char *raw_id = rentry_get(&e[i], "raw_id", NULL);
-		struct wmsg *x = &m[nm];
-		memset(x, 0, sizeof(*x));
-		x->entry_id = e[i].id;
-		x->raw_id = rawfetch_valid_id(raw_id) ? raw_id : NULL;
-		if (raw_id && !x->raw_id)
-			log_error("entry=%s raw_id=%s msg=\"parsed record names no valid raw entry; "
-				  "storing the message without raw\"", e[i].id, raw_id);
-		x->meta = meta ? json_loads(meta, 0, NULL) : NULL;
-		x->msg = msg ? json_loads(msg, 0, NULL) : NULL;
-		for (size_t k = 0; x->msg && k < PARSED_BODY_FIELDS; k++) {
-			size_t blen;
-			const char *b = rentry_get(&e[i], parsed_body_fields[k], &blen);
-			if (b) /* the parser made it valid UTF-8 without NUL (common/parsed.h) */
-				json_object_set_new(x->msg, parsed_body_fields[k], json_stringn_nocheck(b, blen));
-		}
-		x->raw = raw;
-		x->raw_len = raw ? len : 0;
-		x->raw_missing = !raw && !x->raw_id && w->st->cfg.store_raw;
-		if (!x->meta || !x->msg) {
-			log_error("entry=%s msg=\"parsed record without valid meta/msg JSON, dropped\"", e[i].id);
-			json_decref(x->meta);
-			json_decref(x->msg);
-			const char *id = e[i].id; /* its raw entry goes too: Redis must not keep it */
-			release(w, &x->raw_id, x->raw_id ? 1 : 0, &id, 1);
-			continue;
-		}
-		nm++;
-	}
-	writer_lap(w, WP_DECODE);
-	if (nm && rawfetch_batch(w, m, nm, &raws, &nraws) < 0) {
+	if (!m || !ids || !raw_ids || b->failed) {
 		rc = -1; /* nothing acknowledged: read again after reconnecting */
 		goto out;
 	}
-	writer_lap(w, WP_RAW);
 	if (nm) {
 		double t0 = metrics_clock();
-		if (store_messages(w, m, nm) < 0) {
+		w->ahead = b->sv; /* its vectors, when it was read ahead */
+		int stored = store_messages(w, m, nm);
+		w->ahead = NULL;
+		if (stored < 0) {
 			metrics_add(MX_ERRORS_DATABASE, 1);
 			rc = -1; /* nothing acknowledged: the entries come back after reconnecting */
 			goto out;
@@ -225,7 +151,7 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 		}
 		metrics_add(MX_WRITTEN_MESSAGES, (int64_t)nm);
 		metrics_add(MX_WRITTEN_BYTES, bytes);
-		release(w, raw_ids, nraw, ids, nm);
+		writer_release(w, raw_ids, nraw, ids, nm);
 		writer_lap(w, WP_RELEASE);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -273,17 +199,9 @@ static int handle(struct writer *w, redisReply **replies, size_t nreplies, struc
 		json_decref(rec);
 	}
 out:
-	for (size_t i = 0; i < nm; i++) {
-		json_decref(m[i].meta);
-		json_decref(m[i].msg);
-	}
-	for (size_t i = 0; i < nraws; i++)
-		freeReplyObject(raws[i]);
-	free(raws);
-	free(m);
+	batch_free(b);
 	free(ids);
 	free(raw_ids);
-	free(e);
 	metrics_busy(metrics_clock() - busy0);
 	return rc;
 }
@@ -309,44 +227,55 @@ int main(int argc, char **argv)
 	long long last_retry = 0, next_repair = 0;
 	w.lap_at = metrics_clock();
 	while (!stopping) {
-		int redelivered;
-		redisReply *r = stage_next(&st, st.cfg.key_parsed, "writers", st.cfg.writer_batch,
-					   st.cfg.writer_batch_ms, &redelivered);
-		if (!r && st.rc->err) {
-			if (stage_reconnect(&st) < 0)
-				break;
-			continue;
+		/* The batch read ahead during the last one (batch.c), else a read of our own. */
+		struct batch *b = w.next;
+		size_t have = b ? b->n : 0;
+		w.next = NULL;
+		if (!b) {
+			int redelivered;
+			redisReply *r = stage_next(&st, st.cfg.key_parsed, "writers", st.cfg.writer_batch,
+						   st.cfg.writer_batch_ms, &redelivered);
+			if (!r && st.rc->err) {
+				if (stage_reconnect(&st) < 0)
+					break;
+				continue;
+			}
+			/* A batch closes at writer_batch entries or writer_batch_ms after its first
+			 * entry: one commit (one fsync) for a trickle of messages rather than one
+			 * each. */
+			redisReply *replies[64] = { r };
+			int control = 0;
+			size_t nreplies = r ? 1 : 0;
+			have = r ? entries_in(r, &control) : 0;
+			long long deadline = stage_now_ms() + st.cfg.writer_batch_ms;
+			while (r && !redelivered && !control && have > 0 &&
+			       have < (size_t)st.cfg.writer_batch && nreplies < 64) {
+				long left = (long)(deadline - stage_now_ms());
+				if (left <= 0) /* BLOCK 0 would wait forever */
+					break;
+				redisReply *more = rstream_read(st.rc, st.cfg.key_parsed, "writers",
+								st.cfg.consumer,
+								st.cfg.writer_batch - (long)have, left, ">");
+				if (!more)
+					break;
+				replies[nreplies++] = more;
+				have += entries_in(more, &control);
+			}
+			writer_lap(&w, WP_WAIT);
+			b = nreplies ? batch_decode(&w, replies, nreplies, 1) : NULL;
 		}
-		/* A batch closes at writer_batch entries or writer_batch_ms after its first entry:
-		 * one commit (one fsync) for a trickle of messages rather than one each. */
-		redisReply *replies[64] = { r };
-		int control = 0;
-		size_t nreplies = r ? 1 : 0, have = r ? entries_in(r, &control) : 0;
-		long long deadline = stage_now_ms() + st.cfg.writer_batch_ms;
-		while (r && !redelivered && !control && have > 0 && have < (size_t)st.cfg.writer_batch &&
-		       nreplies < 64) {
-			long left = (long)(deadline - stage_now_ms());
-			if (left <= 0) /* BLOCK 0 would wait forever */
-				break;
-			redisReply *more = rstream_read(st.rc, st.cfg.key_parsed, "writers", st.cfg.consumer,
-							st.cfg.writer_batch - (long)have, left, ">");
-			if (!more)
-				break;
-			replies[nreplies++] = more;
-			have += entries_in(more, &control);
-		}
-		writer_lap(&w, WP_WAIT);
 		/* What was read before Postgres went away is pending in our own name: re-read it as
-		 * soon as the database is back rather than wait claim_idle for XAUTOCLAIM. */
-		if (nreplies && handle(&w, replies, nreplies, d, &nd, sizeof(d) / sizeof(d[0])) < 0 &&
-		    pg_broken(w.pg) && connect_db(&w) == 0) {
+		 * soon as the database is back rather than wait claim_idle for XAUTOCLAIM; a batch
+		 * read ahead is part of it. */
+		if (b && handle(&w, b, d, &nd, sizeof(d) / sizeof(d[0])) < 0 && pg_broken(w.pg) &&
+		    connect_db(&w) == 0) {
 			log_info("msg=\"reconnected to the database, re-reading own pending entries\"");
+			batch_free(w.next);
+			w.next = NULL;
 			st.own_pending_done = 0;
 			st.pending_from[0] = 0;
 		}
 		log_laps(&w, have);
-		for (size_t k = 0; k < nreplies; k++)
-			freeReplyObject(replies[k]);
 		/* At start and every minute: vectors missing from rows an older writer inserted. */
 		if (stage_now_ms() >= next_repair)
 			next_repair = stage_now_ms() + (search_repair(&w) == 1000 ? 0 : 60000);
@@ -356,6 +285,7 @@ int main(int argc, char **argv)
 		}
 	}
 out:
+	batch_free(w.next); /* not acknowledged: pending in our name for the next start */
 	for (size_t i = 0; i < nd; i++) {
 		free(d[i].id);
 		json_decref(d[i].rec);

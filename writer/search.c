@@ -209,14 +209,20 @@ void search_end(struct search *s)
 	while (!s->done)
 		pthread_cond_wait(&worker.cv, &worker.mu);
 	pthread_mutex_unlock(&worker.mu);
-	if (s->failed == 2 && s->c == s->w->pg_search) {
+	if (s->failed == 2 && s->c && s->c == s->w->pg_search) {
 		PQfinish(s->w->pg_search);
 		s->w->pg_search = NULL;
 	}
+	s->c = NULL; /* ended: a second call changes nothing */
 	for (size_t i = 0; s->res && i < s->got; i++)
 		PQclear(s->res[i]);
 	free(s->res);
 	s->res = NULL;
+}
+
+int search_helper_ready(struct writer *w)
+{
+	return w->st->cfg.writer_search_conn && w->pg_search && PQstatus(w->pg_search) == CONNECTION_OK;
 }
 
 int search_repair(struct writer *w)

@@ -40,6 +40,9 @@ int search_get(struct search *s, size_t k, const char **val, int *len);
  * closed (connected again for a later batch, at most every 10 s). */
 void search_end(struct search *s);
 
+/* 1 when the second connection is up (batch.c reads ahead only then). */
+int search_helper_ready(struct writer *w);
+
 /* Gives stored messages without a vector theirs, at most 1,000 a call: rows a writer older than
  * migration 014 inserted during a rolling upgrade. Rows filled, or -1 (logged). */
 int search_repair(struct writer *w);

@@ -626,8 +626,9 @@ static void copy_message(struct copy *c, struct writer *w, const struct wmsg *m,
 }
 
 /* The new rows, in one COPY; their search vectors come from sv, in the same order. */
+/* sv holds the vectors of the new rows in order, or (ahead) of every message of the batch. */
 static int batch_copy(struct writer *w, struct wmsg *m, struct item *it, size_t n,
-		      struct search *sv)
+		      struct search *sv, int ahead)
 {
 	struct copy c;
 	size_t k = 0;
@@ -642,7 +643,7 @@ static int batch_copy(struct writer *w, struct wmsg *m, struct item *it, size_t 
 		int len;
 		if (it[i].created != TO_INSERT)
 			continue;
-		int src = search_get(sv, j++, &v, &len);
+		int src = search_get(sv, ahead ? i : j++, &v, &len);
 		if (src < 0)
 			c.err = src; /* the COPY is abandoned, the batch retried */
 		else
@@ -734,25 +735,35 @@ static int store_batch(struct writer *w, struct wmsg *m, struct item *it, size_t
 	int rc = batch_find(w, m, it, n);
 	writer_lap(w, WP_FIND);
 	/* The new rows' search vectors start on the second connection now, while the
-	 * conversations are decided on the first. */
-	const struct wmsg **fresh = calloc(n, sizeof(*fresh));
-	struct search sv = { .done = 1 }; /* search_end waits for nothing until it starts */
-	size_t k = 0;
-	if (rc == 0 && !fresh)
-		rc = -ENOMEM;
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (it[i].created == TO_INSERT)
-			fresh[k++] = &m[i];
-	if (rc == 0)
-		rc = search_start(&sv, w, fresh, k);
+	 * conversations are decided on the first; a batch read ahead has every message's under
+	 * way already (batch.c), for its first attempt. */
+	const struct wmsg **fresh = NULL;
+	struct search own = { .done = 1 }, *sv = &own; /* search_end waits for nothing until it starts */
+	int ahead = w->ahead != NULL;
+	if (ahead) {
+		sv = w->ahead;
+		w->ahead = NULL;
+	} else if (rc == 0) {
+		size_t k = 0;
+		fresh = calloc(n, sizeof(*fresh));
+		if (!fresh)
+			rc = -ENOMEM;
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			if (it[i].created == TO_INSERT)
+				fresh[k++] = &m[i];
+		if (rc == 0)
+			rc = search_start(&own, w, fresh, k);
+	}
 	if (rc == 0)
 		rc = batch_thread(w, m, it, n);
 	writer_lap(w, WP_THREAD);
 	if (rc == 0)
-		rc = batch_copy(w, m, it, n, &sv);
-	search_end(&sv);
+		rc = batch_copy(w, m, it, n, sv, ahead);
+	search_end(sv);
 	writer_lap(w, WP_COPY);
 	free(fresh);
+	if (rc == 0)
+		writer_read_ahead(w);
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (it[i].dup_of >= 0) {
 			it[i].id = it[it[i].dup_of].id;
@@ -975,11 +986,20 @@ out:
 	return rc;
 }
 
+void store_sort(struct wmsg *m, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (cmp_sha(&m[i - 1], &m[i]) > 0) {
+			qsort(m, n, sizeof(*m), cmp_sha);
+			return;
+		}
+}
+
 int store_messages(struct writer *w, struct wmsg *m, size_t n)
 {
 	if (n == 0)
 		return 0;
-	qsort(m, n, sizeof(*m), cmp_sha);
+	store_sort(m, n);
 	int one_by_one = 0;
 	for (int attempt = 0; attempt < 10; attempt++) {
 		int rc = store_attempt(w, m, n, one_by_one);

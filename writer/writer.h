@@ -22,6 +22,7 @@ enum writer_phase {
 	WP_THREAD,	/* conversations and row ids */
 	WP_COPY,	/* the COPY of the new rows */
 	WP_VECTORS,	/* ... of it, waiting for the second connection */
+	WP_AHEAD,	/* reading and decoding the next batch (batch.c) */
 	WP_LOCATIONS,
 	WP_AFTER,	/* conversations' counts, contacts, ids, run counters */
 	WP_COMMIT,
@@ -49,6 +50,8 @@ struct writer {
 	struct { long long account; int created; double start; } milestone_batch[64];
 	size_t nmilestone_batch;
 	json_t *changes;	/* entries for {mp}:changes not yet sent (changes.c) */
+	struct batch *next;	/* read ahead during the last batch (batch.c), NULL when none */
+	struct search *ahead;	/* the batch being stored's vectors, started ahead; NULL when none */
 };
 
 /* One parsed message of a batch; pointers borrow from the stream reply. */
@@ -65,6 +68,37 @@ struct wmsg {
 /* Adds the time since the last lap to phase (main.c). */
 void writer_lap(struct writer *w, enum writer_phase phase);
 
+/* batch.c: one read of {mp}:parsed, decoded. */
+struct batch {
+	redisReply *replies[64];
+	size_t nreplies;
+	struct rentry *e;	/* its entries (borrow from replies) */
+	size_t n;
+	struct wmsg *m;		/* its messages, sorted as store_messages stores them */
+	size_t nm;
+	redisReply **raws;	/* their raw bytes (rawfetch.c) */
+	size_t nraws;
+	int failed;		/* reading the raw bytes failed: store nothing, acknowledge nothing */
+	struct search *sv;	/* read ahead: every message's vector, under way; else NULL */
+	const struct wmsg **ptrs;	/* sv's messages */
+};
+
+/* Decodes the read (taking the replies, freed by batch_free) and reads the raw bytes it names;
+ * lap: time it as WP_DECODE and WP_RAW. NULL when out of memory (replies freed). */
+struct batch *batch_decode(struct writer *w, redisReply **replies, size_t nreplies, int lap);
+void batch_free(struct batch *b);
+/* After a batch's COPY: reads the next batch, without waiting, into w->next and starts its
+ * vectors on the search connection (MAILPIPE_WRITER_READ_AHEAD; only with that connection). */
+void writer_read_ahead(struct writer *w);
+/* Deletes the raw entries of committed (or dropped) messages, then acknowledges and deletes
+ * their parsed entries, pipelined in that order: Redis runs them in order, so a crash between
+ * leaves parsed entries whose raw is gone, never raw entries no parsed record names. The raw
+ * entries are acknowledged for the parsers too: one a parser died holding after passing it
+ * on would otherwise stay in its pending list (XAUTOCLAIM drops deleted entries one claim at
+ * a time) and be parsed again for nothing. 0 or -EIO. */
+int writer_release(struct writer *w, const char **raw_ids, size_t nraw, const char **ids,
+		   size_t n);
+
 /* rawfetch.c: reads the bytes of the batch's messages that name a raw entry (raw_id, no raw)
  * in one pipelined round trip, setting raw/raw_len, or raw_missing when the entry is gone.
  * The bytes borrow from *replies (n of them, malloc'd), which the caller frees after storing.
@@ -80,6 +114,9 @@ int rawfetch_valid_id(const char *id);
  * the rest commits. 0 when committed
  * (the caller then acknowledges every entry), <0 when the database is unreachable. */
 int store_messages(struct writer *w, struct wmsg *m, size_t n);
+/* Sorts m as store_messages stores it (by account, then content hash); sorted input is left
+ * as it is, so vectors started on it stay in step. */
+void store_sort(struct wmsg *m, size_t n);
 
 /* Prepares the statements store_messages uses; after every (re)connect. 0 or -EIO. */
 int store_prepare(PGconn *pg);

@@ -109,6 +109,13 @@ same_message_rows() {
 	  + CASE WHEN (SELECT count(*) FROM a) > $3 THEN 0 ELSE 1 END")" = 0 ]
 }
 
+# vectors_right ACCOUNT: every row's search vector is mp_search_vector of its own columns.
+vectors_right() {
+	[ "$(sql "SELECT count(*) FROM messages WHERE account_id = (SELECT id FROM accounts WHERE name = '$1')
+	  AND (search IS NULL OR search IS DISTINCT FROM
+	  mp_search_vector(subject, from_name, from_email, coalesce(body_clean, body_text)))")" = 0 ]
+}
+
 verify() { # ACCOUNT, verify.py flags...
 	local account=$1
 	shift

@@ -11,11 +11,6 @@
 . "$(dirname "$0")/lib.sh"
 stack_up 2000 7
 export MAILPIPE_WRITER_BATCH=100 # more batches, so terminations land inside them
-vectors_right() { # ACCOUNT: every row's vector is mp_search_vector of its own columns
-	[ "$(sql "SELECT count(*) FROM messages WHERE account_id = (SELECT id FROM accounts WHERE name = '$1')
-	  AND (search IS NULL OR search IS DISTINCT FROM
-	  mp_search_vector(subject, from_name, from_email, coalesce(body_clean, body_text)))")" = 0 ]
-}
 helpers() { sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mailpipe writer search'"; }
 
 # 1. Terminated again and again.

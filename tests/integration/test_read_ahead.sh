@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The writer reads its next batch ahead (writer/batch.c): once a batch's COPY is sent, it reads
+# the next one and starts its search vectors while it finishes the first. On a bad day:
+#  1. the writer's main database connection is terminated again and again during a
+#     2,000-message sync, so batches read ahead are in hand, unacknowledged, when their
+#     predecessor's transaction dies: the writer drops them, re-reads its pending entries, and
+#     the sync ends exact, every vector right, nothing doubled, nothing pending;
+#  2. with MAILPIPE_WRITER_READ_AHEAD=0 a second account gets the same rows.
+# (test_crash.sh kills the writer with SIGKILL mid-sync, reading ahead as it does by default.)
+export MAILPIPE_WRITER_BATCH=100 MAILPIPE_LOG=debug # batches of 100: many read ahead
+. "$(dirname "$0")/lib.sh"
+stack_up 2000 11
+writer_backends() { sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'mailpipe writer'"; }
+
+# 1. The main connection terminated again and again.
+add_account a
+run_start
+kills=$MAILPIPE_STACK_DIR/kills
+(while :; do
+	sleep 0.4
+	sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	     WHERE application_name = 'mailpipe writer'" 2>/dev/null | grep -c t >>"$kills"
+done) &
+killer=$!
+out=$MAILPIPE_STACK_DIR/summary-a.json
+mailpipe sync a --wait --timeout 300 >"$out"
+rc=$?
+kill "$killer"
+wait "$killer" 2>/dev/null
+check "the sync ends ok while the writer's connection is terminated again and again" [ $rc -eq 0 ]
+n=$(awk '{s += $1} END {print s + 0}' "$kills")
+check "its backend was terminated during the sync ($n times)" [ "$n" -ge 3 ]
+check "the writer reconnected and re-read its pending entries" \
+	grep -q 're-reading own pending entries' "$RUN_LOG"
+read_ahead() { # batch timing lines of the run log from line $1 on that read the next batch
+	tail -n +"$1" "$RUN_LOG" | grep 'msg="batch timing"' | grep -E ' ahead_ms=[0-9.]+ ' |
+		grep -v ' ahead_ms=0.0 ' | grep -vc 'entries=0 '
+}
+ahead=$(read_ahead 1)
+check "batches were read ahead ($ahead batches read the next one)" [ "$ahead" -ge 5 ]
+verify a --summary "$out"
+check "every message has its search vector, as mp_search_vector computes it" vectors_right a
+check "no entry left pending in Redis" no_pending
+run_stop
+
+# 2. Without reading ahead: the same rows.
+add_account b
+from=$(($(wc -l <"$RUN_LOG") + 1))
+MAILPIPE_WRITER_READ_AHEAD=0 run_start
+mailpipe sync b --wait --timeout 300 >"$MAILPIPE_STACK_DIR/summary-b.json"
+check "with MAILPIPE_WRITER_READ_AHEAD=0 the sync ends ok" [ $? -eq 0 ]
+run_stop
+n=$(read_ahead "$from")
+check "and no batch was read ahead ($n)" [ "$n" -eq 0 ]
+check "the rows are the same as with reading ahead" same_message_rows a b 1500
+verify b --summary "$MAILPIPE_STACK_DIR/summary-b.json"
+
+finish

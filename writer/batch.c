@@ -1,0 +1,157 @@
+/* Owns a batch between its read from {mp}:parsed and its end: its entries decoded into
+ * messages (sorted as store_messages stores them), their raw bytes, and, when it was read
+ * ahead, its search vectors under way (writer.h). Reading ahead: the writer's chain is one
+ * backend writing an account's rows in order, and it stood idle while the writer read and
+ * decoded the next batch and while the COPY waited for that batch's first vectors. So once a
+ * batch's COPY is sent, the next batch is read (without waiting) and its vectors start on the
+ * search connection, while the main one finishes the first batch (locations, conversations,
+ * COMMIT). Nothing is acknowledged before its own COMMIT, as before: a batch read ahead and
+ * never stored is still pending in this consumer's name. */
+#include "writer.h"
+#include "log.h"
+#include "parsed.h"
+#include "search.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int writer_release(struct writer *w, const char **raw_ids, size_t nraw, const char **ids,
+		   size_t n)
+{
+	redisContext *c = w->st->rc;
+	size_t replies = nraw ? 2 : 0;
+	if (nraw)
+		rstream_append_ack(c, w->st->cfg.key_raw, "parsers", raw_ids, nraw);
+	if (w->st->cfg.fault_writer_abort == 2) { /* tests: crash between the two */
+		rstream_collect(c, replies);
+		abort();
+	}
+	rstream_append_ack(c, w->st->cfg.key_parsed, "writers", ids, n);
+	return rstream_collect(c, replies + 2);
+}
+
+struct batch *batch_decode(struct writer *w, redisReply **replies, size_t nreplies, int lap)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+	if (!b) {
+		for (size_t k = 0; k < nreplies; k++)
+			freeReplyObject(replies[k]);
+		return NULL;
+	}
+	memcpy(b->replies, replies, nreplies * sizeof(*replies));
+	b->nreplies = nreplies;
+	for (size_t k = 0; k < nreplies; k++) {
+		struct rentry *part;
+		size_t np;
+		rstream_entries(replies[k], &part, &np);
+		struct rentry *grown = np ? realloc(b->e, (b->n + np) * sizeof(*b->e)) : b->e;
+		if (np && grown) {
+			memcpy(grown + b->n, part, np * sizeof(*part));
+			b->e = grown;
+			b->n += np;
+		}
+		free(part);
+	}
+	b->m = calloc(b->n ? b->n : 1, sizeof(*b->m));
+	if (!b->m) {
+		b->failed = 1;
+		return b;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct rentry *e = &b->e[i];
+		const char *type = rentry_get(e, "type", NULL);
+		if (!type || strcmp(type, "message") != 0)
+			continue;
+		size_t len;
+		const char *meta = rentry_get(e, "meta", NULL);
+		const char *msg = rentry_get(e, "msg", NULL);
+		const char *raw = rentry_get(e, "raw", &len);
+		const char *raw_id = rentry_get(e, "raw_id", NULL);
+		struct wmsg *x = &b->m[b->nm];
+		memset(x, 0, sizeof(*x));
+		x->entry_id = e->id;
+		x->raw_id = rawfetch_valid_id(raw_id) ? raw_id : NULL;
+		if (raw_id && !x->raw_id)
+			log_error("entry=%s raw_id=%s msg=\"parsed record names no valid raw entry; "
+				  "storing the message without raw\"", e->id, raw_id);
+		x->meta = meta ? json_loads(meta, 0, NULL) : NULL;
+		x->msg = msg ? json_loads(msg, 0, NULL) : NULL;
+		for (size_t k = 0; x->msg && k < PARSED_BODY_FIELDS; k++) {
+			size_t blen;
+			const char *f = rentry_get(e, parsed_body_fields[k], &blen);
+			if (f) /* the parser made it valid UTF-8 without NUL (common/parsed.h) */
+				json_object_set_new(x->msg, parsed_body_fields[k], json_stringn_nocheck(f, blen));
+		}
+		x->raw = raw;
+		x->raw_len = raw ? len : 0;
+		x->raw_missing = !raw && !x->raw_id && w->st->cfg.store_raw;
+		if (!x->meta || !x->msg) {
+			log_error("entry=%s msg=\"parsed record without valid meta/msg JSON, dropped\"", e->id);
+			json_decref(x->meta);
+			json_decref(x->msg);
+			const char *id = e->id; /* its raw entry goes too: Redis must not keep it */
+			writer_release(w, &x->raw_id, x->raw_id ? 1 : 0, &id, 1);
+			continue;
+		}
+		b->nm++;
+	}
+	if (lap)
+		writer_lap(w, WP_DECODE);
+	if (b->nm && rawfetch_batch(w, b->m, b->nm, &b->raws, &b->nraws) < 0)
+		b->failed = 1; /* nothing acknowledged: read again after reconnecting */
+	store_sort(b->m, b->nm);
+	if (lap)
+		writer_lap(w, WP_RAW);
+	return b;
+}
+
+void batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	if (b->sv) {
+		search_end(b->sv);
+		free(b->sv);
+		free(b->ptrs);
+	}
+	for (size_t i = 0; i < b->nm; i++) {
+		json_decref(b->m[i].meta);
+		json_decref(b->m[i].msg);
+	}
+	for (size_t i = 0; i < b->nraws; i++)
+		freeReplyObject(b->raws[i]);
+	free(b->raws);
+	free(b->m);
+	free(b->e);
+	for (size_t k = 0; k < b->nreplies; k++)
+		freeReplyObject(b->replies[k]);
+	free(b);
+}
+
+void writer_read_ahead(struct writer *w)
+{
+	if (w->next || !w->st->cfg.writer_read_ahead || !search_helper_ready(w))
+		return;
+	int redelivered;
+	redisReply *r = stage_next(w->st, w->st->cfg.key_parsed, "writers", w->st->cfg.writer_batch,
+				   -1, &redelivered);
+	if (!r)
+		return; /* nothing there, or Redis failed: the main loop finds out and reconnects */
+	struct batch *b = batch_decode(w, &r, 1, 0);
+	if (b && !b->failed && b->nm) {
+		/* Every message's vector, in the order of b->m: the batch does not know yet which
+		 * are new (a duplicate's vector is computed for nothing). */
+		b->sv = calloc(1, sizeof(*b->sv));
+		b->ptrs = calloc(b->nm, sizeof(*b->ptrs));
+		for (size_t i = 0; b->ptrs && i < b->nm; i++)
+			b->ptrs[i] = &b->m[i];
+		if (b->sv && b->ptrs && search_start(b->sv, w, b->ptrs, b->nm) < 0) {
+			search_end(b->sv);
+			free(b->sv);
+			b->sv = NULL;
+		}
+	}
+	w->next = b;
+	writer_lap(w, WP_AHEAD);
+	(void)redelivered;
+}
