@@ -949,6 +949,9 @@ static int store_attempt(struct writer *w, struct wmsg *m, size_t n, int one_by_
 		goto fail;
 	writer_lap(w, WP_COMMIT);
 	milestone_committed(w);
+	for (size_t i = 0; i < n; i++) /* m is sorted by account: folders repeat, not in order */
+		if (it[i].created >= 0 && it[i].located >= 0)
+			writer_note_folder(w, jint(m[i].meta, "folder_id"));
 	/* Every stored location, new or found stored (a batch redelivered after a crash
 	 * between this COMMIT and its notices): apps hear of each message at least once. */
 	for (size_t i = 0; i < n; i++)

@@ -27,6 +27,7 @@ enum writer_phase {
 	WP_AFTER,	/* conversations' counts, contacts, ids, run counters */
 	WP_COMMIT,
 	WP_RELEASE,	/* acknowledging and deleting the entries */
+	WP_DEFERRED,	/* between batches: cursors waiting for their messages, vector repair */
 	WP_COUNT
 };
 
@@ -50,6 +51,11 @@ struct writer {
 	struct { long long account; int created; double start; } milestone_batch[64];
 	size_t nmilestone_batch;
 	json_t *changes;	/* entries for {mp}:changes not yet sent (changes.c) */
+	/* Folders this writer committed messages of since main.c last retried the records that
+	 * wait for them (a cursor waits for its job's messages); all_folders when too many. */
+	long long committed_folders[64];
+	size_t ncommitted_folders;
+	int all_folders;
 	struct batch *next;	/* read ahead during the last batch (batch.c), NULL when none */
 	struct search *ahead;	/* the batch being stored's vectors, started ahead; NULL when none */
 };
@@ -65,6 +71,8 @@ struct wmsg {
 	int raw_missing;	/* the raw entry was gone: stored without raw, or a duplicate */
 };
 
+/* Notes that a batch committed messages of folder (main.c retries what waits for them). */
+void writer_note_folder(struct writer *w, long long folder);
 /* Adds the time since the last lap to phase (main.c). */
 void writer_lap(struct writer *w, enum writer_phase phase);
 
