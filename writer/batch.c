@@ -15,6 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+void writer_lap(struct writer *w, enum writer_phase phase)
+{
+	double now = metrics_clock();
+	w->lap_ms[phase] += (now - w->lap_at) * 1000;
+	w->lap_at = now;
+}
+
+void writer_note_folder(struct writer *w, long long folder)
+{
+	for (size_t i = 0; i < w->ncommitted_folders; i++)
+		if (w->committed_folders[i] == folder)
+			return;
+	if (w->ncommitted_folders < sizeof(w->committed_folders) / sizeof(w->committed_folders[0]))
+		w->committed_folders[w->ncommitted_folders++] = folder;
+	else
+		w->all_folders = 1;
+}
+
 int writer_release(struct writer *w, const char **raw_ids, size_t nraw, const char **ids,
 		   size_t n)
 {

@@ -28,17 +28,6 @@ struct deferred {
  * its messages may be another writer's. */
 enum { DEFERRED_RETRY_MS = 300 };
 
-void writer_note_folder(struct writer *w, long long folder)
-{
-	for (size_t i = 0; i < w->ncommitted_folders; i++)
-		if (w->committed_folders[i] == folder)
-			return;
-	if (w->ncommitted_folders < sizeof(w->committed_folders) / sizeof(w->committed_folders[0]))
-		w->committed_folders[w->ncommitted_folders++] = folder;
-	else
-		w->all_folders = 1;
-}
-
 static int folder_committed(const struct writer *w, long long folder)
 {
 	if (w->all_folders || folder == 0)
@@ -55,13 +44,6 @@ static const char *const phase_names[WP_COUNT] = {
 	[WP_AHEAD] = "ahead", [WP_LOCATIONS] = "locations", [WP_AFTER] = "after", [WP_COMMIT] = "commit",
 	[WP_RELEASE] = "release", [WP_DEFERRED] = "deferred",
 };
-
-void writer_lap(struct writer *w, enum writer_phase phase)
-{
-	double now = metrics_clock();
-	w->lap_ms[phase] += (now - w->lap_at) * 1000;
-	w->lap_at = now;
-}
 
 /* One debug line per batch: where its time went, in milliseconds. */
 static void log_laps(struct writer *w, size_t n)

@@ -71,9 +71,10 @@ struct wmsg {
 	int raw_missing;	/* the raw entry was gone: stored without raw, or a duplicate */
 };
 
-/* Notes that a batch committed messages of folder (main.c retries what waits for them). */
+/* Notes that a batch committed messages of folder (main.c retries what waits for them;
+ * batch.c). */
 void writer_note_folder(struct writer *w, long long folder);
-/* Adds the time since the last lap to phase (main.c). */
+/* Adds the time since the last lap to phase (batch.c). */
 void writer_lap(struct writer *w, enum writer_phase phase);
 
 /* batch.c: one read of {mp}:parsed, decoded. */
