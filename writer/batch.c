@@ -148,7 +148,7 @@ void batch_free(struct batch *b)
 
 void writer_read_ahead(struct writer *w)
 {
-	if (w->next || !w->st->cfg.writer_read_ahead || !search_helper_ready(w))
+	if (w->next || !w->st->rc || !w->st->cfg.writer_read_ahead || !search_helper_ready(w))
 		return;
 	int redelivered;
 	redisReply *r = stage_next(w->st, w->st->cfg.key_parsed, "writers", w->st->cfg.writer_batch,

@@ -679,7 +679,8 @@ int main(int argc, char **argv)
 	extract_global_init();
 	if (config_load(&st.cfg) < 0)
 		return 1;
-	st.cfg.changes_maxlen = 0; /* no Redis here: no change stream */
+	st.cfg.changes_maxlen = 0; /* no Redis here: no change stream, */
+	st.cfg.writer_read_ahead = 0; /* and no next batch to read ahead */
 	log_setup("writer_bench", st.cfg.log_level);
 	size_t batch = (size_t)st.cfg.writer_batch;
 

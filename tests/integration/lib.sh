@@ -116,6 +116,27 @@ vectors_right() {
 	  mp_search_vector(subject, from_name, from_email, coalesce(body_clean, body_text)))")" = 0 ]
 }
 
+# sync_under_terminations ACCOUNT APPLICATION_NAME PERIOD WHAT: syncs ACCOUNT (--wait, summary in
+# $MAILPIPE_STACK_DIR/summary-ACCOUNT.json) while the database backends named APPLICATION_NAME
+# are terminated every PERIOD seconds; checks that the sync ends ok and that WHAT's backend was
+# terminated at least three times during it.
+sync_under_terminations() {
+	local kills=$MAILPIPE_STACK_DIR/kills-$1 killer rc n
+	(while :; do
+		sleep "$3"
+		sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		     WHERE application_name = '$2'" 2>/dev/null | grep -c t >>"$kills"
+	done) &
+	killer=$!
+	mailpipe sync "$1" --wait --timeout 300 >"$MAILPIPE_STACK_DIR/summary-$1.json"
+	rc=$?
+	kill "$killer"
+	wait "$killer" 2>/dev/null
+	check "the sync ends ok while $4 is terminated again and again" [ $rc -eq 0 ]
+	n=$(awk '{s += $1} END {print s + 0}' "$kills")
+	check "$4's backend was terminated during the sync ($n times)" [ "$n" -ge 3 ]
+}
+
 verify() { # ACCOUNT, verify.py flags...
 	local account=$1
 	shift

@@ -10,26 +10,12 @@
 export MAILPIPE_WRITER_BATCH=100 MAILPIPE_LOG=debug # batches of 100: many read ahead
 . "$(dirname "$0")/lib.sh"
 stack_up 2000 11
-writer_backends() { sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'mailpipe writer'"; }
 
 # 1. The main connection terminated again and again.
 add_account a
 run_start
-kills=$MAILPIPE_STACK_DIR/kills
-(while :; do
-	sleep 0.4
-	sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-	     WHERE application_name = 'mailpipe writer'" 2>/dev/null | grep -c t >>"$kills"
-done) &
-killer=$!
+sync_under_terminations a 'mailpipe writer' 0.4 "the writer's main connection"
 out=$MAILPIPE_STACK_DIR/summary-a.json
-mailpipe sync a --wait --timeout 300 >"$out"
-rc=$?
-kill "$killer"
-wait "$killer" 2>/dev/null
-check "the sync ends ok while the writer's connection is terminated again and again" [ $rc -eq 0 ]
-n=$(awk '{s += $1} END {print s + 0}' "$kills")
-check "its backend was terminated during the sync ($n times)" [ "$n" -ge 3 ]
 check "the writer reconnected and re-read its pending entries" \
 	grep -q 're-reading own pending entries' "$RUN_LOG"
 read_ahead() { # batch timing lines of the run log from line $1 on that read the next batch

@@ -16,21 +16,8 @@ helpers() { sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 
 # 1. Terminated again and again.
 add_account a
 run_start
-kills=$MAILPIPE_STACK_DIR/kills
-(while :; do
-	sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-	     WHERE application_name = 'mailpipe writer search'" 2>/dev/null | grep -c t >>"$kills"
-	sleep 0.1
-done) &
-killer=$!
+sync_under_terminations a 'mailpipe writer search' 0.1 "the search connection"
 out=$MAILPIPE_STACK_DIR/summary-a.json
-mailpipe sync a --wait --timeout 300 >"$out"
-rc=$?
-kill "$killer"
-wait "$killer" 2>/dev/null
-check "the sync ends ok while the search connection is terminated again and again" [ $rc -eq 0 ]
-n=$(awk '{s += $1} END {print s + 0}' "$kills")
-check "its backend was terminated during the sync ($n times)" [ "$n" -ge 3 ]
 check "the writer met the terminations and carried on" grep -q 'search vectors: .*terminat' "$RUN_LOG"
 check "each batch it served was retried whole, none stored message by message" \
 	bash -c "! grep -q 'retrying message by message' '$RUN_LOG'"
