@@ -36,6 +36,8 @@ struct mp_config {
 	char *fault_parser_abort; /* tests only: parsers abort() on raw containing this */
 	long fault_writer_abort;	/* tests only: writers abort() after COMMIT (1) or after the
 				 * raw deletes (2), before acknowledging */
+	long fault_writer_retry;	/* tests only: batches failed once (as a deadlock) after their
+				 * COPY while the next is read ahead */
 	long idle;		/* fetchers keep IDLE connections on the accounts' INBOX */
 	long idle_renew_s;	/* IDLE is ended and restarted (with a NOOP) this often */
 	long backfill_chunk;	/* UIDs per backfill job */

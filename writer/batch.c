@@ -123,15 +123,22 @@ struct batch *batch_decode(struct writer *w, redisReply **replies, size_t nrepli
 	return b;
 }
 
+void batch_drop_vectors(struct batch *b)
+{
+	if (!b || !b->sv)
+		return;
+	search_end(b->sv);
+	free(b->sv);
+	free(b->ptrs);
+	b->sv = NULL;
+	b->ptrs = NULL;
+}
+
 void batch_free(struct batch *b)
 {
 	if (!b)
 		return;
-	if (b->sv) {
-		search_end(b->sv);
-		free(b->sv);
-		free(b->ptrs);
-	}
+	batch_drop_vectors(b);
 	for (size_t i = 0; i < b->nm; i++) {
 		json_decref(b->m[i].meta);
 		json_decref(b->m[i].msg);

@@ -745,6 +745,9 @@ static int store_batch(struct writer *w, struct wmsg *m, struct item *it, size_t
 		w->ahead = NULL;
 	} else if (rc == 0) {
 		size_t k = 0;
+		/* The search connection takes one batch at a time: a retry of this batch after
+		 * the next was read ahead takes it back from the next, which computes again. */
+		batch_drop_vectors(w->next);
 		fresh = calloc(n, sizeof(*fresh));
 		if (!fresh)
 			rc = -ENOMEM;
@@ -772,6 +775,11 @@ static int store_batch(struct writer *w, struct wmsg *m, struct item *it, size_t
 		}
 	if (rc == 0)
 		rc = batch_locations(w, m, it, n);
+	if (rc == 0 && w->faults_done < w->st->cfg.fault_writer_retry && w->next && w->next->sv) {
+		w->faults_done++; /* tests: the batch retried while the next has its vectors under way */
+		log_warn("msg=\"fault injected: batch retried as after a deadlock\"");
+		rc = -EAGAIN;
+	}
 	writer_lap(w, WP_LOCATIONS);
 	if (rc == -EIO && !pg_broken(w->pg)) {
 		const char *state = pg_last_sqlstate();

@@ -56,6 +56,7 @@ struct writer {
 	long long committed_folders[64];
 	size_t ncommitted_folders;
 	int all_folders;
+	long faults_done;	/* MAILPIPE_FAULT_WRITER_RETRY's, so far */
 	struct batch *next;	/* read ahead during the last batch (batch.c), NULL when none */
 	struct search *ahead;	/* the batch being stored's vectors, started ahead; NULL when none */
 };
@@ -96,6 +97,8 @@ struct batch {
  * lap: time it as WP_DECODE and WP_RAW. NULL when out of memory (replies freed). */
 struct batch *batch_decode(struct writer *w, redisReply **replies, size_t nreplies, int lap);
 void batch_free(struct batch *b);
+/* Stops the vectors b had under way (b may be NULL): it computes its own when stored. */
+void batch_drop_vectors(struct batch *b);
 /* After a batch's COPY: reads the next batch, without waiting, into w->next and starts its
  * vectors on the search connection (MAILPIPE_WRITER_READ_AHEAD; only with that connection). */
 void writer_read_ahead(struct writer *w);

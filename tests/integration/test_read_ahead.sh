@@ -5,7 +5,10 @@
 #     2,000-message sync, so batches read ahead are in hand, unacknowledged, when their
 #     predecessor's transaction dies: the writer drops them, re-reads its pending entries, and
 #     the sync ends exact, every vector right, nothing doubled, nothing pending;
-#  2. with MAILPIPE_WRITER_READ_AHEAD=0 a second account gets the same rows.
+#  2. with MAILPIPE_WRITER_READ_AHEAD=0 a second account gets the same rows;
+#  3. a batch retried (as after a deadlock, MAILPIPE_FAULT_WRITER_RETRY) after its COPY, while
+#     the next batch's vectors are under way: the retry takes the search connection back (it
+#     had waited for ever on vectors the connection was never asked for).
 # (test_crash.sh kills the writer with SIGKILL mid-sync, reading ahead as it does by default.)
 export MAILPIPE_WRITER_BATCH=100 MAILPIPE_LOG=debug # batches of 100: many read ahead
 . "$(dirname "$0")/lib.sh"
@@ -14,7 +17,7 @@ stack_up 2000 11
 # 1. The main connection terminated again and again.
 add_account a
 run_start
-sync_under_terminations a 'mailpipe writer' 0.4 "the writer's main connection"
+sync_under_terminations a 'mailpipe writer' 0.25 "the writer's main connection"
 out=$MAILPIPE_STACK_DIR/summary-a.json
 check "the writer reconnected and re-read its pending entries" \
 	grep -q 're-reading own pending entries' "$RUN_LOG"
@@ -41,4 +44,17 @@ check "and no batch was read ahead ($n)" [ "$n" -eq 0 ]
 check "the rows are the same as with reading ahead" same_message_rows a b 1500
 verify b --summary "$MAILPIPE_STACK_DIR/summary-b.json"
 
+# 3. Batches retried while the next one's vectors are under way.
+add_account d
+from=$(($(wc -l <"$RUN_LOG") + 1))
+MAILPIPE_FAULT_WRITER_RETRY=5 run_start
+mailpipe sync d --wait --timeout 120 >"$MAILPIPE_STACK_DIR/summary-d.json"
+check "the sync ends ok with batches retried after their COPY" [ $? -eq 0 ]
+run_stop
+n=$(tail -n +"$from" "$RUN_LOG" | grep -c 'fault injected: batch retried')
+check "five batches were retried while the next was read ahead ($n)" [ "$n" -eq 5 ]
+check "the rows are the same as without retries" same_message_rows a d 1500
+verify d --summary "$MAILPIPE_STACK_DIR/summary-d.json"
+check "every message of d has its vector" vectors_right d
+check "no entry left pending in Redis" no_pending
 finish
