@@ -7,6 +7,7 @@
 #include "pg.h"
 #include "partition.h"
 #include "rstream.h"
+#include "stage.h"
 #include "sync.h"
 
 #include <errno.h>
@@ -174,7 +175,10 @@ int sync_wait(struct cli *c, redisContext **rc, long long run_id, long timeout_s
 {
 	/* The run goes on without us while Postgres or Redis restarts: both are waited out until
 	 * the deadline, Postgres reconnected after 2, 4, then every 5 s. */
-	time_t start = time(NULL), deadline = start + timeout_s, next_pg = 0;
+	/* The deadline by a millisecond clock: by whole seconds a wait of 3 s begun at x.95 ended
+	 * after 2.05 s. */
+	long long start = stage_now_ms(), deadline = start + (long long)timeout_s * 1000;
+	time_t next_pg = 0;
 	unsigned pg_delay = 1;
 	*summary = NULL;
 	for (;;) {
@@ -184,10 +188,10 @@ int sync_wait(struct cli *c, redisContext **rc, long long run_id, long timeout_s
 			return 0;
 		if (st == -1 || (st == -2 && c->pg && !pg_broken(c->pg)))
 			return -EIO; /* the query failed on a live connection: not an outage */
-		if (time(NULL) >= deadline)
+		if (stage_now_ms() >= deadline)
 			return -ETIMEDOUT;
 		if (tick)
-			tick(arg, (long)(time(NULL) - start), *summary);
+			tick(arg, (long)((stage_now_ms() - start) / 1000), *summary);
 		if (st == -2 && time(NULL) >= next_pg) {
 			PQfinish(c->pg);
 			c->pg = pg_connect(c->cfg.database_url);

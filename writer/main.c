@@ -59,9 +59,9 @@ static void log_laps(struct writer *w, size_t n)
 	memset(w->lap_ms, 0, sizeof(w->lap_ms));
 }
 
-/* The entries of a read, and whether one of them is not a message: a control record (a
- * LIST's folders, whose folder jobs wait for it; a job's cursor, which ends it) is applied
- * without waiting for the batch to fill. */
+/* The entries of a read, and whether one of them is a LIST's folders record, which the
+ * run's folder jobs wait for: it is applied without waiting for the batch to fill. Other
+ * records (cursors, flags, expunges, links) gather in the window with the messages. */
 static size_t entries_in(redisReply *r, int *control)
 {
 	struct rentry *e;
@@ -69,7 +69,7 @@ static size_t entries_in(redisReply *r, int *control)
 	rstream_entries(r, &e, &n);
 	for (size_t i = 0; i < n; i++) {
 		const char *type = rentry_get(&e[i], "type", NULL);
-		*control |= !type || strcmp(type, "message") != 0;
+		*control |= type && !strcmp(type, "folders");
 	}
 	free(e);
 	return n;

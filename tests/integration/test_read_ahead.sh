@@ -32,25 +32,28 @@ check "every message has its search vector, as mp_search_vector computes it" vec
 check "no entry left pending in Redis" no_pending
 run_stop
 
+# sync_with ACCOUNT VAR=VALUE WHAT: a new ACCOUNT's first sync by a `mailpipe run` started with
+# that setting (within 120 s), checked ok as WHAT; from is the run log's first line of it.
+sync_with() {
+	add_account "$1"
+	from=$(($(wc -l <"$RUN_LOG") + 1))
+	export "$2"
+	run_start
+	unset "${2%%=*}"
+	mailpipe sync "$1" --wait --timeout 120 >"$MAILPIPE_STACK_DIR/summary-$1.json"
+	check "$3" [ $? -eq 0 ]
+	run_stop
+}
+
 # 2. Without reading ahead: the same rows.
-add_account b
-from=$(($(wc -l <"$RUN_LOG") + 1))
-MAILPIPE_WRITER_READ_AHEAD=0 run_start
-mailpipe sync b --wait --timeout 300 >"$MAILPIPE_STACK_DIR/summary-b.json"
-check "with MAILPIPE_WRITER_READ_AHEAD=0 the sync ends ok" [ $? -eq 0 ]
-run_stop
+sync_with b MAILPIPE_WRITER_READ_AHEAD=0 "with MAILPIPE_WRITER_READ_AHEAD=0 the sync ends ok"
 n=$(read_ahead "$from")
 check "and no batch was read ahead ($n)" [ "$n" -eq 0 ]
 check "the rows are the same as with reading ahead" same_message_rows a b 1500
 verify b --summary "$MAILPIPE_STACK_DIR/summary-b.json"
 
 # 3. Batches retried while the next one's vectors are under way.
-add_account d
-from=$(($(wc -l <"$RUN_LOG") + 1))
-MAILPIPE_FAULT_WRITER_RETRY=5 run_start
-mailpipe sync d --wait --timeout 120 >"$MAILPIPE_STACK_DIR/summary-d.json"
-check "the sync ends ok with batches retried after their COPY" [ $? -eq 0 ]
-run_stop
+sync_with d MAILPIPE_FAULT_WRITER_RETRY=5 "the sync ends ok with batches retried after their COPY"
 n=$(tail -n +"$from" "$RUN_LOG" | grep -c 'fault injected: batch retried')
 check "five batches were retried while the next was read ahead ($n)" [ "$n" -eq 5 ]
 check "the rows are the same as without retries" same_message_rows a d 1500

@@ -6,7 +6,7 @@
 # lane idle on {mp}:jobs (before the fix it slept out its one-second BLOCK on {mp}:jobs first:
 # 0.7-0.9 s of every first sync). One fetcher, one lane, so the lane that ran the LIST is the
 # one that waits. The times come from the stream entry ids (the XADD's millisecond) and the
-# debug log's timestamps; the bounds are ten times what the fixed path takes here.
+# debug log's timestamps; the bounds are far above what the fixed path takes here (under 20 ms) and below what the old one took.
 export MAILPIPE_FETCHERS=1 MAILPIPE_FETCHER_LANES=1 MAILPIPE_WRITER_BATCH_MS=5000 MAILPIPE_LOG=debug
 . "$(dirname "$0")/lib.sh"
 stack_up 300 31
@@ -36,8 +36,8 @@ for a in wa wb; do
 	taken_after=$(($(ms_of_ts "$(cut -d' ' -f1 <<<"$taken")") - entry))
 	check "$a: folder jobs queued ${queued_after} ms after the LIST ended, not after the 5 s batch window" \
 		[ "$queued_after" -lt 2000 ]
-	check "$a: the idle lane took the first folder job ${taken_after} ms after it was queued (under 300)" \
-		[ "$taken_after" -lt 300 ]
+	check "$a: the idle lane took the first folder job ${taken_after} ms after it was queued (under 500)" \
+		[ "$taken_after" -lt 500 ]
 	verify "$a" --summary "$MAILPIPE_STACK_DIR/summary-$a.json"
 done
 check "nothing left pending" no_pending
