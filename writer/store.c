@@ -625,8 +625,8 @@ static void copy_message(struct copy *c, struct writer *w, const struct wmsg *m,
 	copy_bytes(c, search, (size_t)search_len);
 }
 
-/* The new rows, in one COPY; their search vectors come from sv, in the same order. */
-/* sv holds the vectors of the new rows in order, or (ahead) of every message of the batch. */
+/* The new rows, in one COPY; their search vectors come from sv: those of the new rows in
+ * order, or (ahead: started when the batch was read ahead) those of every message. */
 static int batch_copy(struct writer *w, struct wmsg *m, struct item *it, size_t n,
 		      struct search *sv, int ahead)
 {
