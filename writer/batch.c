@@ -4,8 +4,8 @@
  * backend writing an account's rows in order, and it stood idle while the writer read and
  * decoded the next batch and while the COPY waited for that batch's first vectors. So once a
  * batch's COPY is sent, the next batch is read (without waiting) and its vectors start on the
- * search connection, while the main one finishes the first batch (locations, conversations,
- * COMMIT). Nothing is acknowledged before its own COMMIT, as before: a batch read ahead and
+ * search connection, while the server finishes the COPY's rows and the main connection
+ * then the rest of the first batch (locations, conversations, COMMIT). Nothing is acknowledged before its own COMMIT, as before: a batch read ahead and
  * never stored is still pending in this consumer's name. */
 #include "writer.h"
 #include "log.h"
@@ -177,6 +177,8 @@ void writer_read_ahead(struct writer *w)
 		}
 	}
 	w->next = b;
+	if (b)
+		log_debug("entries=%zu msg=\"next batch read ahead\"", b->nm);
 	writer_lap(w, WP_AHEAD);
 	(void)redelivered;
 }

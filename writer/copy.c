@@ -204,27 +204,35 @@ void copy_timestamptz(struct copy *c, const char *s)
 		copy_int8(c, usec);
 }
 
-int copy_end(struct copy *c, const char *what)
+void copy_send_end(struct copy *c)
 {
 	static const char trailer[2] = { '\377', '\377' };
 	put(c, trailer, sizeof(trailer));
 	flush(c);
-	int ok = PQputCopyEnd(c->pg, c->err ? "mailpipe: row not encoded" : NULL) == 1 && !c->err;
+	int ok = PQputCopyEnd(c->pg, c->err ? "mailpipe: row not encoded" : NULL) == 1;
+	if (!ok && !c->err)
+		c->err = -EIO;
+	c->sent = 1;
+}
+
+int copy_end(struct copy *c, const char *what)
+{
+	if (!c->sent)
+		copy_send_end(c);
 	PGresult *r;
+	int failed = c->err; /* an encoding or sending error is the one to report */
 	while ((r = PQgetResult(c->pg))) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && !c->err) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && !failed) {
 			const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 			int retry = state && (!strcmp(state, "40P01") || !strcmp(state, "40001"));
 			if (!retry)
 				log_warn("msg=\"%s: %s\"", what, PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY));
-			c->err = retry ? -EAGAIN : PQstatus(c->pg) == CONNECTION_OK ? -EINVAL : -EIO;
+			c->err = failed = retry ? -EAGAIN : PQstatus(c->pg) == CONNECTION_OK ? -EINVAL : -EIO;
 		}
 		PQclear(r);
 	}
 	free(c->buf);
 	c->buf = NULL;
 	c->len = c->cap = 0;
-	if (!ok && !c->err)
-		c->err = -EIO;
 	return c->err;
 }

@@ -13,6 +13,7 @@ struct copy {
 	char *buf;
 	size_t len, cap;
 	int err;	/* first error (-ENOMEM, -EIO, -EINVAL); later calls do nothing */
+	int sent;	/* copy_send_end was called */
 };
 
 /* Starts `COPY table (cols) FROM STDIN (FORMAT binary)` on pg. 0, or -EIO after logging. */
@@ -33,7 +34,11 @@ void copy_text_array(struct copy *c, json_t *arr);
 /* timestamptz from ISO 8601 "YYYY-MM-DDTHH:MM:SS" with "Z" or a "+HH:MM" offset; NULL s:
  * SQL NULL. Text it cannot read sets -EINVAL: the row would differ from the server's reading. */
 void copy_timestamptz(struct copy *c, const char *s);
-/* Ends the COPY: 0 when every row is in; -EINVAL when the server rejected a row (logged),
+/* Sends the end of the COPY without waiting for the server's answer: the caller may do
+ * other work while the server finishes the rows (indexes, TOAST, foreign keys), then
+ * copy_end. */
+void copy_send_end(struct copy *c);
+/* Ends the COPY (sending its end unless copy_send_end did): 0 when every row is in; -EINVAL when the server rejected a row (logged),
  * -EAGAIN on deadlock, -EIO when the connection failed. Always
  * leaves the connection idle and frees the buffer. */
 int copy_end(struct copy *c, const char *what);

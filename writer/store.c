@@ -649,6 +649,15 @@ static int batch_copy(struct writer *w, struct wmsg *m, struct item *it, size_t 
 		else
 			copy_message(&c, w, &m[i], &it[i], v, len);
 	}
+	copy_send_end(&c);
+	/* The server finishes the rows (TOAST, indexes, foreign keys) while the next batch is
+	 * read and its vectors started: this batch's vectors are all in the COPY, so the search
+	 * connection is free. That way the main backend, the one serial part, does not wait for
+	 * Redis and the decoding. */
+	search_end(sv);
+	writer_lap(w, WP_COPY);
+	if (!c.err)
+		writer_read_ahead(w);
 	int rc = copy_end(&c, "copy messages");
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (it[i].created == TO_INSERT)

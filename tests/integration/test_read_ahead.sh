@@ -8,7 +8,10 @@
 #  2. with MAILPIPE_WRITER_READ_AHEAD=0 a second account gets the same rows;
 #  3. a batch retried (as after a deadlock, MAILPIPE_FAULT_WRITER_RETRY) after its COPY, while
 #     the next batch's vectors are under way: the retry takes the search connection back (it
-#     had waited for ever on vectors the connection was never asked for).
+#     had waited for ever on vectors the connection was never asked for);
+#  4. a COPY the server rejects (a trigger of the test's refuses one message's row): the next
+#     batch is read ahead while the server finishes a COPY, so it is already in hand, its
+#     vectors under way, when the batch goes message by message; the sync ends the same.
 # (test_crash.sh kills the writer with SIGKILL mid-sync, reading ahead as it does by default.)
 export MAILPIPE_WRITER_BATCH=100 MAILPIPE_LOG=debug # batches of 100: many read ahead
 . "$(dirname "$0")/lib.sh"
@@ -59,5 +62,43 @@ check "five batches were retried while the next was read ahead ($n)" [ "$n" -eq 
 check "the rows are the same as without retries" same_message_rows a d 1500
 verify d --summary "$MAILPIPE_STACK_DIR/summary-d.json"
 check "every message of d has its vector" vectors_right d
+check "no entry left pending in Redis" no_pending
+
+# 4. A COPY rejected while the next batch is read ahead.
+sql "CREATE TABLE test_poison AS SELECT subject FROM (
+	SELECT subject, count(*) OVER () AS n, row_number() OVER (ORDER BY min(id)) AS k FROM messages
+	WHERE account_id = (SELECT id FROM accounts WHERE name = 'a') AND subject <> ''
+	GROUP BY subject HAVING count(*) = 1) s WHERE k = n / 2" >/dev/null
+subject=$(sql "SELECT subject FROM test_poison")
+check "a subject of one message, half way through the mailbox, to refuse ('$subject')" [ -n "$subject" ]
+sql "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS \$f\$
+	BEGIN
+		IF NEW.account_id = (SELECT id FROM accounts WHERE name = 'e')
+		   AND NEW.subject IN (SELECT p.subject FROM test_poison p) THEN
+			RAISE EXCEPTION 'test refuses the row of its subject';
+		END IF;
+		RETURN NEW;
+	END \$f\$;
+	CREATE TRIGGER test_refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION test_refuse()" >/dev/null
+sync_with e MAILPIPE_LOG=debug "the sync ends ok although the server rejects one row of a COPY ('$subject')"
+check "that batch went message by message" \
+	[ "$(tail -n +"$from" "$RUN_LOG" | grep -c 'retrying message by message')" -ge 1 ]
+check "with the next batch read ahead before the server's answer to its COPY" bash -c "
+	tail -n +$from '$RUN_LOG' | grep -B1 'copy messages: test refuses the row' | grep -q 'next batch read ahead'"
+n=$(read_ahead "$from")
+check "batches were read ahead meanwhile ($n)" [ "$n" -ge 5 ]
+check "the refused message is stored unparsed, parse_error naming the refusal" [ "$(sql "
+	SELECT count(*) FROM messages WHERE account_id = (SELECT id FROM accounts WHERE name = 'e')
+	  AND subject IS NULL AND parse_error LIKE '%test refuses the row of its subject%'")" = 1 ]
+sql "DROP TRIGGER test_refuse ON messages" >/dev/null
+check "every other row is the same as the first account's" [ "$(sql "
+	WITH a AS (SELECT to_jsonb(m) - '{id,account_id,conversation_id,created_at}'::text[] AS j
+	  FROM messages m WHERE account_id = (SELECT id FROM accounts WHERE name = 'a')
+	  AND subject IS DISTINCT FROM (SELECT subject FROM test_poison)),
+	e AS (SELECT to_jsonb(m) - '{id,account_id,conversation_id,created_at}'::text[] AS j
+	  FROM messages m WHERE account_id = (SELECT id FROM accounts WHERE name = 'e') AND subject IS NOT NULL)
+	SELECT (SELECT count(*) FROM (TABLE a EXCEPT ALL TABLE e) d) + (SELECT count(*) FROM (TABLE e EXCEPT ALL TABLE a) d)")" = 0 ]
+verify e --summary "$MAILPIPE_STACK_DIR/summary-e.json"
+check "every message of e has its vector" vectors_right e
 check "no entry left pending in Redis" no_pending
 finish
