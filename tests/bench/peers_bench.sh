@@ -127,10 +127,17 @@ run_mailpipe() { # RUN
 	python3 "$HERE/proc_sampler.py" "$W/cpu$i.json" "$W/ready$i" "$redis_pid" "$pg_pid" "$dc_pid" --cli-parent $$ &
 	sampler_pid=$!
 	for _ in $(seq 100); do [ -e "$W/ready$i" ] && break; sleep 0.05; done
-	local t0 t1
+	local t0 t1 wal0 ckpt0 wal ckpt ckpts
+	# The WAL the run writes and the checkpoints it meets (each one makes the next change of
+	# every page log the whole page).
+	ckpts="SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+	wal0=$(sql "SELECT pg_current_wal_lsn()")
+	ckpt0=$(sql "$ckpts")
 	t0=$(now)
 	mailpipe sync "$name" --wait --timeout 7200 >"$W/summary$i.json"
 	t1=$(now)
+	wal=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal0')::bigint")
+	ckpt=$(($(sql "$ckpts") - ckpt0))
 	# Who holds each PostgreSQL connection (the backends have no application_name), and each
 	# stage's metrics port: before the sampler stops, while all are alive.
 	sql "SELECT pid, backend_type, client_port FROM pg_stat_activity" >"$W/pg$i.txt"
@@ -151,7 +158,7 @@ run_mailpipe() { # RUN
 	wait "$run_pid" 2>/dev/null || true
 	run_pid=""
 	cp "$log" "$ROOT/build/bench/peers-mailpipe-run$i.log"
-	record mailpipe "$i" "$(elapsed "$t0" "$t1")" "$n" "\"account_id\": $aid"
+	record mailpipe "$i" "$(elapsed "$t0" "$t1")" "$n" "\"account_id\": $aid, \"wal_bytes\": $wal, \"checkpoints\": $ckpt"
 }
 
 run_mbsync() { # RUN

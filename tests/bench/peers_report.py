@@ -207,6 +207,11 @@ def main():
               f"{s['msg_per_s']:7.0f}  {s['messages']:8d}  {each}")
     for k, v in ratios.items():
         print(f"  time {k}: {v:.2f}")
+    walrs = [r for r in tools.get("mailpipe", []) if "wal_bytes" in r]
+    if walrs:
+        print("peers: PostgreSQL WAL written by each mailpipe run: "
+              + ", ".join(f"{r['wal_bytes'] / 1e6:.0f} MB ({r['wal_bytes'] / r['messages'] / 1e3:.1f} KB "
+                          f"a message, {r['checkpoints']} checkpoints)" for r in walrs))
 
     cpu = []
     for r in tools.get("mailpipe", []):
