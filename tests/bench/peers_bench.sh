@@ -16,6 +16,8 @@
 #   PEERS_TOOLS=mailpipe MAILPIPE_WRITER_BATCH=2000 bash tests/bench/peers_bench.sh
 #                                     (mailpipe alone, to compare a setting; no ratios then)
 #   PEERS_SETUP_SQL="..."             SQL run once after the migration (an experiment)
+#   PEERS_BETWEEN_SQL="VACUUM FULL"   what cleans up after a run's account is removed (default
+#                                     VACUUM; an experiment)
 #   PEERS_RUN_LOG=debug               the level of `mailpipe run` (the writer then times each
 #                                     batch's phases); each run's log is kept as
 #                                     build/bench/peers-mailpipe-runN.log
@@ -112,7 +114,7 @@ run_mailpipe() { # RUN
 	# stay until then, for the COPY ceiling after the last run).
 	if [ "$i" -gt 1 ]; then
 		mailpipe account remove "peers$((i - 1))" >/dev/null
-		psql "postgresql://postgres@127.0.0.1:$MP_PG_PORT/mailpipe" -XAtqc VACUUM
+		psql "postgresql://postgres@127.0.0.1:$MP_PG_PORT/mailpipe" -XAtqc "${PEERS_BETWEEN_SQL:-VACUUM}"
 	fi
 	mailpipe account add "$name" --host 127.0.0.1 --port "$MP_IMAPS_PORT" --tls implicit --username "$user" \
 		--secret env:PEERS_SECRET --ca-file "$MP_CA_FILE" --interval 0 --initial-window-days 0 --no-idle >/dev/null
