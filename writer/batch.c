@@ -5,8 +5,9 @@
  * decoded the next batch and while the COPY waited for that batch's first vectors. So once a
  * batch's COPY is sent, the next batch is read (without waiting) and its vectors start on the
  * search connection, while the server finishes the COPY's rows and the main connection
- * then the rest of the first batch (locations, conversations, COMMIT). Nothing is acknowledged before its own COMMIT, as before: a batch read ahead and
- * never stored is still pending in this consumer's name. */
+ * then the rest of the first batch (locations, conversations, COMMIT). Nothing is
+ * acknowledged before its own COMMIT, as before: a batch read ahead and never stored is still
+ * pending in this consumer's name. */
 #include "writer.h"
 #include "log.h"
 #include "parsed.h"

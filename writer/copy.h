@@ -38,9 +38,9 @@ void copy_timestamptz(struct copy *c, const char *s);
  * other work while the server finishes the rows (indexes, TOAST, foreign keys), then
  * copy_end. */
 void copy_send_end(struct copy *c);
-/* Ends the COPY (sending its end unless copy_send_end did): 0 when every row is in; -EINVAL when the server rejected a row (logged),
- * -EAGAIN on deadlock, -EIO when the connection failed. Always
- * leaves the connection idle and frees the buffer. */
+/* Ends the COPY (sending its end unless copy_send_end did): 0 when every row is in; -EINVAL
+ * when the server rejected a row (logged), -EAGAIN on deadlock, -EIO when the connection
+ * failed. Always leaves the connection idle and frees the buffer. */
 int copy_end(struct copy *c, const char *what);
 
 /* Microseconds since 2000-01-01 UTC of an ISO 8601 time as above. 0 or -EINVAL. */
