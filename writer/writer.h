@@ -99,8 +99,9 @@ struct batch *batch_decode(struct writer *w, redisReply **replies, size_t nrepli
 void batch_free(struct batch *b);
 /* Stops the vectors b had under way (b may be NULL): it computes its own when stored. */
 void batch_drop_vectors(struct batch *b);
-/* After a batch's COPY: reads the next batch, without waiting, into w->next and starts its
- * vectors on the search connection (MAILPIPE_WRITER_READ_AHEAD; only with that connection). */
+/* Once a batch's COPY is sent (before the server's answer): reads the next batch, without
+ * waiting, into w->next and starts its vectors on the search connection
+ * (MAILPIPE_WRITER_READ_AHEAD; only with that connection). */
 void writer_read_ahead(struct writer *w);
 /* Deletes the raw entries of committed (or dropped) messages, then acknowledges and deletes
  * their parsed entries, pipelined in that order: Redis runs them in order, so a crash between
