@@ -97,14 +97,16 @@ idle_lease() {
 
 sql() { psql "$MAILPIPE_DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 
-# same_message_rows A B MIN: accounts A and B hold the same message rows (every column but ids
-# and times, each row as often), and A more than MIN of them.
+# same_message_rows A B MIN [WHERE]: accounts A and B hold the same message rows (every column
+# but ids and times, each row as often), and A more than MIN of them; WHERE (SQL on m) narrows
+# both sides.
 same_message_rows() {
+	local where=${4:-true}
 	[ "$(sql "
 	WITH a AS (SELECT to_jsonb(m) - '{id,account_id,conversation_id,created_at}'::text[] AS j
-	  FROM messages m WHERE account_id = (SELECT id FROM accounts WHERE name = '$1')),
+	  FROM messages m WHERE account_id = (SELECT id FROM accounts WHERE name = '$1') AND ($where)),
 	b AS (SELECT to_jsonb(m) - '{id,account_id,conversation_id,created_at}'::text[] AS j
-	  FROM messages m WHERE account_id = (SELECT id FROM accounts WHERE name = '$2'))
+	  FROM messages m WHERE account_id = (SELECT id FROM accounts WHERE name = '$2') AND ($where))
 	SELECT (SELECT count(*) FROM (TABLE a EXCEPT ALL TABLE b) d) + (SELECT count(*) FROM (TABLE b EXCEPT ALL TABLE a) d)
 	  + CASE WHEN (SELECT count(*) FROM a) > $3 THEN 0 ELSE 1 END")" = 0 ]
 }
