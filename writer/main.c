@@ -89,6 +89,7 @@ static int connect_db(struct writer *w)
 			} else if (pg_cmd(w->pg, "name the connection",
 					  "SET application_name = 'mailpipe writer'", 0, NULL) == 0 &&
 				   store_prepare(w->pg) == 0) {
+				w->committed = w->replan_at = 0;
 				return 0;
 			}
 		}

@@ -59,6 +59,9 @@ struct writer {
 	long faults_done;	/* MAILPIPE_FAULT_WRITER_RETRY's, so far */
 	struct batch *next;	/* read ahead during the last batch (batch.c), NULL when none */
 	struct search *ahead;	/* the batch being stored's vectors, started ahead; NULL when none */
+	/* store.c: batches committed on this connection, and the count at which its plans are
+	 * made again (a doubling schedule; 0 = not yet set) */
+	long committed, replan_at;
 };
 
 /* One parsed message of a batch; pointers borrow from the stream reply. */
