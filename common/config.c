@@ -119,6 +119,8 @@ static const struct opt opts[] = {
 	  "fault injection for tests: writers crash after a COMMIT (1) or after deleting its raw entries (2)" },
 	{ "MAILPIPE_FAULT_WRITER_RETRY", NUM(fault_writer_retry), "0", 0, 1000,
 	  "fault injection for tests: this many batches fail once after their COPY, as in a deadlock, while the next batch is read ahead" },
+	{ "MAILPIPE_FAULT_WRITER_AHEAD", NUM(fault_writer_ahead), "0", 0, 1000,
+	  "fault injection for tests: this many reads ahead lose the Redis connection (odd ones before reading, even ones between the entries and their raw bytes)" },
 };
 
 /* MAILPIPE_PARTITION must name a partition, and the URL map must parse: either mistake

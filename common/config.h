@@ -38,6 +38,7 @@ struct mp_config {
 				 * raw deletes (2), before acknowledging */
 	long fault_writer_retry;	/* tests only: batches failed once (as a deadlock) after their
 				 * COPY while the next is read ahead */
+	long fault_writer_ahead;	/* tests only: reads ahead that lose the Redis connection */
 	long idle;		/* fetchers keep IDLE connections on the accounts' INBOX */
 	long idle_renew_s;	/* IDLE is ended and restarted (with a NOOP) this often */
 	long backfill_chunk;	/* UIDs per backfill job */

@@ -154,15 +154,37 @@ void batch_free(struct batch *b)
 	free(b);
 }
 
+/* Tests (MAILPIPE_FAULT_WRITER_AHEAD): the server closes the writer's Redis connection, as a
+ * Redis restart or a cut network does, while a batch is being stored. */
+static void fault_drop_redis(struct writer *w, const char *when)
+{
+	log_warn("msg=\"fault injected: Redis connection dropped %s\"", when);
+	redisReply *id = redisCommand(w->st->rc, "CLIENT ID");
+	if (id && id->type == REDIS_REPLY_INTEGER)
+		freeReplyObject(redisCommand(w->st->rc, "CLIENT KILL ID %lld SKIPME no", id->integer));
+	freeReplyObject(id);
+}
+
 void writer_read_ahead(struct writer *w)
 {
 	if (w->next || !w->st->rc || !w->st->cfg.writer_read_ahead || !search_helper_ready(w))
 		return;
+	/* the 1st, 3rd ... fault before the read, the 2nd, 4th ... after it; each on a live
+	 * connection, which the main loop has remade since the last */
+	int fault = w->ahead_faults_done < w->st->cfg.fault_writer_ahead && !w->st->rc->err;
+	if (fault && w->ahead_faults_done % 2 == 0) {
+		w->ahead_faults_done++;
+		fault_drop_redis(w, "before reading ahead");
+	}
 	int redelivered;
 	redisReply *r = stage_next(w->st, w->st->cfg.key_parsed, "writers", w->st->cfg.writer_batch,
 				   -1, &redelivered);
 	if (!r)
 		return; /* nothing there, or Redis failed: the main loop finds out and reconnects */
+	if (fault && w->ahead_faults_done % 2 == 1 && !w->st->rc->err) {
+		w->ahead_faults_done++;
+		fault_drop_redis(w, "between the entries read ahead and their raw bytes");
+	}
 	struct batch *b = batch_decode(w, &r, 1, 0);
 	if (b && !b->failed && b->nm) {
 		/* Every message's vector, in the order of b->m: the batch does not know yet which

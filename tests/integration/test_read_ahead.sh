@@ -11,7 +11,11 @@
 #     had waited for ever on vectors the connection was never asked for);
 #  4. a COPY the server rejects (a trigger of the test's refuses one message's row): the next
 #     batch is read ahead while the server finishes a COPY, so it is already in hand, its
-#     vectors under way, when the batch goes message by message; the sync ends the same.
+#     vectors under way, when the batch goes message by message; the sync ends the same;
+#  5. Redis drops the writer's connection while it reads ahead inside a COPY, before the read
+#     and between the entries and their raw bytes (MAILPIPE_FAULT_WRITER_AHEAD): the batch
+#     being stored commits, the writer reconnects and re-reads what it was given, and the sync
+#     ends the same, nothing lost, nothing doubled, nothing left in Redis.
 # (test_crash.sh kills the writer with SIGKILL mid-sync, reading ahead as it does by default.)
 export MAILPIPE_WRITER_BATCH=100 MAILPIPE_LOG=debug # batches of 100: many read ahead
 . "$(dirname "$0")/lib.sh"
@@ -99,4 +103,25 @@ check "every other row is the same as the first account's" same_message_rows a e
 verify e --summary "$MAILPIPE_STACK_DIR/summary-e.json"
 check "every message of e has its vector" vectors_right e
 check "no entry left pending in Redis" no_pending
+
+# 5. Redis drops the writer's connection while it reads ahead inside a COPY (every batch of a
+#    first sync has new rows, so its read ahead comes between the COPY's end and the server's
+#    answer): before the read (the batch being stored commits, then its acknowledgement
+#    fails) and between the entries read ahead and their raw bytes (entries delivered to the
+#    writer, nothing stored of them). The writer reconnects and reads its own pending entries
+#    first.
+export MAILPIPE_LOG=debug # part 4's sync_with unset it
+sync_with f MAILPIPE_FAULT_WRITER_AHEAD=4 "the sync ends ok although Redis dropped the writer's connection four times"
+log_f() { tail -n +"$from" "$RUN_LOG" | grep ' stage=writer '; }
+n=$(log_f | grep -c 'fault injected: Redis connection dropped before reading ahead')
+check "twice before reading ahead ($n)" [ "$n" -eq 2 ]
+n=$(log_f | grep -c 'fault injected: Redis connection dropped between the entries read ahead')
+check "twice between the entries read ahead and their raw bytes ($n)" [ "$n" -eq 2 ]
+n=$(log_f | grep -c 'redis pipeline failed')
+check "the acknowledgements of the batches being stored failed ($n), so they came back" [ "$n" -ge 2 ]
+check "the rows are the same as the first account's" same_message_rows a f 1500
+verify f --summary "$MAILPIPE_STACK_DIR/summary-f.json"
+check "every message of f has its vector" vectors_right f
+check "no entry left pending in Redis" no_pending
+check "no raw message left in {mp}:raw" [ "$(redis-cli -p "$MP_REDIS_PORT" XLEN '{mp}:raw')" = 0 ]
 finish
