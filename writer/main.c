@@ -134,6 +134,23 @@ static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
 	w->all_folders = 0;
 }
 
+/* Has the main connection's plans made again after its 1st, 2nd, 4th, 8th ... committed
+ * batch. The server keeps a plan, the foreign-key checks' above all, for as long as the
+ * connection lives or until the next ANALYZE of its tables: one made while a table was small
+ * (a new install, or one whose accounts were all removed) reads the whole table on every
+ * check as it grows, until autovacuum looks again, up to a minute later. One writer's rows
+ * grow its tables at most as fast as its batches come, so on this schedule no plan outlives
+ * a doubling of the rows it was made for; replanning costs a few milliseconds. */
+static void replan_when_due(struct writer *w)
+{
+	if (++w->committed < w->replan_at)
+		return;
+	w->replan_at = w->replan_at ? w->replan_at * 2 : 2;
+	if (pg_cmd(w->pg, "plan again", "DISCARD PLANS", 0, NULL) == 0)
+		log_debug("batches=%ld msg=\"plans discarded, made again from the tables as they are\"",
+			  w->committed);
+}
+
 /* Handles one read: messages first (one transaction), then control records, so a cursor in
  * the same read as its last messages applies at once. Frees the batch. */
 static int handle(struct writer *w, struct batch *b, struct deferred *d, size_t *nd, size_t maxd)
@@ -160,6 +177,7 @@ static int handle(struct writer *w, struct batch *b, struct deferred *d, size_t 
 			goto out;
 		}
 		metrics_observe(MH_WRITER_COMMIT, metrics_clock() - t0);
+		replan_when_due(w);
 		if (w->st->cfg.fault_writer_abort == 1) /* tests: crash between COMMIT and deletes */
 			abort();
 		int64_t bytes = 0;

@@ -1015,22 +1015,6 @@ void store_sort(struct wmsg *m, size_t n)
 		}
 }
 
-/* Plans are made again after the connection's 1st, 2nd, 4th, 8th ... committed batch. A
- * plan, the foreign-key checks' above all, is kept for as long as the connection lives, or
- * until autovacuum's next ANALYZE of its tables: one made while a table was small (a new
- * install, one whose rows were removed) reads it whole on every check as it grows, a second
- * later or a minute. Tables grow at most about as the batches do, so on this schedule no
- * plan outlives a doubling of what it was made for; replanning costs a few milliseconds. */
-static void replan_when_due(struct writer *w)
-{
-	if (++w->committed < w->replan_at)
-		return;
-	w->replan_at = w->replan_at ? w->replan_at * 2 : 2;
-	if (pg_cmd(w->pg, "plan again", "DISCARD PLANS", 0, NULL) == 0)
-		log_debug("batches=%ld msg=\"plans discarded, made again from the tables as they are\"",
-			  w->committed);
-}
-
 int store_messages(struct writer *w, struct wmsg *m, size_t n)
 {
 	if (n == 0)
@@ -1041,10 +1025,8 @@ int store_messages(struct writer *w, struct wmsg *m, size_t n)
 		int rc = store_attempt(w, m, n, one_by_one);
 		/* Unpublished notices leave the batch unacknowledged: it comes back, finds its
 		 * rows stored, and tells again. */
-		if (rc == 0) {
-			replan_when_due(w);
+		if (rc == 0)
 			return changes_publish(w) < 0 ? -EIO : 0;
-		}
 		if (rc == -EIO)
 			return rc;
 		if (rc == -EINVAL) {

@@ -60,7 +60,7 @@ struct writer {
 	long ahead_faults_done;	/* MAILPIPE_FAULT_WRITER_AHEAD's, so far */
 	struct batch *next;	/* read ahead during the last batch (batch.c), NULL when none */
 	struct search *ahead;	/* the batch being stored's vectors, started ahead; NULL when none */
-	/* store.c: batches committed on this connection, and the count at which its plans are
+	/* main.c: batches committed on this connection, and the count at which its plans are
 	 * made again (a doubling schedule; 0 = not yet set) */
 	long committed, replan_at;
 };

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The writer makes its plans again as its tables grow (writer/store.c, replan_when_due).
+# The writer makes its plans again as its tables grow (writer/main.c, replan_when_due).
 # PostgreSQL keeps a connection's plans, the foreign-key checks' among them, until the next
 # ANALYZE of their tables; one made while a table is small reads the table whole on every
 # use as it grows. A database whose accounts were removed and vacuumed is in that state: its
