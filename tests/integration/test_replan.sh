@@ -45,8 +45,9 @@ msgs=$(sql "SELECT count(*) FROM messages WHERE account_id = (SELECT id FROM acc
 read=$(($(seq_read) - before))
 echo "  $msgs messages, $convs conversations; $read conversation rows read by sequential scans"
 replans=$(tail -n +"$from" "$RUN_LOG" | grep 'msg="plans discarded' | sed 's/.*batches=\([0-9]*\) .*/\1/' | tr '\n' ' ')
+# (more batches when the writer outruns the parser and reads fewer than 100: 32 and on too)
 check "the writer made its plans again after its batches 1 2 4 8 16 (after: $replans)" \
-	[ "$replans" = "1 2 4 8 16 " ]
+	[ "${replans#1 2 4 8 16 }" != "$replans" ]
 check "conversations was not read whole for each message ($read rows by sequential scans, at most 50 for each of $msgs messages)" \
 	[ "$read" -le $((50 * msgs)) ]
 
