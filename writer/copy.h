@@ -1,5 +1,5 @@
 /* Binary COPY rows (PostgreSQL's FORMAT binary): the encoder of one table's rows and their
- * sending. Knows nothing of mailpipe's tables; store.c writes the message rows through it. */
+ * sending. Knows nothing of mailpipe's tables; store_batch.c writes the message rows through it. */
 #ifndef MP_WRITER_COPY_H
 #define MP_WRITER_COPY_H
 

@@ -1,7 +1,7 @@
 /* What store.c (the transaction, the one-by-one path) and store_batch.c (the batch path)
  * share: a batch's items, and how a parsed record becomes a row. Internal to the writer. */
-#ifndef MAILPIPE_WRITER_STORE_H
-#define MAILPIPE_WRITER_STORE_H
+#ifndef MP_WRITER_STORE_H
+#define MP_WRITER_STORE_H
 
 #include "writer.h"
 

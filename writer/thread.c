@@ -1,7 +1,7 @@
 /* Conversations of a batch's new messages, decided in a few set-based statements: the batch's
  * keys are looked up at once, connected components are formed here (union-find over messages,
  * keys and the conversations found), then new conversations, merges and new keys are written.
- * The partition equals what mp_thread_keys (migration 003) makes one message at a time; store.c
+ * The partition equals what mp_thread_keys (migration 003) makes one message at a time; store_batch.c
  * calls this under the accounts' advisory locks, inside the batch's transaction. */
 #include "writer.h"
 #include "log.h"
