@@ -135,12 +135,13 @@ static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
 }
 
 /* Has the main connection's plans made again after its 1st, 2nd, 4th, 8th ... committed
- * batch. The server keeps a plan, the foreign-key checks' above all, for as long as the
- * connection lives or until the next ANALYZE of its tables: one made while a table was small
- * (a new install, or one whose accounts were all removed) reads the whole table on every
- * check as it grows, until autovacuum looks again, up to a minute later. One writer's rows
- * grow its tables at most as fast as its batches come, so on this schedule no plan outlives
- * a doubling of the rows it was made for; replanning costs a few milliseconds. */
+ * batch, counted from its connection or from the last account new to it. The server keeps a
+ * plan, the foreign-key checks' above all, for as long as the connection lives or until a
+ * VACUUM or ANALYZE of its tables drops it: one made while a table was small (a new install,
+ * or one whose accounts were all removed and vacuumed) reads the whole table on every check
+ * as it grows, until autovacuum's ANALYZE, up to a minute later. A first sync grows the tables
+ * at most as fast as its batches come, so on this schedule no plan outlives a doubling of the
+ * rows it was made for; replanning costs a few milliseconds. */
 static void replan_when_due(struct writer *w)
 {
 	if (++w->committed < w->replan_at)
@@ -149,6 +150,15 @@ static void replan_when_due(struct writer *w)
 	if (pg_cmd(w->pg, "plan again", "DISCARD PLANS", 0, NULL) == 0)
 		log_debug("batches=%ld msg=\"plans discarded, made again from the tables as they are\"",
 			  w->committed);
+}
+
+void writer_replan_soon(struct writer *w)
+{
+	double now = metrics_clock();
+	if (w->replan_restarted > 0 && now - w->replan_restarted < 1.0)
+		return; /* thousands of accounts: not a replan after every batch */
+	w->replan_restarted = now;
+	w->committed = w->replan_at = 0;
 }
 
 /* Handles one read: messages first (one transaction), then control records, so a cursor in

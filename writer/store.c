@@ -60,6 +60,7 @@ static const struct account_info *account_get(struct writer *w, long long id)
 	snprintf(a->email, sizeof(a->email), "%s", PQgetvalue(r, 0, 1));
 	a->subject_days = (int)strtol(PQgetvalue(r, 0, 2), NULL, 10);
 	PQclear(r);
+	writer_replan_soon(w); /* maybe its first sync, into tables small when last planned */
 	return a;
 }
 

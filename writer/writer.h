@@ -63,6 +63,7 @@ struct writer {
 	/* main.c: batches committed on this connection, and the count at which its plans are
 	 * made again (a doubling schedule; 0 = not yet set) */
 	long committed, replan_at;
+	double replan_restarted;	/* when an account new to it last started the schedule again */
 };
 
 /* One parsed message of a batch; pointers borrow from the stream reply. */
@@ -79,6 +80,9 @@ struct wmsg {
 /* Notes that a batch committed messages of folder (main.c retries what waits for them;
  * batch.c). */
 void writer_note_folder(struct writer *w, long long folder);
+/* An account this writer had not met: its plans are made again after the next 1st, 2nd, 4th
+ * ... committed batch (main.c), at most once a second. */
+void writer_replan_soon(struct writer *w);
 /* Adds the time since the last lap to phase (batch.c). */
 void writer_lap(struct writer *w, enum writer_phase phase);
 
