@@ -169,12 +169,13 @@ void writer_read_ahead(struct writer *w)
 {
 	if (w->next || !w->st->rc || !w->st->cfg.writer_read_ahead || !search_helper_ready(w))
 		return;
-	/* the 1st, 3rd ... fault before the read, the 2nd, 4th ... after it; each on a live
-	 * connection, which the main loop has remade since the last */
-	int fault = w->ahead_faults_done < w->st->cfg.fault_writer_ahead && !w->st->rc->err;
+	/* the 1st, 3rd ... fault before the read, the 2nd, 4th ... after it; each inside a COPY,
+	 * on a live connection, which the main loop has remade since the last */
+	int fault = w->in_copy && w->ahead_faults_done < w->st->cfg.fault_writer_ahead &&
+		    !w->st->rc->err;
 	if (fault && w->ahead_faults_done % 2 == 0) {
 		w->ahead_faults_done++;
-		fault_drop_redis(w, "before reading ahead");
+		fault_drop_redis(w, "before reading ahead inside a COPY");
 	}
 	int redelivered;
 	redisReply *r = stage_next(w->st, w->st->cfg.key_parsed, "writers", w->st->cfg.writer_batch,
@@ -183,7 +184,7 @@ void writer_read_ahead(struct writer *w)
 		return; /* nothing there, or Redis failed: the main loop finds out and reconnects */
 	if (fault && w->ahead_faults_done % 2 == 1 && !w->st->rc->err) {
 		w->ahead_faults_done++;
-		fault_drop_redis(w, "between the entries read ahead and their raw bytes");
+		fault_drop_redis(w, "inside a COPY, between the entries read ahead and their raw bytes");
 	}
 	struct batch *b = batch_decode(w, &r, 1, 0);
 	if (b && !b->failed && b->nm) {

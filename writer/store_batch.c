@@ -185,8 +185,11 @@ static int batch_copy(struct writer *w, struct wmsg *m, struct item *it, size_t 
 	 * Redis and the decoding. */
 	search_end(sv);
 	writer_lap(w, WP_COPY);
-	if (!c.err)
+	if (!c.err) {
+		w->in_copy = 1;
 		writer_read_ahead(w);
+		w->in_copy = 0;
+	}
 	int rc = copy_end(&c, "copy messages");
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (it[i].created == TO_INSERT)

@@ -58,6 +58,7 @@ struct writer {
 	int all_folders;
 	long faults_done;	/* MAILPIPE_FAULT_WRITER_RETRY's, so far */
 	long ahead_faults_done;	/* MAILPIPE_FAULT_WRITER_AHEAD's, so far */
+	int in_copy;		/* reading ahead between a COPY's end and its answer */
 	struct batch *next;	/* read ahead during the last batch (batch.c), NULL when none */
 	struct search *ahead;	/* the batch being stored's vectors, started ahead; NULL when none */
 	/* main.c: batches committed on this connection, and the count at which its plans are
