@@ -7,6 +7,7 @@
 #include "search.h"
 #include "writer.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,8 +182,11 @@ static int handle(struct writer *w, struct batch *b, struct deferred *d, size_t 
 		w->ahead = b->sv; /* its vectors, when it was read ahead */
 		int stored = store_messages(w, m, nm);
 		w->ahead = NULL;
-		if (stored < 0) {
+		if (stored == -ENOTCONN)
+			replan_when_due(w); /* committed; Redis failed after (its reconnect counts it) */
+		else if (stored < 0)
 			metrics_add(MX_ERRORS_DATABASE, 1);
+		if (stored < 0) {
 			rc = -1; /* nothing acknowledged: the entries come back after reconnecting */
 			goto out;
 		}

@@ -682,7 +682,7 @@ int store_messages(struct writer *w, struct wmsg *m, size_t n)
 		/* Unpublished notices leave the batch unacknowledged: it comes back, finds its
 		 * rows stored, and tells again. */
 		if (rc == 0)
-			return changes_publish(w) < 0 ? -EIO : 0;
+			return changes_publish(w) < 0 ? -ENOTCONN : 0;
 		if (rc == -EIO)
 			return rc;
 		if (rc == -EINVAL) {

@@ -134,7 +134,9 @@ int rawfetch_valid_id(const char *id);
  * is logged (account, folder, uid, reason) and stored unparsed instead (raw, parse_error): its
  * msg is then replaced (the old one released). Only if that fails too is it skipped so that
  * the rest commits. 0 when committed
- * (the caller then acknowledges every entry), <0 when the database is unreachable. */
+ * (the caller then acknowledges every entry), -ENOTCONN when committed but its change notices
+ * could not reach Redis (nothing acknowledged: the entries come back, are found stored and
+ * told again), other <0 when the database is unreachable. */
 int store_messages(struct writer *w, struct wmsg *m, size_t n);
 /* Sorts m as store_messages stores it (by account, then content hash); sorted input is left
  * as it is, so vectors started on it stay in step. */

@@ -106,12 +106,27 @@ check "no entry left pending in Redis" no_pending
 
 # 5. Redis drops the writer's connection while it reads ahead inside a COPY (every batch of a
 #    first sync has new rows, so its read ahead comes between the COPY's end and the server's
-#    answer): before the read (the batch being stored commits, then its acknowledgement
-#    fails) and between the entries read ahead and their raw bytes (entries delivered to the
-#    writer, nothing stored of them). The writer reconnects and reads its own pending entries
-#    first.
+#    answer): before the read (the batch being stored commits, then its change notices fail,
+#    so it is not acknowledged) and between the entries read ahead and their raw bytes
+#    (entries delivered to the writer, nothing stored of them). The writer reconnects and
+#    reads its own pending entries first. Its metrics count Redis errors, not database ones.
 export MAILPIPE_LOG=debug # part 4's sync_with unset it
-sync_with f MAILPIPE_FAULT_WRITER_AHEAD=4 "the sync ends ok although Redis dropped the writer's connection four times"
+add_account f
+from=$(($(wc -l <"$RUN_LOG") + 1))
+mbase=$((28000 + ($$ % 190) * 10)) # below the ephemeral ports, above lib.sh's stack ports
+export MAILPIPE_FAULT_WRITER_AHEAD=4 MAILPIPE_METRICS_ADDR=127.0.0.1:$mbase-$((mbase + 9))
+run_start
+unset MAILPIPE_FAULT_WRITER_AHEAD MAILPIPE_METRICS_ADDR
+mailpipe sync f --wait --timeout 120 >"$MAILPIPE_STACK_DIR/summary-f.json"
+check "the sync ends ok although Redis dropped the writer's connection four times" [ $? -eq 0 ]
+waddr=$(tail -n +"$from" "$RUN_LOG" | sed -n 's/.* stage=writer addr=\([0-9.:]*\) msg="serving metrics at.*/\1/p' | head -1)
+curl -s --max-time 5 "http://$waddr/metrics" >"$MAILPIPE_STACK_DIR/writer-f.prom"
+run_stop
+metric() { awk -v k="$1" '$1 == k {print $2}' "$MAILPIPE_STACK_DIR/writer-f.prom"; }
+n=$(metric 'mailpipe_errors_total{kind="redis"}')
+check "the writer's metrics count the Redis errors (${n:-none}, at least 4)" [ "${n:-0}" -ge 4 ]
+n=$(metric 'mailpipe_errors_total{kind="database"}')
+check "and no database error (${n:-none})" [ "$n" = 0 ]
 log_f() { tail -n +"$from" "$RUN_LOG" | grep ' stage=writer '; }
 n=$(log_f | grep -c 'fault injected: Redis connection dropped before reading ahead inside a COPY')
 check "twice before reading ahead inside a COPY ($n)" [ "$n" -eq 2 ]
