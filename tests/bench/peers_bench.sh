@@ -21,7 +21,8 @@
 #                                     has them; an experiment)
 #   PEERS_AFTER_SQL="..."             SQL run after each mailpipe run, its output kept as
 #                                     build/bench/peers-after-runN.txt (an experiment: say,
-#                                     pg_stat_statements read and reset)
+#                                     pg_stat_statements read and reset; a run's figures then
+#                                     include the account removal and add before it)
 #   PEERS_RUN_LOG=debug               the level of `mailpipe run` (the writer then times each
 #                                     batch's phases); each run's log is kept as
 #                                     build/bench/peers-mailpipe-runN.log
@@ -120,8 +121,8 @@ run_mailpipe() { # RUN
 	# instead (session 9's way) leaves them "known empty" (reltuples 0): the foreign-key
 	# checks the writer's backend plans while they are still small then scan conversations
 	# whole for the rest of the run (40 buffers a check by its end, against 4 by index),
-	# which made every run after the first about a second slower. A live database has its
-	# statistics from autovacuum and checks by index.
+	# which made every run after the first about a second slower (the writer now plans again
+	# as an account's tables grow, writer/main.c; PEERS_BETWEEN_SQL=VACUUM measures that).
 	if [ "$i" -gt 1 ]; then
 		mailpipe account remove "peers$((i - 1))" >/dev/null
 		PGOPTIONS="-c client_min_messages=warning" psql "postgresql://postgres@127.0.0.1:$MP_PG_PORT/mailpipe" \
