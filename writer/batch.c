@@ -23,6 +23,17 @@ void writer_lap(struct writer *w, enum writer_phase phase)
 	w->lap_at = now;
 }
 
+/* The schedule of replan_when_due (main.c) starts again; here, with the writer's other
+ * helpers, so that test drivers linking the writer's library without main.c have it. */
+void writer_replan_soon(struct writer *w)
+{
+	double now = metrics_clock();
+	if (w->replan_restarted > 0 && now - w->replan_restarted < 1.0)
+		return; /* thousands of accounts: not a replan after every batch */
+	w->replan_restarted = now;
+	w->committed = w->replan_at = 0;
+}
+
 void writer_note_folder(struct writer *w, long long folder)
 {
 	for (size_t i = 0; i < w->ncommitted_folders; i++)

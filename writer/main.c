@@ -153,15 +153,6 @@ static void replan_when_due(struct writer *w)
 			  w->committed);
 }
 
-void writer_replan_soon(struct writer *w)
-{
-	double now = metrics_clock();
-	if (w->replan_restarted > 0 && now - w->replan_restarted < 1.0)
-		return; /* thousands of accounts: not a replan after every batch */
-	w->replan_restarted = now;
-	w->committed = w->replan_at = 0;
-}
-
 /* Handles one read: messages first (one transaction), then control records, so a cursor in
  * the same read as its last messages applies at once. Frees the batch. */
 static int handle(struct writer *w, struct batch *b, struct deferred *d, size_t *nd, size_t maxd)

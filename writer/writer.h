@@ -82,7 +82,7 @@ struct wmsg {
  * batch.c). */
 void writer_note_folder(struct writer *w, long long folder);
 /* An account this writer had not met: its plans are made again after the next 1st, 2nd, 4th
- * ... committed batch (main.c), at most once a second. */
+ * ... committed batch (main.c's replan_when_due), at most once a second (batch.c). */
 void writer_replan_soon(struct writer *w);
 /* Adds the time since the last lap to phase (batch.c). */
 void writer_lap(struct writer *w, enum writer_phase phase);
