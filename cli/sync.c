@@ -35,11 +35,18 @@ static const char *SQL_SUMMARY =
 	"   'error', s.error) ORDER BY f.name) "
 	"  FROM sync_run_folders s JOIN email_folders f ON f.account_id = s.account_id "
 	"   AND f.id = s.folder_id WHERE s.account_id = r.account_id AND s.run_id = r.run_id), "
-	"  '[]'::json))::text, r.status "
+	"  '[]'::json))::text, "
+	/* Still running for --wait while the deletions of messages it left without a location
+	 * wait for another run of the account to end (writer/mirror.c): until then the
+	 * database holds rows the mailbox no longer has. */
+	" CASE WHEN r.orphans_pending AND EXISTS (SELECT 1 FROM sync_runs o "
+	"   WHERE o.account_id = r.account_id AND o.status = 'running') THEN 'running' "
+	"  ELSE r.status END "
 	"FROM sync_runs r JOIN accounts a ON a.id = r.account_id WHERE r.run_id = $1::bigint";
 
 /* Reads run_id's summary into *out (new reference). Returns 0 when the run is finished, 1 while
- * it is running, -1 when there is no such run, -2 when Postgres could not be asked. */
+ * it is running (or its deferred deletions wait for another run), -1 when there is no such
+ * run, -2 when Postgres could not be asked. */
 static int read_summary(PGconn *pg, long long run_id, json_t **out)
 {
 	char run[24];
