@@ -9,7 +9,7 @@
 #  1. account a is synced, removed, and its tables vacuumed: conversations is known empty;
 #  2. account b's first sync (2,000 messages, batches of 100): the writer, meeting an account
 #     new to it, made its plans again after b's 1st, 2nd, 4th, 8th and 16th batches, and
-#     conversations was read by sequential scans a few dozen rows a message (about 23), not
+#     conversations was read by sequential scans a few dozen rows a message (23 to 66), not
 #     whole for every check of its rows (1,126 a message with no replanning, 2.2 million rows;
 #     with the schedule counted only from the connection, the first replan came after b's
 #     12th batch);
@@ -51,8 +51,11 @@ replans=$(tail -n +"$from" "$RUN_LOG" | grep 'msg="plans discarded' | sed 's/.*b
 # (more batches when the writer outruns the parser and reads fewer than 100: 32 and on too)
 check "the writer made its plans again after b's batches 1 2 4 8 16 (after: $replans)" \
 	[ "${replans#1 2 4 8 16 }" != "$replans" ]
-check "conversations was not read whole for each message ($read rows by sequential scans, at most 50 for each of $msgs messages)" \
-	[ "$read" -le $((50 * msgs)) ]
+# 23 to 66 rows a message with the replanning (66 in a loaded `make check`: smaller batches
+# when the writer outruns the parser keep a small table's plan a batch longer); 458 with the
+# schedule counted only from the connection, 1,126 with none.
+check "conversations was not read whole for each message ($read rows by sequential scans, at most 200 for each of $msgs messages)" \
+	[ "$read" -le $((200 * msgs)) ]
 
 # 3. The rows.
 verify b --summary "$MAILPIPE_STACK_DIR/summary-b.json"
