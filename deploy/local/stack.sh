@@ -16,6 +16,8 @@
 #   MP_REDIS_PORT=16379 MP_PG_PORT=15432 MP_IMAP_PORT=10143 (plain+STARTTLS) MP_IMAPS_PORT=10993
 #   MP_REDIS_PERSIST=0  1 = appendonly AOF (fsync everysec) so data survives a Redis restart
 #   MP_PG_FSYNC=on      off = faster, unsafe on power loss
+#   MP_PG_SHARED_BUFFERS=1GB  PostgreSQL's shared_buffers (its own default, 128MB, is outgrown
+#                       by the indexes of a 50,000-message account: README, Speed against the peers)
 #   MP_PG_SETTINGS=""   more postgresql.conf lines, ';'-separated (an experiment, a bench)
 #   MP_DEMO_COUNT=400 MP_DEMO_SEED=1   sample mailbox of user demo/demo (created by the first start)
 #   MP_STACK_USER=mailpipe-test        unprivileged user the servers run as when started by root
@@ -348,6 +350,7 @@ start_postgres() {
 		echo "default_toast_compression = 'lz4'"
 		echo "fsync = $PG_FSYNC"
 		echo "max_connections = 200"
+		echo "shared_buffers = ${MP_PG_SHARED_BUFFERS:-1GB}"
 		if [ -n "${MP_PG_SETTINGS:-}" ]; then printf '%s\n' "$MP_PG_SETTINGS" | tr ';' '\n'; fi
 	} >"$PGDATA/mailpipe.conf"
 	if [ "$IS_ROOT" = 1 ]; then chown "$SVC_UID:$SVC_GID" "$PGDATA/mailpipe.conf"; fi
