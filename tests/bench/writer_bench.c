@@ -31,7 +31,8 @@ static const char usage[] =
 	"  COPY sends them, computed on its second connection). Uses\n"
 	"  pg_stat_statements when the database has it.\n"
 	"  --variants  also time the COPY with the real tables' foreign keys, without the GIN\n"
-	"              indexes, with GIN fastupdate off, and with a 64 MB GIN pending list\n"
+	"              indexes, with GIN fastupdate off, with a 64 MB GIN pending list, and the\n"
+	"              plain COPY again after them (the ceiling is the faster plain pass)\n"
 	"  Environment: MAILPIPE_DATABASE_URL (migrated schema), MAILPIPE_WRITER_BATCH, MAILPIPE_LOG.\n";
 
 /* One message file; everything owned. */
@@ -414,7 +415,10 @@ static int copy_in(PGconn *pg, const char *table, const char *cols, struct rows 
 }
 
 /* How a ceiling pass differs from the plain LIKE copy of the tables. */
-enum variant { V_PLAIN, V_FOREIGN_KEYS, V_NO_GIN, V_GIN_NOFASTUPDATE, V_GIN_PENDING_64MB, V_COUNT };
+enum variant {
+	V_PLAIN, V_FOREIGN_KEYS, V_NO_GIN, V_GIN_NOFASTUPDATE, V_GIN_PENDING_64MB, V_PLAIN_AGAIN,
+	V_COUNT
+};
 
 static const char *const variant_names[V_COUNT] = {
 	"COPY ceiling",
@@ -422,6 +426,7 @@ static const char *const variant_names[V_COUNT] = {
 	"  without the GIN indexes (search vector, trigram)",
 	"  GIN fastupdate = off",
 	"  GIN gin_pending_list_limit = 64MB",
+	"  the plain COPY again, after the others",
 };
 
 static int bench_tables(PGconn *pg, enum variant v)
@@ -759,8 +764,14 @@ int main(int argc, char **argv)
 			printf("%s: %.2f s = %.0f rows/s\n", variant_names[v], tc[v], c.n / tc[v]);
 		}
 	}
-	printf("ratio: %.2f (writer rows/s / COPY ceiling rows/s; the ceiling copies the search "
-	       "vectors as data, the writer computes them)\n", tc[V_PLAIN] / tw);
+	/* The first pass pays for a cold start the others do not (10 to 60% slower than the
+	 * same COPY after them, sessions 10 to 12): the ceiling is the faster of the two. */
+	double ceiling = tc[V_PLAIN];
+	if (tc[V_PLAIN_AGAIN] > 0 && tc[V_PLAIN_AGAIN] < ceiling)
+		ceiling = tc[V_PLAIN_AGAIN];
+	printf("ratio: %.2f (writer rows/s / COPY ceiling rows/s, the faster plain pass: %.0f "
+	       "rows/s; the ceiling copies the search vectors as data, the writer computes them)\n",
+	       ceiling / tw, c.n / ceiling);
 
 	if (stats)
 		report_statements(stats, tw);
