@@ -17,7 +17,8 @@
 #   MP_REDIS_PERSIST=0  1 = appendonly AOF (fsync everysec) so data survives a Redis restart
 #   MP_PG_FSYNC=on      off = faster, unsafe on power loss
 #   MP_PG_SHARED_BUFFERS=1GB  PostgreSQL's shared_buffers (its own default, 128MB, is outgrown
-#                       by the indexes of a 50,000-message account: README, Speed against the peers)
+#                       by the indexes of a 50,000-message account: README, Speed against the peers);
+#                       unset: 1GB, or a quarter of the host's memory (or its cgroup's) when less
 #   MP_PG_SETTINGS=""   more postgresql.conf lines, ';'-separated (an experiment, a bench)
 #   MP_DEMO_COUNT=400 MP_DEMO_SEED=1   sample mailbox of user demo/demo (created by the first start)
 #   MP_STACK_USER=mailpipe-test        unprivileged user the servers run as when started by root
@@ -324,6 +325,32 @@ psql_admin() {
 	"$PG_BIN/psql" -X -q -w -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"
 }
 
+# shared_buffers: MP_PG_SHARED_BUFFERS, else 1 GB, or a quarter of the memory this host (or its
+# cgroup, in a container) has when that is less, at least 32 MB: 1 GB reserved on a 1 GB host
+# does not start. MP_MEMINFO and MP_CGROUP_MEMORY_MAX replace the two files for a test.
+pg_shared_buffers() {
+	if [ -n "${MP_PG_SHARED_BUFFERS:-}" ]; then
+		echo "$MP_PG_SHARED_BUFFERS"
+		return
+	fi
+	local kb limit mb
+	kb=$(awk '/^MemTotal:/ {print $2; exit}' "${MP_MEMINFO:-/proc/meminfo}" 2>/dev/null || true)
+	limit=$(cat "${MP_CGROUP_MEMORY_MAX:-/sys/fs/cgroup/memory.max}" 2>/dev/null || true)
+	case $kb in '' | *[!0-9]*) kb=1073741824 ;; esac # unknown: no limit of ours
+	case $limit in
+	'' | max | *[!0-9]*) ;;
+	*) if [ $((limit / 1024)) -lt "$kb" ]; then kb=$((limit / 1024)); fi ;;
+	esac
+	mb=$((kb / 4 / 1024))
+	if [ "$mb" -ge 1024 ]; then
+		echo 1GB
+	elif [ "$mb" -lt 32 ]; then
+		echo 32MB
+	else
+		echo "${mb}MB"
+	fi
+}
+
 start_postgres() {
 	local pid log=$PG_DIR/postgres.log
 	[ -x "$PG_BIN/pg_ctl" ] || die "postgres: no pg_ctl in $PG_BIN (set MP_PG_BIN)"
@@ -350,7 +377,7 @@ start_postgres() {
 		echo "default_toast_compression = 'lz4'"
 		echo "fsync = $PG_FSYNC"
 		echo "max_connections = 200"
-		echo "shared_buffers = ${MP_PG_SHARED_BUFFERS:-1GB}"
+		echo "shared_buffers = $(pg_shared_buffers)"
 		if [ -n "${MP_PG_SETTINGS:-}" ]; then printf '%s\n' "$MP_PG_SETTINGS" | tr ';' '\n'; fi
 	} >"$PGDATA/mailpipe.conf"
 	if [ "$IS_ROOT" = 1 ]; then chown "$SVC_UID:$SVC_GID" "$PGDATA/mailpipe.conf"; fi
