@@ -326,8 +326,8 @@ psql_admin() {
 }
 
 # shared_buffers: MP_PG_SHARED_BUFFERS, else 1 GB, or a quarter of the memory this host (or its
-# cgroup, in a container) has when that is less, at least 32 MB: 1 GB reserved on a 1 GB host
-# does not start. MP_MEMINFO and MP_CGROUP_MEMORY_MAX replace the two files for a test.
+# cgroup, in a container) has when that is less, at least 32 MB: 1 GB on a 1 GB host leaves
+# nothing to the rest, and the kernel may refuse to map it. MP_MEMINFO and MP_CGROUP_MEMORY_MAX replace the two files for a test.
 pg_shared_buffers() {
 	if [ -n "${MP_PG_SHARED_BUFFERS:-}" ]; then
 		echo "$MP_PG_SHARED_BUFFERS"
