@@ -501,6 +501,18 @@ static int do_sync(struct job *j)
 	}
 	if ((rc = examine(j, quoted)) < 0)
 		return rc;
+	/* A kept connection's view of a folder can lag behind the server: after a UIDVALIDITY
+	 * reset Dovecot answered STATUS with the new UIDVALIDITY and EXAMINE, on the same
+	 * long-lived connection, with the old one, and the folder's old UIDs would have stood.
+	 * Which one is true, a fresh login tells; on a fresh connection EXAMINE is believed. */
+	if (m->have_status && m->uidvalidity != j->uidvalidity && j->conn_reused) {
+		log_info("account=%s folder=\"%s\" msg=\"STATUS said UIDVALIDITY %llu, EXAMINE %llu on a "
+			 "kept connection; logging in again\"", j->account, j->folder,
+			 (unsigned long long)m->uidvalidity, (unsigned long long)j->uidvalidity);
+		j->view_stale = 1;
+		session_discard(j->s, "STATUS and EXAMINE disagreed on UIDVALIDITY");
+		return -EIO;
+	}
 	if (j->exp_uidvalidity && j->uidvalidity != j->exp_uidvalidity) {
 		/* Invariant 4: old UIDs mean nothing now; the writer drops the old locations when
 		 * it applies this job's cursor, which carries the new uidvalidity. */
@@ -715,7 +727,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 	struct conn_use cu = { .account_id = j.account_id, .wire = j.wire_name, .host = o.host };
 	cu.limit = budget_account_limit(jstr(acc, "provider"), jint(acc, "max_connections"));
 	conn_key(cu.key, sizeof(cu.key), o.host, o.port, o.username, o.auth);
-	int stale_retried = 0;
+	int stale_retried = 0, view_retried = 0;
 	for (long attempt = 0; attempt <= f->cfg->fetch_retries && !*f->stopping; attempt++) {
 		if (attempt) {
 			metrics_add(MX_IMAP_RECONNECTS_JOB, 1);
@@ -768,6 +780,8 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		}
 		struct session_handler h = { &j, on_untagged, on_tagged };
 		session_set_handler(j.s, &h);
+		j.conn_reused = f->conns && cu.reused;
+		j.view_stale = 0;
 		rc = is_backfill ? do_backfill(&j) : is_sync ? do_sync(&j) : do_list(&j);
 		if (rc == -EIO && !j.error[0])
 			snprintf(j.error, sizeof(j.error), "%s", session_error(j.s));
@@ -786,6 +800,11 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 			stale_retried = 1;
 			log_info("account=%s msg=\"kept connection gone (%s); logging in again\"", j.account,
 				 j.error);
+			attempt--;
+			continue;
+		}
+		if (j.view_stale && !view_retried) { /* not the server failing this job either */
+			view_retried = 1;
 			attempt--;
 			continue;
 		}

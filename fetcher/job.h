@@ -41,6 +41,8 @@ struct job {
 
 	/* EXAMINE results */
 	uint64_t uidvalidity, uidnext, exists, highest_modseq;
+	int conn_reused;	/* the session is a kept connection, whose view may lag (fetch.c) */
+	int view_stale;		/* its STATUS and EXAMINE disagreed on UIDVALIDITY: log in again */
 	int condstore;		/* the server offers CONDSTORE and the account allows it */
 	int qresync;		/* ... and QRESYNC (quirks_use_qresync) */
 

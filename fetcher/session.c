@@ -448,6 +448,12 @@ static CURL *session_free(struct session *s)
 	return curl;
 }
 
+void session_discard(struct session *s, const char *why)
+{
+	if (s)
+		session_fail(s, "%s", why);
+}
+
 void session_close(struct session *s)
 {
 	if (!s)

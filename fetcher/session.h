@@ -50,6 +50,9 @@ struct session *session_open(const struct session_opts *o, char *err, size_t err
 			     int *permanent);
 /* Sends LOGOUT (best effort), closes and frees. NULL is fine. */
 void session_close(struct session *s);
+/* Marks the session unfit to keep (its view of the server is out of date): it is closed when
+ * released rather than parked for the next job; why becomes its error. */
+void session_discard(struct session *s, const char *why);
 
 /* A session over a connection that is already logged in (kept from an earlier job or lent
  * by an IDLE watch; conn.c). Takes curl; NULL when out of memory (curl is then closed). */

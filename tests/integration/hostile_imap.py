@@ -9,6 +9,8 @@ it is no general IMAP server. Started by tests/integration/*.sh and hostile_self
 The login name picks the scenario. Scenarios that misbehave before any login (nogreeting,
 endlessgreeting) cannot be picked by name, so --scenario-port binds an extra listener whose
 every connection plays NAME from its first byte (and counts as a connection of user NAME).
+SIGUSR1 resets INBOX's UIDVALIDITY (1000 more each time; the staleview user's connections
+from before it still show the old one in EXAMINE).
 """
 import argparse
 import asyncio
@@ -156,6 +158,7 @@ class Server:
         self.folders = make_folders(args.messages, args.raw_folder)
         self.users: dict = {}
         self.next_conn = 0
+        self.resets = 0  # UIDVALIDITY resets of INBOX (SIGUSR1): each adds 1000
         self.log_file = open(args.log, "a", buffering=1, encoding="utf-8")
         self.tasks: set = set()
 
@@ -285,12 +288,16 @@ class Scenario:
     body_fetch_when: Callable = always      # (conn) -> bool, checked once per body FETCH
     omit: Optional[Callable] = None         # (conn, uids) -> uids left out of a body FETCH
     gmail: bool = False                     # X-GM-EXT-1 (X-GM-MSGID) and GMAIL_ALL
+    stale_view: bool = False                # EXAMINE shows the UIDVALIDITY of the login's time
 
 
 THROTTLE_HINT = "[THROTTLED] Request is throttled. Suggested Backoff Time: 2000 milliseconds"
 SCENARIOS = {
     "good": Scenario(),
     "gmail": Scenario(gmail=True),
+    # After a UIDVALIDITY reset (SIGUSR1), a connection logged in before it answers EXAMINE
+    # with the old UIDVALIDITY and STATUS with the new, as Dovecot did on a kept connection.
+    "staleview": Scenario(stale_view=True),
     "hugeliteral": Scenario(body_fetch=huge_literal),
     "endlessline": Scenario(body_fetch=endless_line),
     "endlessgreeting": Scenario(greeting=endless_greeting),
@@ -515,6 +522,7 @@ class Conn:
         self.readonly = False
         self.pending_bye = None
         self.pending_after_select = None
+        self.resets_seen = server.resets
         self.gone_task = None  # watches for EOF while a scenario only writes
         if forced:
             self.attach(forced)
@@ -528,6 +536,7 @@ class Conn:
         self.ustate.conns += 1
         self.n = self.ustate.conns
         self.scenario = SCENARIOS.get(name, Scenario())
+        self.resets_seen = self.server.resets
 
     def log(self, event, line=None, detail=None):
         self.server.log(self, event, line, detail)
@@ -691,6 +700,14 @@ class Conn:
         gone = self.ustate.gone if self.ustate and folder.name == "INBOX" else set()
         return [m for m in folder.messages if m.uid not in gone]
 
+    def uidvalidity(self, folder: Folder, examine: bool = False) -> int:
+        """INBOX's UIDVALIDITY after the server's resets; the stale_view scenario's EXAMINE
+        answers with the resets this connection saw at its login."""
+        if folder.name != "INBOX":
+            return folder.uidvalidity
+        resets = self.resets_seen if examine and self.scenario.stale_view else self.server.resets
+        return folder.uidvalidity + 1000 * resets
+
     def find_folder(self, name: str) -> Optional[Folder]:
         if name.upper() == "INBOX":
             return self.server.folders["INBOX"]
@@ -811,7 +828,10 @@ async def select_or_examine(c, tag, args, readonly):
     await c.line(f"* FLAGS {SYSTEM_FLAGS}")
     await c.line(f"* {len(msgs)} EXISTS")
     await c.line("* 0 RECENT")
-    await c.line(f"* OK [UIDVALIDITY {f.uidvalidity}] UIDs valid")
+    uidvalidity = c.uidvalidity(f, examine=True)
+    if uidvalidity != c.uidvalidity(f):
+        c.misbehave(f"{verb} shows a stale UIDVALIDITY", stale=uidvalidity, now=c.uidvalidity(f))
+    await c.line(f"* OK [UIDVALIDITY {uidvalidity}] UIDs valid")
     await c.line(f"* OK [UIDNEXT {f.uidnext}] Predicted next UID")
     await c.line(f"* OK [PERMANENTFLAGS {'()' if readonly else SYSTEM_FLAGS}] Flags")
     c.folder, c.readonly = f, readonly
@@ -842,7 +862,7 @@ async def cmd_status(c, tag, args, uid):
         return
     msgs = c.visible(f)
     values = {"MESSAGES": len(msgs), "RECENT": 0, "UIDNEXT": f.uidnext,
-              "UIDVALIDITY": f.uidvalidity, "UNSEEN": sum(1 for m in msgs if "\\Seen" not in m.flags)}
+              "UIDVALIDITY": c.uidvalidity(f), "UNSEEN": sum(1 for m in msgs if "\\Seen" not in m.flags)}
     out = [f"{k} {values[k]}" for k in (str(a).upper() for a in args[1]) if k in values]
     await c.line(f"* STATUS {f.name} ({' '.join(out)})")
     await c.line(f"{tag} OK STATUS completed")
@@ -955,6 +975,11 @@ async def serve(args):
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+
+    def reset_uidvalidity():
+        server.resets += 1
+        server.log(None, "uidvalidity_reset", detail=dict(resets=server.resets))
+    loop.add_signal_handler(signal.SIGUSR1, reset_uidvalidity)
 
     def on_client(forced):
         async def client(reader, writer):

@@ -133,6 +133,25 @@ def main():
             time.sleep(0.05)
         check("server writes its ready file", os.path.exists(ready))
         scenarios(port, port_nog, port_endg, logp)
+        # staleview, last (the reset is the whole server's): after a UIDVALIDITY reset
+        # (SIGUSR1) a connection from before it shows the old UIDVALIDITY in EXAMINE and the
+        # new one in STATUS; a connection from after it, the new one.
+        old = Client(port)
+        old.login("staleview")
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.3)
+        def uidvalidity(items):
+            m = re.search(rb"UIDVALIDITY (\d+)", b" ".join(items))
+            return m and int(m.group(1))
+        seen = [uidvalidity(old.run("EXAMINE INBOX")[0]),
+                uidvalidity(old.run("STATUS INBOX (MESSAGES UIDVALIDITY)")[0])]
+        new = Client(port)
+        new.login("staleview")
+        seen.append(uidvalidity(new.run("EXAMINE INBOX")[0]))
+        check("staleview: EXAMINE old, STATUS new on a connection from before the reset; "
+              "EXAMINE new on one after", seen == [1, 1001, 1001], seen)
+        old.close()
+        new.close()
         # SIGTERM with connections still open (a silent one among them) ends it cleanly.
         held = Client(port_nog, greet=False)
         time.sleep(0.2)
@@ -147,7 +166,8 @@ def main():
         keys = {"t", "conn", "user", "n", "event", "line", "detail"}
         check("every log line is JSON with the seven keys", all(set(e) == keys for e in events))
         check("log events are of the documented kinds", {e["event"] for e in events} <=
-              {"connect", "command", "login_ok", "login_no", "close", "misbehave"})
+              {"connect", "command", "login_ok", "login_no", "close", "misbehave",
+               "uidvalidity_reset"})
         text = open(logp).read()
         check("no password or SASL response in the log",
               " pw" not in text and base64.b64encode(b"\0good\0pw").decode() not in text)
