@@ -59,6 +59,23 @@ pg_only_up() {
 	eval "$("$ROOT/deploy/local/stack.sh" env)"
 }
 
+# hostile_up DIR ARGS...: the scripted misbehaving server (hostile_imap.py ARGS...) on a free
+# port, its log in DIR/server.jsonl; sets HPORT and HOSTILE_PID, exports HOSTILE_PW (its
+# password, for --secret env:HOSTILE_PW) and stops it on exit with the stack (after stack_up).
+hostile_up() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	HPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	python3 "$ROOT/tests/integration/hostile_imap.py" --port "$HPORT" --log "$dir/server.jsonl" \
+		--ready-file "$dir/ready" "$@" >"$dir/server.out" 2>&1 &
+	HOSTILE_PID=$!
+	export HOSTILE_PW=pw
+	trap 'kill $HOSTILE_PID 2>/dev/null; stack_down' EXIT
+	for _ in $(seq 100); do [ -f "$dir/ready" ] && break; sleep 0.1; done
+	check "the scripted server is listening" [ -f "$dir/ready" ]
+}
+
 stack_down() {
 	run_stop
 	"$ROOT/deploy/local/stack.sh" destroy >/dev/null 2>&1

@@ -7,15 +7,8 @@
 stack_up 10 2
 HERE=$ROOT/tests/integration
 OUT=$MAILPIPE_STACK_DIR/gmail
-mkdir -p "$OUT"
-HPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 "$HERE/hostile_imap.py" --port "$HPORT" --log "$OUT/server.jsonl" --ready-file "$OUT/ready" \
-	--messages 6 >"$OUT/server.out" 2>&1 &
-HOSTILE_PID=$!
-trap 'kill $HOSTILE_PID 2>/dev/null; stack_down' EXIT
-for _ in $(seq 100); do [ -f "$OUT/ready" ] && break; sleep 0.1; done
-check "the scripted server is listening" [ -f "$OUT/ready" ]
-export HOSTILE_PW=pw MAILPIPE_LOG=info
+hostile_up "$OUT" --messages 6
+export MAILPIPE_LOG=info
 mailpipe account add gm --host 127.0.0.1 --port "$HPORT" --tls none --username gmail \
 	--secret env:HOSTILE_PW --interval 0 --initial-window-days 0 >/dev/null
 run_start

@@ -8,17 +8,9 @@
 # fresh connection's answer stands.
 . "$(dirname "$0")/lib.sh"
 stack_up 10 3
-HERE=$ROOT/tests/integration
 OUT=$MAILPIPE_STACK_DIR/staleview
-mkdir -p "$OUT"
-HPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 "$HERE/hostile_imap.py" --port "$HPORT" --log "$OUT/server.jsonl" --ready-file "$OUT/ready" \
-	--messages 6 >"$OUT/server.out" 2>&1 &
-HOSTILE_PID=$!
-trap 'kill $HOSTILE_PID 2>/dev/null; stack_down' EXIT
-for _ in $(seq 100); do [ -f "$OUT/ready" ] && break; sleep 0.1; done
-check "the scripted server is listening" [ -f "$OUT/ready" ]
-export HOSTILE_PW=pw MAILPIPE_LOG=info
+hostile_up "$OUT" --messages 6
+export MAILPIPE_LOG=info
 # One fetcher: the second sync's INBOX job runs on the connection the first one kept.
 export MAILPIPE_FETCHERS=1
 mailpipe account add sv --host 127.0.0.1 --port "$HPORT" --tls none --username staleview \
@@ -30,7 +22,7 @@ inbox() { # the INBOX locations' uidvalidity and count, e.g. "1:6"
 		WHERE f.name = 'INBOX' GROUP BY 1) s"
 }
 same_as_server() {
-	python3 "$HERE/verify.py" sv 127.0.0.1 "$HPORT" staleview pw >"$OUT/verify.out" 2>&1 ||
+	python3 "$ROOT/tests/integration/verify.py" sv 127.0.0.1 "$HPORT" staleview pw >"$OUT/verify.out" 2>&1 ||
 		{ grep FAIL "$OUT/verify.out"; return 1; }
 }
 logins() { grep -c '"event": "login_ok"' "$OUT/server.jsonl"; }
