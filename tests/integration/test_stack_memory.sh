@@ -2,8 +2,9 @@
 # The local stack's PostgreSQL reserves shared_buffers of 1 GB (a 50,000-message account's
 # indexes outgrow PostgreSQL's own 128 MB), but on a small host, or in a container whose cgroup
 # allows less, a quarter of the memory there is: 1 GB on a 1 GB host leaves nothing to the
-# rest, and the kernel may refuse to map it. MP_PG_SHARED_BUFFERS wins over both. MP_MEMINFO and MP_CGROUP_MEMORY_MAX stand in for
-# /proc/meminfo and /sys/fs/cgroup/memory.max.
+# rest, and the kernel may refuse to map it. MP_PG_SHARED_BUFFERS wins over both. MP_MEMINFO
+# and MP_CGROUP_MEMORY_MAX stand in for /proc/meminfo and /sys/fs/cgroup/memory.max (cgroup v2;
+# v1's memory.limit_in_bytes is not read).
 . "$(dirname "$0")/lib.sh"
 fake=$(mktemp -d /tmp/mailpipe-memory.XXXXXX)
 printf 'MemTotal:        1048576 kB\nMemFree:          524288 kB\n' >"$fake/meminfo-1g"
