@@ -41,21 +41,28 @@ static int push_next_sync(struct writer *w, long long account_id, json_t *rec)
 			     " now() + make_interval(secs => $2::bigint / 1000.0)) WHERE id = $1::bigint", 2, p);
 }
 
-static void finish_and_notify(struct writer *w, long long run_id, long long account_id)
+/* Ends the run when its last folder job is closed, or -EIO: then the record that closed the
+ * job, already committed, must not be acknowledged. Its redelivery changes nothing but ends
+ * the run; acknowledged, the run would stay running, its account blocked, until the
+ * scheduler failed it after MAILPIPE_RUN_TIMEOUT_S (a connection lost here did that). */
+static int finish_and_notify(struct writer *w, long long run_id, long long account_id)
 {
 	/* The run ends in the same transaction as its deferred deletions (mirror.c), so that
 	 * `sync --wait`, which reads the run's status, sees the mailbox as it is. The account's
 	 * lock comes first, as everywhere. */
 	int done = -EIO;
-	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0)
-		return;
+	if (pg_cmd(w->pg, "begin", "BEGIN", 0, NULL) < 0) {
+		log_warn("run=%lld msg=\"run not ended, its record is read again\"", run_id);
+		return -EIO;
+	}
 	if (mirror_lock_account(w, account_id) == 0)
 		done = jobs_finish_run_if_done(w->pg, run_id);
 	if (done == 1 && mirror_orphans_run_end(w, account_id) < 0)
 		done = -EIO;
 	if (done < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0) {
 		PQclear(PQexec(w->pg, "ROLLBACK"));
-		return;
+		log_warn("run=%lld msg=\"run not ended, its record is read again\"", run_id);
+		return -EIO;
 	}
 	if (done == 1) {
 		jobs_emit_event(stage_home(w->st), &w->st->cfg, "run_done", run_id, account_id, NULL);
@@ -63,6 +70,7 @@ static void finish_and_notify(struct writer *w, long long run_id, long long acco
 		changes_sync_finished(w, run_id);
 	}
 	changes_publish(w);
+	return 0;
 }
 
 /* The server's UIDVALIDITY of a listed folder (its STATUS in the record), or 0. */
@@ -283,7 +291,8 @@ int control_folders(struct writer *w, json_t *rec)
 		changes_publish(w);
 		goto out;
 	}
-	finish_and_notify(w, run_id, account_id);
+	if (finish_and_notify(w, run_id, account_id) < 0)
+		goto out;
 	rc = 0;
 	goto out;
 fail:
@@ -505,7 +514,8 @@ int control_cursor(struct writer *w, json_t *rec)
 	/* A job of this folder from a younger run may have waited for this one, and the
 	 * account's other folders for a place under its cap (jobs.c): only this account's. */
 	jobs_enqueue_queued(w->pg, stage_home(w->st), &w->st->cfg, account_id, 0);
-	finish_and_notify(w, run_id, account_id);
+	if (finish_and_notify(w, run_id, account_id) < 0)
+		goto out; /* rc is -EIO: read again, it ends the run then */
 	rc = 1;
 	goto out;
 fail:
