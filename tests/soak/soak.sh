@@ -3,14 +3,18 @@
 # an MP_DEMO_COUNT-message mailbox (default 5000) are synced one after another while stage
 # processes (children of `mailpipe run`) are killed with SIGKILL at random, and Redis (AOF on)
 # and PostgreSQL are restarted. Then the last run is let finish, every account is compared with
-# the server (verify.py) and nothing may be doubled or pending. Prints a summary; exits 1 on any
+# the server (verify.py) and nothing may be doubled or pending. Between those, one database
+# connection of a stage, picked at random, is terminated (pg_terminate_backend), as a pooler or
+# an operator does: the process lives on and must notice. Prints a summary; exits 1 on any
 # mismatch. Not part of make check.
 #   SOAK_SECONDS=600 MP_DEMO_COUNT=5000 SOAK_KILL_EVERY=3 (s) SOAK_REDIS_EVERY=25 SOAK_PG_EVERY=35
+#   SOAK_TERM_EVERY=2
 . "$(dirname "$0")/../integration/lib.sh"
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 KILL_EVERY=${SOAK_KILL_EVERY:-3}
 REDIS_EVERY=${SOAK_REDIS_EVERY:-25}
 PG_EVERY=${SOAK_PG_EVERY:-35}
+TERM_EVERY=${SOAK_TERM_EVERY:-2}
 export MP_REDIS_PERSIST=1
 stack_up "${MP_DEMO_COUNT:-5000}" 21
 export MAILPIPE_LOG=${MAILPIPE_LOG:-info}
@@ -19,7 +23,7 @@ now() { date +%s; }
 rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
 declare -A kills=([scheduler]=0 [fetcher]=0 [parser]=0 [writer]=0) peak=()
-redis_restarts=0 pg_restarts=0 runs_ok=0 runs_failed=0 rejoins=0 longest=0 acct_started=0 waiter_errors=0
+redis_restarts=0 pg_restarts=0 terms=0 runs_ok=0 runs_failed=0 rejoins=0 longest=0 acct_started=0 waiter_errors=0
 accounts=()
 
 # Peak resident memory of every stage process seen, read before it is killed too.
@@ -42,6 +46,17 @@ kill_random_stage() {
 	sample_rss
 	kill -9 "$p" 2>/dev/null && kills[$stage]=$((kills[$stage] + 1))
 	echo "  $(date +%T) kill -9 $stage (pid $p)"
+}
+
+# One database connection of a stage (application_name 'mailpipe ...'), picked at random.
+terminate_random_backend() {
+	local who
+	who=$(sql "SELECT s.application_name || ' (pid ' || s.pid || ')' FROM (SELECT pid,
+	           application_name FROM pg_stat_activity WHERE application_name LIKE 'mailpipe %'
+	           ORDER BY random() LIMIT 1) s WHERE pg_terminate_backend(s.pid)" 2>/dev/null)
+	[ -n "$who" ] || return 0
+	terms=$((terms + 1))
+	echo "  $(date +%T) terminate backend of $who"
 }
 
 # One waiter per account: `sync --wait` is run again (joining the run) when it ends without
@@ -85,6 +100,7 @@ waiter_done() { # the waiter ended: the run finished (ok/failed) or the waiter g
 run_start
 start=$(now)
 next_kill=$((start + KILL_EVERY)) next_redis=$((start + REDIS_EVERY)) next_pg=$((start + PG_EVERY))
+next_term=$((start + TERM_EVERY))
 echo "soak: ${SOAK_SECONDS} s, ${MP_DEMO_COUNT} messages per account, stack in $MAILPIPE_STACK_DIR"
 next_account
 while [ $(($(now) - start)) -lt "$SOAK_SECONDS" ]; do
@@ -96,6 +112,10 @@ while [ $(($(now) - start)) -lt "$SOAK_SECONDS" ]; do
 	if [ "$t" -ge "$next_kill" ]; then
 		kill_random_stage
 		next_kill=$((t + 1 + RANDOM % (2 * KILL_EVERY)))
+	fi
+	if [ "$t" -ge "$next_term" ]; then
+		terminate_random_backend
+		next_term=$((t + 1 + RANDOM % (2 * TERM_EVERY)))
 	fi
 	if [ "$t" -ge "$next_redis" ]; then
 		echo "  $(date +%T) restart redis"
@@ -146,6 +166,7 @@ echo "--- soak summary"
 echo "duration:       ${SOAK_SECONDS} s of faults, ${MP_DEMO_COUNT} messages per account"
 echo "kills (-9):     fetcher ${kills[fetcher]}, parser ${kills[parser]}, writer ${kills[writer]}, scheduler ${kills[scheduler]}"
 echo "restarts:       redis $redis_restarts, postgres $pg_restarts"
+echo "terminated:     $terms database connections of stages"
 echo "runs:           $runs_ok completed ok, $runs_failed ended failed, longest run ${longest} s"
 echo "sync --wait:    $waiter_errors exits with an error while the run went on ($rejoins re-joined)"
 printf 'peak RSS:      '
