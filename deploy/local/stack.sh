@@ -333,14 +333,19 @@ pg_shared_buffers() {
 		echo "$MP_PG_SHARED_BUFFERS"
 		return
 	fi
-	local kb limit mb
+	local kb limit mb f
 	kb=$(awk '/^MemTotal:/ {print $2; exit}' "${MP_MEMINFO:-/proc/meminfo}" 2>/dev/null || true)
-	limit=$(cat "${MP_CGROUP_MEMORY_MAX:-/sys/fs/cgroup/memory.max}" 2>/dev/null || true)
 	case $kb in '' | *[!0-9]*) kb=1073741824 ;; esac # unknown: no limit of ours
-	case $limit in
-	'' | max | *[!0-9]*) ;;
-	*) if [ $((limit / 1024)) -lt "$kb" ]; then kb=$((limit / 1024)); fi ;;
-	esac
+	# The container's limit: cgroup v2's memory.max ("max" when none), else v1's
+	# memory.limit_in_bytes (a huge number when none).
+	for f in "${MP_CGROUP_MEMORY_MAX:-/sys/fs/cgroup/memory.max}" \
+		"${MP_CGROUP_V1_LIMIT:-/sys/fs/cgroup/memory/memory.limit_in_bytes}"; do
+		limit=$(cat "$f" 2>/dev/null || true)
+		case $limit in
+		'' | max | *[!0-9]* | ???????????????????*) ;; # none, or past 2^63 / 1024 kB
+		*) if [ $((limit / 1024)) -lt "$kb" ]; then kb=$((limit / 1024)); fi ;;
+		esac
+	done
 	mb=$((kb / 4 / 1024))
 	if [ "$mb" -ge 1024 ]; then
 		echo 1GB
