@@ -13,6 +13,11 @@ static char log_stage[32] = "mailpipe";
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
 
+const char *log_stage_name(void)
+{
+	return log_stage;
+}
+
 void log_setup(const char *stage, const char *level_name)
 {
 	if (stage)

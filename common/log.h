@@ -8,6 +8,8 @@ enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 /* Set once from main() before any other thread or handle exists. */
 void log_setup(const char *stage, const char *level_name);
 int log_enabled(enum log_level level);
+/* The stage name given to log_setup ("writer", "cli", ...), or "mailpipe" before it. */
+const char *log_stage_name(void);
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Arguments are not evaluated below the configured level. fmt holds the key=value pairs after

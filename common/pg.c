@@ -24,7 +24,14 @@ static _Thread_local char last_error[256];
 
 PGconn *pg_connect(const char *url)
 {
-	PGconn *c = PQconnectdb(url);
+	/* Each connection says which stage holds it (pg_stat_activity's application_name), so an
+	 * operator can tell them apart; an application_name in the URL wins. */
+	char app[64];
+	const char *stage = log_stage_name();
+	snprintf(app, sizeof(app), strcmp(stage, "mailpipe") ? "mailpipe %s" : "%s", stage);
+	const char *const keys[] = { "dbname", "fallback_application_name", NULL };
+	const char *const vals[] = { url, app, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(c) != CONNECTION_OK) {
 		char *msg = PQerrorMessage(c);
 		size_t l = strlen(msg);

@@ -82,6 +82,11 @@ check "every message's search vector is mp_search_vector of its own subject, sen
 	  mp_search_vector(subject, from_name, from_email, coalesce(body_clean, body_text))")" = 0 ]
 check "the writer computes search vectors on a second connection of its own" [ "$(sql "
 	SELECT count(*) FROM pg_stat_activity WHERE application_name = 'mailpipe writer search'")" -ge 1 ]
+# An operator tells the stages' connections apart in pg_stat_activity: every one is named.
+names=$(sql "SELECT string_agg(DISTINCT application_name, ',' ORDER BY application_name)
+	FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+check "each stage's database connection is named by its stage ($names)" \
+	[ "$names" = "mailpipe scheduler,mailpipe writer,mailpipe writer search" ]
 check "subject grouping joins replies whose references are missing" [ "$(sql "SELECT count(*) FROM conversations WHERE account_id = (SELECT id FROM accounts WHERE name = 'subj')")" -lt "$(sql "SELECT count(*) FROM conversations WHERE account_id = (SELECT id FROM accounts WHERE name = 'it')")" ]
 
 # SIGTERM to `mailpipe run` drains and stops every stage.
