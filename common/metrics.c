@@ -51,8 +51,10 @@ static const struct series series[MX_COUNT] = {
     [MX_IMAP_CONNECTIONS_PARKED] = GAUGE("imap_connections", S_FETCH, "kind=\"parked\"", NULL),
     [MX_IMAP_RECONNECTS_JOB] =
 	COUNTER("imap_reconnects_total", S_FETCH, "kind=\"job\"",
-		"IMAP connections opened again after one broke or was refused."),
+		"IMAP connections opened again: after a job's broke or was refused (job), an IDLE "
+		"watch's (idle), or a kept one was found gone or showing a stale folder (kept)."),
     [MX_IMAP_RECONNECTS_IDLE] = COUNTER("imap_reconnects_total", S_FETCH, "kind=\"idle\"", NULL),
+    [MX_IMAP_RECONNECTS_KEPT] = COUNTER("imap_reconnects_total", S_FETCH, "kind=\"kept\"", NULL),
     [MX_IMAP_THROTTLED] =
 	COUNTER("imap_throttled_total", S_FETCH, NULL,
 		"Logins and commands a server refused as busy ([THROTTLED], [LIMIT], ...)."),

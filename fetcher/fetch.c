@@ -798,6 +798,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		j.s = NULL;
 		if (stale && !stale_retried) {
 			stale_retried = 1;
+			metrics_add(MX_IMAP_RECONNECTS_KEPT, 1);
 			log_info("account=%s msg=\"kept connection gone (%s); logging in again\"", j.account,
 				 j.error);
 			attempt--;
@@ -805,6 +806,7 @@ enum fetch_result fetch_run_job(struct fetcher *f, json_t *json)
 		}
 		if (j.view_stale && !view_retried) { /* not the server failing this job either */
 			view_retried = 1;
+			metrics_add(MX_IMAP_RECONNECTS_KEPT, 1);
 			attempt--;
 			continue;
 		}

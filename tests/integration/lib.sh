@@ -156,6 +156,20 @@ sync_under_terminations() {
 	check "$4's backend was terminated during the sync ($n times)" [ "$n" -ge 3 ]
 }
 
+# metrics_on: the stages of the next run_start serve metrics on ports of their own (below the
+# ephemeral ports, above stack_up's). stage_metric STAGE SERIES: SERIES's value (the whole
+# series as exposed, e.g. 'mailpipe_imap_reconnects_total{kind="kept"}') from the first STAGE
+# process of the run's log.
+metrics_on() {
+	local mbase=$((28000 + ($$ % 190) * 10))
+	export MAILPIPE_METRICS_ADDR=127.0.0.1:$mbase-$((mbase + 9))
+}
+stage_metric() {
+	local a
+	a=$(sed -n "s/.* stage=$1 addr=\([0-9.:]*\) msg=\"serving metrics at.*/\1/p" "$RUN_LOG" | head -1)
+	[ -n "$a" ] && curl -s --max-time 5 "http://$a/metrics" | awk -v k="$2" '$1 == k {print $2}'
+}
+
 verify() { # ACCOUNT, verify.py flags...
 	local account=$1
 	shift

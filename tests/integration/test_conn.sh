@@ -8,6 +8,7 @@ export MAILPIPE_IDLE=1 MAILPIPE_FETCHERS=1
 . "$(dirname "$0")/lib.sh"
 export MAILPIPE_LOG=info # the log must name a dropped connection
 stack_up 60 21
+metrics_on
 add_account solo
 run_start
 DOVE_LOG=$MAILPIPE_STACK_DIR/dovecot/info.log
@@ -54,6 +55,10 @@ done
 check "... by logging in again ($before_kick, then $(logins))" [ "$(logins)" -gt "$before_kick" ]
 grep -q 'kept connection gone' "$RUN_LOG"
 check "the dropped parked connection is logged and logged in again, not a job failure" [ $? -eq 0 ]
+n=$(grep -c 'kept connection gone' "$RUN_LOG")
+kept=$(stage_metric fetcher 'mailpipe_imap_reconnects_total{kind="kept"}')
+check "the fetcher's metrics count each such login again as kind=\"kept\" (${kept:-none}, logged $n)" \
+	[ "${kept:-0}" = "$n" ]
 check "no folder failed" [ "$(sql "SELECT count(*) FROM email_folders WHERE last_error IS NOT NULL")" = 0 ]
 verify solo
 verify still

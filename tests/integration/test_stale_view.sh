@@ -13,6 +13,7 @@ hostile_up "$OUT" --messages 6
 export MAILPIPE_LOG=info
 # One fetcher: the second sync's INBOX job runs on the connection the first one kept.
 export MAILPIPE_FETCHERS=1
+metrics_on
 mailpipe account add sv --host 127.0.0.1 --port "$HPORT" --tls none --username staleview \
 	--secret env:HOSTILE_PW --interval 0 --initial-window-days 0 >/dev/null
 run_start
@@ -27,8 +28,11 @@ same_as_server() {
 }
 logins() { grep -c '"event": "login_ok"' "$OUT/server.jsonl"; }
 
+kept() { stage_metric fetcher 'mailpipe_imap_reconnects_total{kind="kept"}'; } # logins again
+
 mailpipe sync sv --wait --timeout 60 >"$OUT/sync1.json"
 check "first sync exits 0" [ $? -eq 0 ]
+check "no kept connection was logged in again yet ($(kept))" [ "$(kept)" = 0 ]
 check "INBOX's 6 messages stored under UIDVALIDITY 1 ($(inbox))" [ "$(inbox)" = 1:6 ]
 
 kill -USR1 "$HOSTILE_PID"
@@ -40,6 +44,7 @@ check "the kept connection's EXAMINE showed the old UIDVALIDITY (the case is met
 	grep -q 'shows a stale UIDVALIDITY' "$OUT/server.jsonl"
 check "the fetcher logged in again on seeing STATUS and EXAMINE disagree" \
 	grep -q 'account=sv folder="INBOX" .*on a kept connection; logging in again' "$RUN_LOG"
+check "the fetcher's metrics count that login again as kind=\"kept\" ($(kept))" [ "$(kept)" = 1 ]
 check "INBOX's 6 messages now under UIDVALIDITY 1001, none under 1 ($(inbox))" [ "$(inbox)" = 1001:6 ]
 check "no message row doubled by the reset" [ "$(sql "SELECT count(*) FROM messages")" = 9 ]
 check "the database equals the scripted server (verify.py)" same_as_server
