@@ -288,6 +288,7 @@ class Scenario:
     omit: Optional[Callable] = None         # (conn, uids) -> uids left out of a body FETCH
     gmail: bool = False                     # X-GM-EXT-1 (X-GM-MSGID) and GMAIL_ALL
     stale_view: bool = False                # EXAMINE shows the UIDVALIDITY of the login's time
+    idle: bool = False                      # IDLE (RFC 2177) offered; nothing is ever pushed
 
 
 THROTTLE_HINT = "[THROTTLED] Request is throttled. Suggested Backoff Time: 2000 milliseconds"
@@ -296,7 +297,8 @@ SCENARIOS = {
     "gmail": Scenario(gmail=True),
     # After a UIDVALIDITY reset (SIGUSR1), a connection logged in before it answers EXAMINE
     # with the old UIDVALIDITY and STATUS with the new, as Dovecot did on a kept connection.
-    "staleview": Scenario(stale_view=True),
+    # IDLE is offered, so a watch holds the account's connection and lends it to jobs.
+    "staleview": Scenario(stale_view=True, idle=True),
     "hugeliteral": Scenario(body_fetch=huge_literal),
     "endlessline": Scenario(body_fetch=endless_line),
     "endlessgreeting": Scenario(greeting=endless_greeting),
@@ -557,7 +559,8 @@ class Conn:
         if self.scenario.bye_after_login:
             self.pending_bye = self.scenario.bye_after_login(self)
         self.log("login_ok", detail={"as": user})
-        caps = CAPS_AUTHED + (" X-GM-EXT-1" if self.scenario.gmail else "")
+        caps = CAPS_AUTHED + (" X-GM-EXT-1" if self.scenario.gmail else "") + \
+            (" IDLE" if self.scenario.idle else "")
         await self.line(f"{tag} OK [CAPABILITY {caps}] Logged in")
 
 
@@ -577,6 +580,20 @@ async def cmd_capability(c, tag, args, uid):
 
 async def cmd_noop(c, tag, args, uid):
     await c.line(f"{tag} OK NOOP completed")
+
+
+async def cmd_idle(c, tag, args, uid):
+    """Waits for DONE; the scenarios push nothing meanwhile."""
+    if not c.scenario.idle:
+        await c.line(f"{tag} BAD Unknown command")
+        return
+    await c.line("+ idling")
+    done = await c.read_command()
+    c.log("command", line=done.decode("latin-1")[:1000])
+    if done.strip().upper() != b"DONE":
+        await c.line(f"{tag} BAD Expected DONE")
+        return
+    await c.line(f"{tag} OK IDLE terminated")
 
 
 async def cmd_logout(c, tag, args, uid):
@@ -758,10 +775,11 @@ async def cmd_fetch(c, tag, args, uid):
 COMMANDS = {"CAPABILITY": cmd_capability, "NOOP": cmd_noop, "LOGOUT": cmd_logout,
             "LOGIN": cmd_login, "AUTHENTICATE": cmd_authenticate, "LIST": cmd_list,
             "LSUB": cmd_list, "SELECT": cmd_select, "EXAMINE": cmd_examine, "CLOSE": cmd_close,
-            "UNSELECT": cmd_close, "STATUS": cmd_status, "SEARCH": cmd_search, "FETCH": cmd_fetch}
+            "UNSELECT": cmd_close, "STATUS": cmd_status, "SEARCH": cmd_search, "FETCH": cmd_fetch,
+            "IDLE": cmd_idle}
 # 1: needs a login, 2: needs a selected mailbox
 NEEDS = {"LIST": 1, "LSUB": 1, "SELECT": 1, "EXAMINE": 1, "STATUS": 1, "CLOSE": 2, "UNSELECT": 2,
-         "SEARCH": 2, "FETCH": 2}
+         "SEARCH": 2, "FETCH": 2, "IDLE": 2}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -146,10 +146,23 @@ def main():
         seen = [uidvalidity(old.run("EXAMINE INBOX")[0]),
                 uidvalidity(old.run("STATUS INBOX (MESSAGES UIDVALIDITY)")[0])]
         new = Client(port)
-        new.login("staleview")
+        caps = new.login("staleview")
         seen.append(uidvalidity(new.run("EXAMINE INBOX")[0]))
         check("staleview: EXAMINE old, STATUS new on a connection from before the reset; "
               "EXAMINE new on one after", seen == [1, 1001, 1001], seen)
+        # IDLE (the watch that lends its connection to jobs): offered, continued, ended by DONE.
+        tag = new.cmd("IDLE")
+        cont = new.line()
+        new.send("DONE")
+        done = new.response(tag)[1]
+        check("staleview: IDLE offered at login, '+' to IDLE, OK after DONE",
+              b" IDLE" in caps and cont.startswith(b"+ ") and done.startswith(tag.encode() + b" OK"),
+              (caps, cont, done))
+        good = Client(port)
+        good.login("good")
+        good.run("EXAMINE INBOX")
+        check("good: no IDLE", good.run("IDLE")[1].startswith(b"T3 BAD"))
+        good.close()
         old.close()
         new.close()
         # SIGTERM with connections still open (a silent one among them) ends it cleanly.
