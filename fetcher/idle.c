@@ -326,7 +326,10 @@ static void lend(struct watch *w)
 static void on_response(struct watch *w, const struct imap_response *r)
 {
 	if (r->kind == IMAP_RESP_CONTINUE) {
-		if (w->state == W_IDLE_START) {
+		if (w->state == W_IDLE_START && w->handoff) { /* a job waited for the IDLE */
+			if (watch_send(w, "DONE", W_LENDING, 0) < 0)
+				watch_fail(w, "send failed");
+		} else if (w->state == W_IDLE_START) {
 			set_state(w, W_IDLING);
 			uv_timer_start(&w->timer, on_renew, (uint64_t)w->id->cfg->idle_renew_s * 1000, 0);
 		}
@@ -379,15 +382,27 @@ static void on_response(struct watch *w, const struct imap_response *r)
 		 * one sync now. */
 		if (look_changed(&w->before, &w->look))
 			request_sync(w, w->before.uidnext ? "changed_while_lent" : "watch_start");
+		if (w->handoff) { /* a job waited for this EXAMINE: no IDLE in between */
+			lend(w);
+			return;
+		}
 		rc = watch_send(w, "IDLE", W_IDLE_START, 1);
 		break;
 	case W_LENDING:
 		lend(w);
 		return;
 	case W_DONE:
+		if (w->handoff) {
+			lend(w);
+			return;
+		}
 		rc = watch_send(w, "NOOP", W_NOOP, 1);
 		break;
 	case W_NOOP:
+		if (w->handoff) {
+			lend(w);
+			return;
+		}
 		rc = watch_send(w, "IDLE", W_IDLE_START, 1);
 		break;
 	default:
@@ -748,15 +763,36 @@ static json_t *target_of(struct idler *id, long long account_id, long long folde
 /* A job wants one of the account's connections: an idling watch (the one on the job's
  * folder, if there is one) ends its IDLE and lends it (lend(), once the server confirms);
  * no idling watch leaves the job to its own connection. */
+/* A watch of the account busy with a short command of its own (the EXAMINE after a job gave
+ * it back, the IDLE after it, a renewal's DONE and NOOP), preferring the one on wire. */
+static struct watch *busy_watch_of(struct idler *id, long long account_id, const char *wire)
+{
+	struct watch *found = NULL;
+	for (struct watch *w = id->watches; w; w = w->next)
+		if (w->account_id == account_id && !w->handoff &&
+		    (w->state == W_SELECT || w->state == W_IDLE_START || w->state == W_DONE ||
+		     w->state == W_NOOP)) {
+			if (!strcmp(w->wire, wire))
+				return w;
+			found = found ? found : w;
+		}
+	return found;
+}
+
+/* An idling watch is lent at once (DONE); a busy one when its command ends: the lane that
+ * waited for the account's last job comes while the watch re-EXAMINEs the connection that
+ * job gave back, and on a distant server logged in anew rather than wait one round trip. */
 static void borrow(struct idler *id, struct handoff *h)
 {
 	struct watch *w = watch_of(id, h->account_id, W_IDLING, h->seen.wire);
+	if (!w)
+		w = busy_watch_of(id, h->account_id, h->seen.wire);
 	if (!w || w->handoff) {
 		handoff_done(id, h);
 		return;
 	}
 	w->handoff = h;
-	if (watch_send(w, "DONE", W_LENDING, 0) < 0)
+	if (w->state == W_IDLING && watch_send(w, "DONE", W_LENDING, 0) < 0)
 		watch_fail(w, "send failed");
 }
 

@@ -289,6 +289,7 @@ class Scenario:
     gmail: bool = False                     # X-GM-EXT-1 (X-GM-MSGID) and GMAIL_ALL
     stale_view: bool = False                # EXAMINE shows the UIDVALIDITY of the login's time
     idle: bool = False                      # IDLE (RFC 2177) offered; nothing is ever pushed
+    latency: float = 0.0                    # seconds before each command is answered
 
 
 THROTTLE_HINT = "[THROTTLED] Request is throttled. Suggested Backoff Time: 2000 milliseconds"
@@ -299,6 +300,8 @@ SCENARIOS = {
     # with the old UIDVALIDITY and STATUS with the new, as Dovecot did on a kept connection.
     # IDLE is offered, so a watch holds the account's connection and lends it to jobs.
     "staleview": Scenario(stale_view=True, idle=True),
+    # A distant server: every answer 100 ms late, as across an ocean; IDLE offered.
+    "distant": Scenario(idle=True, latency=0.1),
     "hugeliteral": Scenario(body_fetch=huge_literal),
     "endlessline": Scenario(body_fetch=endless_line),
     "endlessgreeting": Scenario(greeting=endless_greeting),
@@ -509,6 +512,8 @@ class Conn:
         if need >= 2 and not self.folder:
             await self.line(f"{tag} BAD No mailbox selected")
             return
+        if self.scenario.latency:
+            await asyncio.sleep(self.scenario.latency)
         try:
             await handler(self, tag, args, uid)
         except BadSyntax as e:

@@ -133,6 +133,13 @@ def main():
             time.sleep(0.05)
         check("server writes its ready file", os.path.exists(ready))
         scenarios(port, port_nog, port_endg, logp)
+        far = Client(port)
+        far.login("distant")
+        t0 = time.time()
+        far.run("NOOP")
+        late = time.time() - t0
+        check("distant: an answer comes 100 ms late", 0.1 <= late < 1.0, late)
+        far.close()
         # staleview, last (the reset is the whole server's): after a UIDVALIDITY reset
         # (SIGUSR1) a connection from before it shows the old UIDVALIDITY in EXAMINE and the
         # new one in STATUS; a connection from after it, the new one.
