@@ -236,6 +236,19 @@ long rstream_deliveries(redisContext *c, const char *key, const char *group, con
 	return n;
 }
 
+int rstream_set_deliveries(redisContext *c, const char *key, const char *group, const char *consumer,
+			   const char **ids, const long *counts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char count[24];
+		snprintf(count, sizeof(count), "%ld", counts[i] > 0 ? counts[i] : 0);
+		const char *argv[] = { "XCLAIM", key, group, consumer, "0", ids[i], "RETRYCOUNT", count,
+				       "JUSTID" };
+		redisAppendCommandArgv(c, 9, argv, NULL);
+	}
+	return rstream_collect(c, n);
+}
+
 void rstream_append_add(redisContext *c, const char *key, size_t nfields, const char **names,
 			const char **vals, const size_t *lens)
 {
@@ -302,18 +315,22 @@ int rstream_range_entries(const redisReply *reply, struct rentry **out, size_t *
 
 int rstream_collect(redisContext *c, size_t n)
 {
-	int rc = 0;
+	size_t failed = 0;
+	char first[256] = "";
 	for (size_t i = 0; i < n; i++) {
-		void *r = NULL;
-		if (redisGetReply(c, &r) != REDIS_OK) {
+		redisReply *r = NULL;
+		if (redisGetReply(c, (void **)&r) != REDIS_OK) {
 			log_error("msg=\"redis pipeline failed: %s\"", c->errstr);
 			return -EIO;
 		}
-		if (reply_ok(c, r, "pipelined command") < 0)
-			rc = -EIO;
+		if (r && r->type == REDIS_REPLY_ERROR && !failed++)
+			snprintf(first, sizeof(first), "%s", r->str);
 		freeReplyObject(r);
 	}
-	return rc;
+	/* One line for a pipeline: a full Redis refuses every command of it. */
+	if (failed)
+		log_error("failed=%zu of=%zu msg=\"redis pipelined commands failed: %s\"", failed, n, first);
+	return failed ? -EIO : 0;
 }
 
 int rstream_add(redisContext *c, const char *key, size_t nfields, const char **names,
@@ -388,6 +405,22 @@ int rstream_over_budget(redisContext *c, const char *key, long long max_entries,
 	if (*bytes < 0)
 		return -EIO;
 	return *bytes > max_bytes;
+}
+
+int redis_memory_over(redisContext *c, int num, int den, long long *limit)
+{
+	redisReply *r = redisCommand(c, "INFO memory");
+	if (reply_ok(c, r, "INFO memory") < 0) {
+		freeReplyObject(r);
+		return -EIO;
+	}
+	const char *u = r->type == REDIS_REPLY_STRING ? strstr(r->str, "\nused_memory:") : NULL;
+	const char *m = r->type == REDIS_REPLY_STRING ? strstr(r->str, "\nmaxmemory:") : NULL;
+	long long used = u ? strtoll(u + 13, NULL, 10) : 0, max = m ? strtoll(m + 11, NULL, 10) : 0;
+	freeReplyObject(r);
+	if (limit)
+		*limit = max;
+	return max > 0 && used > max / den * num;
 }
 
 int rstream_last_id(redisContext *c, const char *key, char *buf, size_t size)

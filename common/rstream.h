@@ -51,6 +51,11 @@ redisReply *rstream_autoclaim(redisContext *c, const char *key, const char *grou
 /* Delivery count of a pending entry, from XPENDING; 0 when not pending, <0 on error. */
 long rstream_deliveries(redisContext *c, const char *key, const char *group, const char *id);
 
+/* Sets the delivery counts of pending entries of consumer (XCLAIM ... RETRYCOUNT, JUSTID, which
+ * a full Redis still runs): a delivery that failed on Redis's side is taken back, so that
+ * MAX_DELIVERIES counts the parser's crashes only. 0 or -EIO. */
+int rstream_set_deliveries(redisContext *c, const char *key, const char *group, const char *consumer,
+			   const char **ids, const long *counts, size_t n);
 /* Appends XADD key * f1 v1 ... to the pipeline; collect with rstream_collect. */
 /* Fields one XADD of rstream_append_add(_capped) carries; callers with more must not exist
  * (the parsed message record asserts it fits). */
@@ -70,7 +75,8 @@ void rstream_append_xack(redisContext *c, const char *key, const char *group, co
 			 size_t n);
 /* Entries of an XRANGE reply, as rstream_entries. */
 int rstream_range_entries(const redisReply *reply, struct rentry **out, size_t *n);
-/* Reads n pipelined replies; 0 if none was an error, else -EIO after logging. */
+/* Reads n pipelined replies; 0 if none was an error, else -EIO after logging once (the first
+ * error and how many). */
 int rstream_collect(redisContext *c, size_t n);
 
 /* One XADD with a round trip; 0 or -EIO. */
@@ -82,6 +88,11 @@ long long rstream_len(redisContext *c, const char *key);
 long long rstream_undelivered(redisContext *c, const char *key, const char *group);
 /* Bytes of Redis memory the stream takes (0 when it does not exist), or -EIO. */
 long long rstream_memory(redisContext *c, const char *key);
+/* 1 when the server has a memory limit (maxmemory, into *limit unless NULL; 0: none) and uses
+ * more than num/den of it, else 0; -EIO when it does not answer. Full, it refuses writes, and the pipeline's streams are most of
+ * what it holds: the fetchers pause at half, the parsers at three quarters, so that the
+ * writers, which free it by deleting what they committed, can always tell their changes. */
+int redis_memory_over(redisContext *c, int num, int den, long long *limit);
 /* Invariant 5's test: 1 when the stream holds more than max_entries entries or max_bytes of
  * memory, 0 when not, -EIO (logged). *entries and *bytes say how much it holds (*bytes 0 when
  * the entries alone decided). */
