@@ -20,6 +20,7 @@ struct fetcher {
 	int (*reconnect)(struct fetcher *f);
 	void *data;		/* for reconnect */
 	struct conns *conns;	/* the accounts' connections kept between jobs (conn.c) */
+	long long redis_limit;	/* rc's server's maxmemory as last seen (0: none) */
 };
 
 /* Outcome of a job, for the caller's ack decision. */

@@ -80,6 +80,8 @@ void job_wait_for_budget(struct job *j)
 		long long n, bytes;
 		int over = rstream_over_budget(j->f->rc, j->f->cfg->key_raw, j->f->cfg->raw_budget,
 					       j->f->cfg->raw_budget_bytes, &n, &bytes);
+		if (over == 0) /* or Redis half full, whatever holds it (maxmemory) */
+			over = redis_memory_over(j->f->rc, 1, 2, &j->f->redis_limit);
 		if (over < 0) {
 			j->redis_failed = 1;
 			return;
@@ -171,9 +173,11 @@ void job_emit_raw(struct job *j, uint32_t uid, const struct imap_value *fetch)
 	j->unchecked_bytes += lens[1];
 	j->unchecked_entries++;
 	/* The budget is checked every 256 messages, or sooner when they are big: the stream can
-	 * overshoot it by a sixteenth (plus one message). */
-	int check = j->unchecked_entries >= 256 ||
-		    j->unchecked_bytes >= (size_t)j->f->cfg->raw_budget_bytes / 16;
+	 * overshoot it by a sixteenth (plus one message), or a 64th of Redis's memory limit. */
+	long long step = j->f->cfg->raw_budget_bytes / 16;
+	if (j->f->redis_limit > 0 && j->f->redis_limit / 64 < step)
+		step = j->f->redis_limit / 64;
+	int check = j->unchecked_entries >= 256 || j->unchecked_bytes >= (size_t)step;
 	if (j->appended.n >= 32 || check) {
 		job_collect(j);
 		if (check)

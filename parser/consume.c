@@ -81,7 +81,10 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 	extract_limits_default(&lim);
 	rstream_entries(reply, &e, &n);
 	const char **ids = calloc(n ? n : 1, sizeof(*ids));
-	if (!ids) {
+	long *before = calloc(n ? n : 1, sizeof(*before)); /* each entry's deliveries before this one */
+	if (!ids || !before) {
+		free(ids);
+		free(before);
 		free(e);
 		return -1;
 	}
@@ -95,6 +98,7 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 		json_t *msg;
 		long deliveries = redelivered ? rstream_deliveries(st->rc, cfg->key_raw, "parsers",
 								    e[i].id) : 1;
+		before[i] = deliveries - 1;
 		if (deliveries >= MAX_DELIVERIES) {
 			log_error("entry=%s meta=%.*s msg=\"message was delivered %ld times without "
 				  "being parsed; storing it unparsed and dead-lettering it\"",
@@ -181,6 +185,12 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 		rstream_append_xack(st->rc, cfg->key_raw, "parsers", ids, n);
 		rc = rstream_collect(st->rc, 1);
 	}
+	/* Redis refused the batch (full: maxmemory) while it answers: this delivery was not a
+	 * crash of ours, so it does not count towards MAX_DELIVERIES. Counted, a few minutes of
+	 * a full Redis sent good mail to {mp}:dead and stored it unparsed. A lost connection
+	 * cannot be told so; that delivery counts. */
+	if (rc < 0 && !st->rc->err && n > 0)
+		rstream_set_deliveries(st->rc, cfg->key_raw, "parsers", cfg->consumer, ids, before, n);
 	if (rc == 0) {
 		metrics_add(MX_PARSED_MESSAGES, done);
 		metrics_add(MX_PARSED_BYTES, done_bytes);
@@ -188,6 +198,7 @@ int parser_handle(struct stage *st, redisReply *reply, int redelivered)
 		metrics_add(MX_ERRORS_DEAD_LETTER, dead);
 	}
 	free(ids);
+	free(before);
 	free(e);
 	return rc;
 }

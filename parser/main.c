@@ -25,6 +25,7 @@ int main(int argc, char **argv)
 	st.redeliver_singly = 1;
 	unsigned long reads = 0;
 	int was_over = 0;
+	long refused_ms = 0; /* Redis refused the last batch while answering (full): wait */
 	while (!stopping) {
 		int redelivered;
 		/* Bounded memory (invariant 5): wait while the writers are behind. Entries count
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
 		if (over == 0 && (++reads % 8 == 0 || was_over)) {
 			long long bytes = rstream_memory(st.rc, st.cfg.key_parsed);
 			over = bytes < 0 ? -1 : bytes > st.cfg.raw_budget_bytes;
+			if (over == 0) /* the fetchers stop at half (jobredis.c): room for us */
+				over = redis_memory_over(st.rc, 3, 4, NULL);
 		}
 		was_over = over > 0;
 		if (over > 0) {
@@ -54,14 +57,22 @@ int main(int argc, char **argv)
 			continue;
 		}
 		double t0 = metrics_clock();
-		if (parser_handle(&st, r, redelivered) < 0) {
-			if (st.rc->err)
-				stage_reconnect(&st);
-		} else {
+		int handled = parser_handle(&st, r, redelivered);
+		if (handled < 0 && st.rc->err)
+			stage_reconnect(&st);
+		else if (handled == 0)
 			metrics_observe(MH_PARSER_BATCH, metrics_clock() - t0);
-		}
 		metrics_busy(metrics_clock() - t0);
 		freeReplyObject(r);
+		/* A full Redis refuses batch after batch alike: wait, doubling to 2 s, while the
+		 * writers' deletions free its memory, rather than parse and fail each. */
+		refused_ms = handled < 0 && !st.rc->err ? (refused_ms ? refused_ms * 2 : 50) : 0;
+		if (refused_ms > 2000)
+			refused_ms = 2000;
+		if (refused_ms) {
+			metrics_add(MX_ERRORS_REDIS, 1);
+			usleep((useconds_t)refused_ms * 1000);
+		}
 	}
 	log_info("msg=\"stopped\"");
 	stage_release(&st);

@@ -56,6 +56,8 @@ int writer_release(struct writer *w, const char **raw_ids, size_t nraw, const ch
 		rstream_collect(c, replies);
 		abort();
 	}
+	if (n == 0) /* the raw entries alone (main.c, a full Redis) */
+		return rstream_collect(c, replies);
 	rstream_append_ack(c, w->st->cfg.key_parsed, "writers", ids, n);
 	return rstream_collect(c, replies + 2);
 }

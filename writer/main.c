@@ -177,6 +177,19 @@ static int handle(struct writer *w, struct batch *b, struct deferred *d, size_t 
 			replan_when_due(w); /* committed; Redis failed after (its reconnect counts it) */
 		else if (stored < 0)
 			metrics_add(MX_ERRORS_DATABASE, 1);
+		if (stored == -ENOTCONN && !w->st->rc->err) {
+			/* Redis answered, refusing the change notices: full (maxmemory). The raw
+			 * entries of committed messages are not needed again, and deleting them is
+			 * what frees its memory; the parsed ones come back and tell again. Holding
+			 * both, the pipeline stood still for good. */
+			metrics_add(MX_ERRORS_REDIS, 1);
+			w->refused = 1;
+			size_t nraw = 0;
+			for (size_t i = 0; i < nm; i++)
+				if (m[i].raw_id)
+					raw_ids[nraw++] = m[i].raw_id;
+			writer_release(w, raw_ids, nraw, NULL, 0);
+		}
 		if (stored < 0) {
 			rc = -1; /* nothing acknowledged: the entries come back after reconnecting */
 			goto out;
@@ -314,8 +327,16 @@ int main(int argc, char **argv)
 		/* What was read before Postgres went away is pending in our own name: re-read it as
 		 * soon as the database is back rather than wait claim_idle for XAUTOCLAIM; a batch
 		 * read ahead is part of it. */
-		if (b && handle(&w, b, d, &nd, sizeof(d) / sizeof(d[0])) < 0 && pg_broken(w.pg) &&
-		    connect_db(&w) == 0) {
+		w.refused = 0;
+		int handled = b ? handle(&w, b, d, &nd, sizeof(d) / sizeof(d[0])) : 0;
+		/* A full Redis refuses each batch alike: rather than commit batch after batch and
+		 * fail each, wait while the deletions free its memory. */
+		w.refused_wait_ms = w.refused ? (w.refused_wait_ms ? w.refused_wait_ms * 2 : 50) : 0;
+		if (w.refused_wait_ms > 2000)
+			w.refused_wait_ms = 2000;
+		if (w.refused_wait_ms)
+			usleep((useconds_t)w.refused_wait_ms * 1000);
+		if (handled < 0 && pg_broken(w.pg) && connect_db(&w) == 0) {
 			log_info("msg=\"reconnected to the database, re-reading own pending entries\"");
 			batch_free(w.next);
 			w.next = NULL;

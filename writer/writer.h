@@ -64,6 +64,10 @@ struct writer {
 	/* main.c: batches committed on this connection, and the count at which its plans are
 	 * made again (a doubling schedule; 0 = not yet set) */
 	long committed, replan_at;
+	/* main.c: Redis refused the last batch's change notices (full), and how long the loop
+	 * waits before the next batch (doubling to 2 s, 0 again once a batch goes through). */
+	int refused;
+	long refused_wait_ms;
 	double replan_restarted;	/* when an account new to it last started the schedule again */
 };
 
@@ -117,7 +121,7 @@ void writer_read_ahead(struct writer *w);
  * leaves parsed entries whose raw is gone, never raw entries no parsed record names. The raw
  * entries are acknowledged for the parsers too: one a parser died holding after passing it
  * on would otherwise stay in its pending list (XAUTOCLAIM drops deleted entries one claim at
- * a time) and be parsed again for nothing. 0 or -EIO. */
+ * a time) and be parsed again for nothing. n = 0: the raw entries alone. 0 or -EIO. */
 int writer_release(struct writer *w, const char **raw_ids, size_t nraw, const char **ids,
 		   size_t n);
 
