@@ -439,6 +439,18 @@ int rstream_last_id(redisContext *c, const char *key, char *buf, size_t size)
 
 int redis_epoch(redisContext *c, const char *key, char *buf, size_t size)
 {
+	/* Read first: a SET, even one NX would not do, is refused by a full Redis (maxmemory),
+	 * and the scheduler asks every tick. */
+	redisReply *r = redisCommand(c, "GET %s", key);
+	int rc = reply_ok(c, r, "GET epoch");
+	if (rc == 0 && r->type == REDIS_REPLY_STRING) {
+		snprintf(buf, size, "%s", r->str);
+		freeReplyObject(r);
+		return 0;
+	}
+	freeReplyObject(r);
+	if (rc < 0)
+		return rc;
 	unsigned char rnd[12];
 	char fresh[2 * sizeof(rnd) + 1];
 	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) == (ssize_t)sizeof(rnd)) {
@@ -450,8 +462,8 @@ int redis_epoch(redisContext *c, const char *key, char *buf, size_t size)
 		snprintf(fresh, sizeof(fresh), "%llx%lx%x", (unsigned long long)ts.tv_sec,
 			 (long)ts.tv_nsec, (unsigned)getpid());
 	}
-	redisReply *r = redisCommand(c, "SET %s %s NX", key, fresh);
-	int rc = reply_ok(c, r, "SET epoch");
+	r = redisCommand(c, "SET %s %s NX", key, fresh);
+	rc = reply_ok(c, r, "SET epoch");
 	freeReplyObject(r);
 	if (rc < 0)
 		return rc;

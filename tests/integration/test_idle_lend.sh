@@ -22,11 +22,11 @@ settled() { # the watch holds INBOX and no run is going (its first EXAMINE may s
 
 mailpipe sync far --wait --timeout 60 >"$OUT/sync0.json"
 check "first sync exits 0" [ $? -eq 0 ]
-for _ in $(seq 100); do settled && break; sleep 0.1; done
+for _ in $(seq 300); do settled && break; sleep 0.1; done # its first sync: 100 ms a command
 check "an IDLE watch holds far's INBOX" settled
 before=$(logins) from=$(($(wc -l <"$RUN_LOG") + 1))
 for i in 1 2 3; do
-	sleep 1.1 # the flag scans are due again
+	sleep 2 # the flag scans (every second) are due again
 	mailpipe sync far --wait --timeout 60 >"$OUT/sync$i.json" || fail "sync $i"
 	for _ in $(seq 50); do settled && break; sleep 0.1; done
 done

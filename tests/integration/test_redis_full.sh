@@ -55,6 +55,8 @@ check "Redis did refuse them ($n log lines, a line per pipeline: under 2,000)" \
 n=$(tail -n +"$from" "$RUN_LOG" | grep -c 'stage=writer .*msg="change notices not published')
 check "the writer's change notices were refused ($n times), and it went on" [ "$n" -gt 0 ]
 check "no message went to {mp}:dead for it ($(dead))" [ "$(dead)" = 0 ]
+n=$(tail -n +"$from" "$RUN_LOG" | grep -c 'redis SET epoch failed')
+check "the scheduler read Redis's epoch, which it need not write ($n refused SETs)" [ "$n" = 0 ]
 verify b --summary "$MAILPIPE_STACK_DIR/summary-b.json"
 
 # The same mailbox with room to spare: the same rows, parsed alike.
