@@ -499,7 +499,7 @@ int jobs_finish_run_if_done(PGconn *pg, long long run_id)
 		return -EIO;
 	finished = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "running") != 0;
 	PQclear(r);
-	return finished;
+	return finished ? 2 : 0;
 }
 
 void jobs_emit_event(redisContext *rc, const struct mp_config *cfg, const char *type,

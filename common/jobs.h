@@ -43,7 +43,8 @@ int jobs_enqueue_queued(PGconn *pg, redisContext *rc, const struct mp_config *cf
  * number sent or <0. */
 int jobs_enqueue_backfill(PGconn *pg, redisContext *rc, const struct mp_config *cfg);
 /* Closes the run when no folder of it is still queued: status ok/failed, totals summed from
- * sync_run_folders. Returns 1 when the run is (now or already) finished, 0 when not, <0. */
+ * sync_run_folders. Returns 1 when this call finished it, 2 when it was finished already, 0
+ * when not, <0. */
 int jobs_finish_run_if_done(PGconn *pg, long long run_id);
 
 /* XADD {mp}:events type=... run_id=... (best effort: events are notifications, and the

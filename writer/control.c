@@ -26,6 +26,17 @@ static void num(char *buf, size_t size, long long v)
 	snprintf(buf, size, "%lld", v);
 }
 
+/* An UPDATE's result (taken): 1 when it changed no row (its record was applied before), 0
+ * when it did, -EIO when it failed. */
+static int changed_none(PGresult *r)
+{
+	if (!r)
+		return -EIO;
+	int none = strcmp(PQcmdTuples(r), "0") == 0;
+	PQclear(r);
+	return none;
+}
+
 /* A server that asked for a long backoff gets it: the account's next scheduled sync waits. */
 static int push_next_sync(struct writer *w, long long account_id, json_t *rec)
 {
@@ -44,8 +55,11 @@ static int push_next_sync(struct writer *w, long long account_id, json_t *rec)
 /* Ends the run when its last folder job is closed, or -EIO: then the record that closed the
  * job, already committed, must not be acknowledged. Its redelivery changes nothing but ends
  * the run; acknowledged, the run would stay running, its account blocked, until the
- * scheduler failed it after MAILPIPE_RUN_TIMEOUT_S (a connection lost here did that). */
-static int finish_and_notify(struct writer *w, long long run_id, long long account_id)
+ * scheduler failed it after MAILPIPE_RUN_TIMEOUT_S (a connection lost here did that).
+ * sync_finished is told by whoever ends the run, and again by a record applied before (again:
+ * redelivered, its teller may have died before telling), not by one that finds the run ended
+ * by another writer closing another folder at the same time: apps heard it twice. */
+static int finish_and_notify(struct writer *w, long long run_id, long long account_id, int again)
 {
 	/* The run ends in the same transaction as its deferred deletions (mirror.c), so that
 	 * `sync --wait`, which reads the run's status, sees the mailbox as it is. The account's
@@ -57,16 +71,15 @@ static int finish_and_notify(struct writer *w, long long run_id, long long accou
 	}
 	if (mirror_lock_account(w, account_id) == 0)
 		done = jobs_finish_run_if_done(w->pg, run_id);
-	if (done == 1 && mirror_orphans_run_end(w, account_id) < 0)
+	if (done > 0 && mirror_orphans_run_end(w, account_id) < 0)
 		done = -EIO;
 	if (done < 0 || pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0) {
 		PQclear(PQexec(w->pg, "ROLLBACK"));
 		log_warn("run=%lld msg=\"run not ended, its record is read again\"", run_id);
 		return -EIO;
 	}
-	if (done == 1) {
+	if (done == 1 || (done == 2 && again)) {
 		jobs_emit_event(stage_home(w->st), &w->st->cfg, "run_done", run_id, account_id, NULL);
-		/* Also for a run found finished already (a redelivered record): at least once. */
 		changes_sync_finished(w, run_id);
 	}
 	changes_publish(w);
@@ -165,7 +178,7 @@ int control_folders(struct writer *w, json_t *rec)
 	const char *error = json_string_value(json_object_get(rec, "error"));
 	char *folders = json_dumps(json_object_get(rec, "folders"), JSON_COMPACT);
 	PGresult *added = NULL, *gone = NULL;
-	int rc = -EIO;
+	int rc = -EIO, again = 0;
 
 	num(run, sizeof(run), run_id);
 	num(acc, sizeof(acc), account_id);
@@ -175,8 +188,9 @@ int control_folders(struct writer *w, json_t *rec)
 		goto out;
 	if (error) {
 		const char *p[] = { run, error };
-		if (pg_cmd_cached(w->pg, "record run error",
-				  "UPDATE sync_runs SET error = $2 WHERE run_id = $1::bigint AND error IS NULL", 2, p) < 0 ||
+		if ((again = changed_none(pg_exec_cached(w->pg, "record run error",
+				  "UPDATE sync_runs SET error = $2 WHERE run_id = $1::bigint AND error IS NULL",
+				  2, p))) < 0 ||
 		    pg_cmd_cached(w->pg, "record account error",
 				  "UPDATE accounts a SET last_error = $2 FROM sync_runs r "
 				  "WHERE r.run_id = $1::bigint AND a.id = r.account_id", 2, p) < 0 ||
@@ -277,8 +291,9 @@ int control_folders(struct writer *w, json_t *rec)
 				goto fail;
 		}
 		const char *p2[] = { run };
-		if (pg_cmd_cached(w->pg, "mark run listed",
-				  "UPDATE sync_runs SET listed = true WHERE run_id = $1::bigint AND NOT listed", 1, p2) < 0)
+		if ((again = changed_none(pg_exec_cached(w->pg, "mark run listed",
+				  "UPDATE sync_runs SET listed = true WHERE run_id = $1::bigint AND NOT listed",
+				  1, p2))) < 0)
 			goto fail;
 	}
 	if (pg_cmd(w->pg, "commit", "COMMIT", 0, NULL) < 0)
@@ -291,7 +306,7 @@ int control_folders(struct writer *w, json_t *rec)
 		changes_publish(w);
 		goto out;
 	}
-	if (finish_and_notify(w, run_id, account_id) < 0)
+	if (finish_and_notify(w, run_id, account_id, again) < 0)
 		goto out;
 	rc = 0;
 	goto out;
@@ -368,7 +383,7 @@ int control_cursor(struct writer *w, json_t *rec)
 	char *miss = uids_array(missing, &nmiss);
 	long long last_uid = jint(rec, "last_uid");
 	json_t *reset = NULL; /* folder_reset notice, sent after COMMIT */
-	int rc = -EIO;
+	int rc = -EIO, again = 0;
 
 	if (!uids || !miss) {
 		log_error("run=%lld msg=\"cursor record with an invalid uid set, dropped\"", run_id);
@@ -404,10 +419,10 @@ int control_cursor(struct writer *w, json_t *rec)
 		 * never sees, and the whole failure record was lost that way (issue 8). */
 		if (pg_cmd(w->pg, "record folder error",
 			   "UPDATE email_folders SET last_error = $2 WHERE id = $1::bigint", 2, p) < 0 ||
-		    pg_cmd(w->pg, "fail folder job",
+		    (again = changed_none(pg_exec(w->pg, "fail folder job",
 			   "UPDATE sync_run_folders SET status = 'failed', error = $3, finished_at = now(), "
 			   " fetched_count = $4::int WHERE run_id = $1::bigint AND folder_id = $2::bigint "
-			   " AND status = 'queued'", 4, p2) < 0 ||
+			   " AND status = 'queued'", 4, p2))) < 0 ||
 		    push_next_sync(w, account_id, rec) < 0 ||
 		    account_state_on_failure(w->pg, &w->st->cfg, account_id, error,
 					     jint(rec, "retry_after_ms"), 1) < 0)
@@ -490,12 +505,13 @@ int control_cursor(struct writer *w, json_t *rec)
 			snprintf(why, sizeof(why), "server did not deliver %zu listed message%s (UIDs %.80s) "
 				 "when asked twice; asked again next sync", nmiss, nmiss == 1 ? "" : "s", missing);
 		const char *p3[] = { run, folder, uidv, last, fetched, nmissing, missing ? missing : "", why };
-		if (pg_cmd(w->pg, "close folder job",
+		if ((again = changed_none(pg_exec(w->pg, "close folder job",
 			   "UPDATE sync_run_folders SET status = CASE WHEN $6::int > 0 THEN 'incomplete' "
 			   "  ELSE 'done' END, finished_at = now(), "
 			   " uidvalidity = $3::bigint, last_uid = $4::bigint, fetched_count = $5::int, "
 			   " missing_count = $6::int, missing = nullif($7, ''), error = nullif($8, '') "
-			   "WHERE run_id = $1::bigint AND folder_id = $2::bigint AND status = 'queued'", 8, p3) < 0)
+			   "WHERE run_id = $1::bigint AND folder_id = $2::bigint AND status = 'queued'",
+			   8, p3))) < 0)
 			goto fail;
 		if (nmiss) {
 			const char *p4[] = { folder, why };
@@ -514,7 +530,7 @@ int control_cursor(struct writer *w, json_t *rec)
 	/* A job of this folder from a younger run may have waited for this one, and the
 	 * account's other folders for a place under its cap (jobs.c): only this account's. */
 	jobs_enqueue_queued(w->pg, stage_home(w->st), &w->st->cfg, account_id, 0);
-	if (finish_and_notify(w, run_id, account_id) < 0)
+	if (finish_and_notify(w, run_id, account_id, again) < 0)
 		goto out; /* rc is -EIO: read again, it ends the run then */
 	rc = 1;
 	goto out;
