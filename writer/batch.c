@@ -28,9 +28,16 @@ void writer_lap(struct writer *w, enum writer_phase phase)
 void writer_replan_soon(struct writer *w)
 {
 	double now = metrics_clock();
-	if (w->replan_restarted > 0 && now - w->replan_restarted < 1.0)
-		return; /* thousands of accounts: not a replan after every batch */
+	if (w->replan_restarted > 0 && now - w->replan_restarted < 1.0) {
+		/* Thousands of accounts: not a replan after every batch, but the account that came
+		 * within the second still gets its schedule once the second is over (a fast host
+		 * synced one account, removed it and began the next within it, and the next was
+		 * checked against plans of empty tables for a dozen batches). */
+		w->replan_pending = 1;
+		return;
+	}
 	w->replan_restarted = now;
+	w->replan_pending = 0;
 	w->committed = w->replan_at = 0;
 }
 

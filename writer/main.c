@@ -145,6 +145,8 @@ static void retry_deferred(struct writer *w, struct deferred *d, size_t *nd)
  * rows it was made for; replanning costs a few milliseconds. */
 static void replan_when_due(struct writer *w)
 {
+	if (w->replan_pending && metrics_clock() - w->replan_restarted >= 1.0)
+		writer_replan_soon(w);
 	if (++w->committed < w->replan_at)
 		return;
 	w->replan_at = w->replan_at ? w->replan_at * 2 : 2;

@@ -69,6 +69,7 @@ struct writer {
 	int refused;
 	long refused_wait_ms;
 	double replan_restarted;	/* when an account new to it last started the schedule again */
+	int replan_pending;		/* ... and one came within the second after: restart when due */
 };
 
 /* One parsed message of a batch; pointers borrow from the stream reply. */
