@@ -243,6 +243,16 @@ static int handle(struct writer *w, struct batch *b, struct deferred *d, size_t 
 		}
 		if (res == 1) {
 			ack(w, e[i].id);
+			/* A record waiting here comes back by XAUTOCLAIM once it has waited
+			 * claim_idle: applied now, its waiting copy must not be applied again
+			 * (it would tell sync_finished twice). */
+			for (size_t k = 0; k < *nd; k++)
+				if (strcmp(d[k].id, e[i].id) == 0) {
+					free(d[k].id);
+					json_decref(d[k].rec);
+					d[k] = d[--*nd];
+					break;
+				}
 		} else if (res == 0 && *nd < maxd) {
 			int dup = 0;
 			for (size_t k = 0; k < *nd; k++)
