@@ -80,15 +80,27 @@ void job_wait_for_budget(struct job *j)
 		long long n, bytes;
 		int over = rstream_over_budget(j->f->rc, j->f->cfg->key_raw, j->f->cfg->raw_budget,
 					       j->f->cfg->raw_budget_bytes, &n, &bytes);
-		if (over == 0) /* or Redis half full, whatever holds it (maxmemory) */
-			over = redis_memory_over(j->f->rc, 1, 2, &j->f->redis_limit);
+		/* Or Redis half full (maxmemory) while the raw stream holds a 32nd of it, which the
+		 * writers' deletions will free: a Redis filled by others' data is not waited for
+		 * beyond that, or nothing would ever be fetched. */
+		int full = 0;
+		if (over == 0) {
+			full = redis_memory_over(j->f->rc, 1, 2, &j->f->redis_limit);
+			if (full > 0 && bytes <= j->f->redis_limit / 32)
+				full = 0;
+			over = full;
+		}
 		if (over < 0) {
 			j->redis_failed = 1;
 			return;
 		}
 		if (!over)
 			break;
-		if (!waited)
+		if (!waited && full)
+			log_info("account=%s folder=\"%s\" maxmemory=%lld msg=\"Redis is over half its "
+				 "memory limit: fetching paused while the writers free it\"", j->account,
+				 j->folder, j->f->redis_limit);
+		else if (!waited)
 			log_debug("account=%s folder=\"%s\" msg=\"raw stream at %lld entries, %lld bytes, "
 				  "pausing\"", j->account, j->folder, n, bytes);
 		waited = 1;

@@ -39,8 +39,15 @@ int main(int argc, char **argv)
 		if (over == 0 && (++reads % 8 == 0 || was_over)) {
 			long long bytes = rstream_memory(st.rc, st.cfg.key_parsed);
 			over = bytes < 0 ? -1 : bytes > st.cfg.raw_budget_bytes;
-			if (over == 0) /* the fetchers stop at half (jobredis.c): room for us */
-				over = redis_memory_over(st.rc, 3, 4, NULL);
+			/* Redis three quarters full (the fetchers stop at half, jobredis.c) while the
+			 * parsed stream holds a 32nd of it, which the writers will delete: room for
+			 * their change notices. (Not its mere entries: a cursor record waiting for
+			 * messages still in {mp}:raw would have held us for good.) */
+			if (over == 0) {
+				long long limit = 0;
+				int full = redis_memory_over(st.rc, 3, 4, &limit);
+				over = full < 0 ? -1 : full > 0 && bytes > limit / 32;
+			}
 		}
 		was_over = over > 0;
 		if (over > 0) {

@@ -3,7 +3,8 @@
 # and the like ("OOM command not allowed when used memory > 'maxmemory'") and still runs XACK,
 # XDEL, XCLAIM and XREADGROUP; its memory frees only as the writer deletes the entries of
 # committed messages. 1. A 2,000-message first sync with 3 MB to spare; 2. Redis refusing every
-# write for 15 s in the middle of one (maxmemory 1 byte). Before:
+# write for 15 s in the middle of one (maxmemory 1 byte); 3. Redis over half full of data not
+# the pipeline's. Before:
 #  - the writer's change notices were refused, so it acknowledged and deleted nothing, and the
 #    pipeline stood still for good (the sync never ended);
 #  - each refused batch counted as a crash of the parser on its messages, so good mail went to
@@ -59,11 +60,27 @@ n=$(tail -n +"$from" "$RUN_LOG" | grep -c 'redis SET epoch failed')
 check "the scheduler read Redis's epoch, which it need not write ($n refused SETs)" [ "$n" = 0 ]
 verify b --summary "$MAILPIPE_STACK_DIR/summary-b.json"
 
+# 3. Redis over half full of data not ours (5 MB, then 3 MB to spare): the fetchers pause only
+#    while the streams hold what the writers will delete, so the sync goes on.
+head -c $((5 * 1024 * 1024)) /dev/zero | tr '\0' x >"$MAILPIPE_STACK_DIR/filler"
+rcli -x SET test:filler <"$MAILPIPE_STACK_DIR/filler" >/dev/null
+now=$(rcli INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" {print $2}')
+rcli CONFIG SET maxmemory $((now + 3 * 1024 * 1024)) >/dev/null
+check "Redis over half full of others' data ($((now / 1024)) KB of $(((now + 3145728) / 1024)))" \
+	[ "$(rcli EXISTS test:filler)" = 1 -a "$now" -gt $(((now + 3145728) / 2)) ]
+add_account c
+mailpipe sync c --wait --timeout 180 >"$MAILPIPE_STACK_DIR/summary-c.json"
+check "with Redis over half full of others' data the sync still ends ok" [ $? -eq 0 ]
+rcli DEL test:filler >/dev/null
+rcli CONFIG SET maxmemory 0 >/dev/null
+verify c --summary "$MAILPIPE_STACK_DIR/summary-c.json"
+
 # The same mailbox with room to spare: the same rows, parsed alike.
 add_account ref
 mailpipe sync ref --wait --timeout 120 >/dev/null
 check "with room to spare the same mailbox syncs ok" [ $? -eq 0 ]
 check "the rows of 1. are the same, none stored unparsed for the limit" same_message_rows ref a 1500
 check "the rows of 2. are the same, none stored unparsed for the refusals" same_message_rows ref b 1500
+check "the rows of 3. are the same" same_message_rows ref c 1500
 check "no entry left pending in Redis" no_pending
 finish
