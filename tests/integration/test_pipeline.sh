@@ -100,4 +100,23 @@ check "no stage outlives it ($children)" bash -c "for p in $children; do ! kill 
 wait "$RUN_PID" 2>/dev/null
 RUN_PID=
 check "the writer never fell back from its batch path" bash -c "! grep -q 'retrying message by message' '$RUN_LOG'"
+
+# cli_name URL: the application_name of a `sync --wait` connected with URL, left waiting (no
+# stage runs) for 3 s.
+cli_name() {
+	MAILPIPE_DATABASE_URL=$1 mailpipe sync it --wait --timeout 3 >/dev/null 2>&1 &
+	local pid=$! name=
+	for _ in $(seq 25); do
+		name=$(sql "SELECT string_agg(application_name, ',') FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+		[ -n "$name" ] && break
+		sleep 0.1
+	done
+	wait "$pid"
+	echo "$name"
+}
+n=$(cli_name "$MAILPIPE_DATABASE_URL")
+check "a CLI command's connection is named 'mailpipe cli' ($n)" [ "$n" = "mailpipe cli" ]
+n=$(cli_name "$MAILPIPE_DATABASE_URL?application_name=ops-check")
+check "an application_name in the database URL wins ($n)" [ "$n" = ops-check ]
 finish

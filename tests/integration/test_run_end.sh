@@ -9,6 +9,7 @@
 # ends each run, the first time only:
 #  1. a first sync (ended by the last cursor record);
 #  2. a sync with nothing new (every folder unchanged, ended by the folders record);
+#  3. the same, the end refused by the server rather than the connection lost;
 # each ends ok, promptly, with the same rows, nothing left pending.
 export MAILPIPE_LOG=info # the writer's reconnection is said at info
 . "$(dirname "$0")/lib.sh"
@@ -51,6 +52,22 @@ check "its end was tried twice too ($(tries) tries in all)" [ "$(tries)" = 4 ]
 n=$(sql "SELECT count(*) FROM sync_run_folders s WHERE s.run_id = (SELECT max(run_id) FROM sync_runs)
 	AND (s.status <> 'done' OR s.fetched_count <> 0)")
 check "every folder of that run was unchanged, done without a job ($n not)" [ "$n" = 0 ]
+verify a --summary "$out" --expect-new 0
+
+# 3. The end refused by the server, the connection alive (the trigger raises instead): the
+#    record stays pending and comes back by XAUTOCLAIM (claim_idle, 3 s here), which ends it.
+sql "CREATE OR REPLACE FUNCTION test_run_end_kill() RETURNS trigger LANGUAGE plpgsql AS \$f\$
+	BEGIN
+		IF nextval('test_run_end_tries') % 2 = 1 THEN
+			RAISE EXCEPTION 'test refuses to end the run';
+		END IF;
+		RETURN NEW;
+	END \$f\$" >/dev/null
+out=$MAILPIPE_STACK_DIR/summary-3.json
+mailpipe sync a --wait --timeout 60 >"$out"
+check "a sync whose end the server refused once ends ok" [ $? -eq 0 ]
+check "its end was tried twice ($(tries) tries in all)" [ "$(tries)" = 6 ]
+check "the refusal was logged" grep -q 'msg="finish run: test refuses to end the run' "$RUN_LOG"
 verify a --summary "$out" --expect-new 0
 
 check "no run left running" [ "$(sql "SELECT count(*) FROM sync_runs WHERE status <> 'ok'")" = 0 ]
